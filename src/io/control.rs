@@ -1,0 +1,82 @@
+//! The control socket: a Unix socket (mode 0600) answering `status`.
+//!
+//! Protocol: the client sends one request line (`status`), the daemon answers
+//! with one JSON document and closes. Requests are bounded in size and time;
+//! the event loop answers them from its own task, so the socket task never
+//! touches tunnel state.
+
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, oneshot};
+
+const MAX_REQUEST: usize = 256;
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A request for the event loop; it answers on `reply`.
+pub struct ControlRequest {
+    pub command: String,
+    pub reply: oneshot::Sender<String>,
+}
+
+/// Binds the socket (replacing a stale one) with mode 0600.
+pub fn bind(path: &Path) -> io::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| io::Error::new(e.kind(), format!("control socket directory {}: {e}", dir.display())))?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            return Err(io::Error::new(e.kind(), format!("control socket {}: {e}", path.display())));
+        }
+        _ => {}
+    }
+    let l = UnixListener::bind(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("control socket {}: {e}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}
+
+/// Accepts connections forever, forwarding each request to the event loop.
+pub async fn serve(listener: UnixListener, to_loop: mpsc::Sender<ControlRequest>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let to_loop = to_loop.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(CLIENT_TIMEOUT, answer(stream, to_loop)).await;
+        });
+    }
+}
+
+async fn answer(stream: tokio::net::UnixStream, to_loop: mpsc::Sender<ControlRequest>) -> io::Result<()> {
+    let (r, mut w) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(r.take(MAX_REQUEST as u64)).read_line(&mut line).await?;
+    let (reply, answer) = oneshot::channel();
+    let command = line.trim().to_string();
+    if to_loop.send(ControlRequest { command, reply }).await.is_err() {
+        return Ok(());
+    }
+    if let Ok(text) = answer.await {
+        w.write_all(text.as_bytes()).await?;
+        w.shutdown().await?;
+    }
+    Ok(())
+}
+
+/// Client side: sends `command` and returns the daemon's answer.
+pub fn query(path: &PathBuf, command: &str) -> io::Result<String> {
+    let mut s = StdUnixStream::connect(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("control socket {}: {e}", path.display())))?;
+    s.set_read_timeout(Some(CLIENT_TIMEOUT))?;
+    s.set_write_timeout(Some(CLIENT_TIMEOUT))?;
+    s.write_all(format!("{command}\n").as_bytes())?;
+    let mut out = String::new();
+    s.take(16 << 20).read_to_string(&mut out)?;
+    Ok(out)
+}

@@ -1,0 +1,234 @@
+//! The event loop: one tokio task owns the [`Tunnel`] and every descriptor.
+//!
+//! A single task (rather than a task per socket sharing a lock) keeps the
+//! core single-threaded and the data path free of channel hops: a readable
+//! TUN or socket is drained in a batch straight into the core, with buffers
+//! allocated once at start.
+
+use std::future::{poll_fn, Future};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::control::{self, ControlRequest};
+use super::netconf;
+use super::sockets;
+use super::tun_device::TunDevice;
+use crate::config::Config;
+use crate::proto::clock::Clock;
+use crate::proto::tunnel::{Event, Transmit, HEADROOM, OVERHEAD};
+use crate::proto::{Tunnel, TunnelConfig};
+
+/// Packets handled per readiness event before looking at other sources.
+const BATCH: usize = 64;
+/// Largest datagram or TUN packet handled.
+const BUF_LEN: usize = 65536;
+
+/// Everything the loop owns.
+struct Driver {
+    tunnel: Tunnel,
+    tun: TunDevice,
+    sockets: Vec<UdpSocket>,
+    /// Outgoing buffer (TUN packet at HEADROOM, encrypted in place).
+    out: Vec<u8>,
+    /// Incoming datagram buffer (decrypted in place).
+    inp: Vec<u8>,
+    /// Rate limit for send-error logs.
+    last_send_error_log: Option<Instant>,
+}
+
+fn unix_now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Opens the TUN and sockets for `config` and runs the tunnel until
+/// `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    let mtu = config.interface.mtu.unwrap_or_else(netconf::default_mtu);
+    let tun = TunDevice::create(&config.interface.name, mtu)?;
+    netconf::set_addresses(&tun.name, &config.interface.address)?;
+    let (routes, skipped) = netconf::plan_routes(&config);
+    for (net, why) in &skipped {
+        warn!(route = %net, "not routed into the tunnel: {why}");
+    }
+    netconf::add_routes(&tun.name, &routes)?;
+    let mut socks = Vec::new();
+    for p in &config.paths {
+        let s = sockets::bind_path(p)?;
+        info!(path = %p.name, local = ?sockets::local_addr(&s), endpoint = ?p.endpoint, "path socket bound");
+        socks.push(s);
+    }
+    let listener = control::bind(&config.interface.control_socket)?;
+    let (ctl_tx, ctl_rx) = mpsc::channel(16);
+    let control_task = tokio::spawn(control::serve(listener, ctl_tx));
+
+    let now = Instant::now();
+    let tunnel = Tunnel::new(TunnelConfig::from_config(&config), Clock::new(now, unix_now_ns()), now);
+    info!(
+        interface = %tun.name,
+        mtu,
+        mode = ?config.mode,
+        paths = config.paths.len(),
+        peers = config.peers.len(),
+        "tunnel running"
+    );
+    let mut driver = Driver {
+        tunnel,
+        tun,
+        sockets: socks,
+        out: vec![0; BUF_LEN + OVERHEAD],
+        inp: vec![0; BUF_LEN],
+        last_send_error_log: None,
+    };
+    let result = driver.event_loop(shutdown, ctl_rx).await;
+    control_task.abort();
+    let _ = std::fs::remove_file(&config.interface.control_socket);
+    info!("tunnel stopped");
+    result
+}
+
+impl Driver {
+    async fn event_loop(
+        &mut self,
+        shutdown: impl Future<Output = ()>,
+        mut ctl_rx: mpsc::Receiver<ControlRequest>,
+    ) -> io::Result<()> {
+        let mut shutdown = pin!(shutdown);
+        let sleep = tokio::time::sleep(Duration::from_secs(3600));
+        let mut sleep = pin!(sleep);
+        let mut rotate = 0usize;
+        loop {
+            self.tunnel.handle_timeout(Instant::now());
+            self.flush_control().await;
+            self.log_events();
+            let deadline = self
+                .tunnel
+                .poll_timeout()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            sleep.as_mut().reset(deadline.into());
+            let n_sockets = self.sockets.len();
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => return Ok(()),
+                guard = self.tun.readable() => {
+                    let mut guard = guard?;
+                    for _ in 0..BATCH {
+                        let cap = self.out.len() - OVERHEAD;
+                        let n = match TunDevice::try_recv(&mut guard, &mut self.out[HEADROOM..cap]) {
+                            Some(Ok(n)) => n,
+                            Some(Err(e)) => return Err(io::Error::new(e.kind(), format!("reading TUN: {e}"))),
+                            None => break,
+                        };
+                        if let Some(t) = self.tunnel.handle_tun_packet(&mut self.out, n, Instant::now()) {
+                            send(&self.sockets, &self.out, t, &mut self.last_send_error_log).await;
+                        }
+                    }
+                }
+                i = poll_fn(|cx| {
+                    for k in 0..n_sockets {
+                        let i = (rotate + k) % n_sockets;
+                        if self.sockets[i].poll_recv_ready(cx).is_ready() {
+                            return Poll::Ready(i);
+                        }
+                    }
+                    Poll::Pending
+                }) => {
+                    rotate = rotate.wrapping_add(1);
+                    self.drain_socket(i).await?;
+                }
+                _ = &mut sleep => {}
+                Some(req) = ctl_rx.recv() => self.answer(req),
+            }
+        }
+    }
+
+    /// Reads up to a batch of datagrams from socket `i` into the core.
+    async fn drain_socket(&mut self, i: usize) -> io::Result<()> {
+        for _ in 0..BATCH {
+            let (n, from) = match self.sockets[i].try_recv_from(&mut self.inp) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    debug!(socket = i, "receive error: {e}");
+                    break;
+                }
+            };
+            let from = canonical(from);
+            if let Some(range) = self.tunnel.handle_datagram(i, from, &mut self.inp[..n], Instant::now()) {
+                if let Err(e) = self.tun.write(&self.inp[range]).await {
+                    debug!("TUN write failed: {e}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush_control(&mut self) {
+        let now = Instant::now();
+        while let Some(t) = self.tunnel.poll_transmit(&mut self.out, now) {
+            send(&self.sockets, &self.out, t, &mut self.last_send_error_log).await;
+        }
+    }
+
+    fn log_events(&mut self) {
+        while let Some(ev) = self.tunnel.poll_event() {
+            match ev {
+                Event::PathUp { peer, path } => info!(%peer, %path, "path up"),
+                Event::PathDown { peer, path, reason } => warn!(%peer, %path, reason, "path down"),
+                Event::HandshakeCompleted { peer, path, rekey } => {
+                    if rekey {
+                        debug!(%peer, %path, "rekeyed");
+                    } else {
+                        info!(%peer, %path, "handshake completed");
+                    }
+                }
+                Event::EndpointChanged { peer, path, endpoint } => {
+                    info!(%peer, %path, %endpoint, "path endpoint changed")
+                }
+            }
+        }
+    }
+
+    fn answer(&mut self, req: ControlRequest) {
+        let text = match req.command.as_str() {
+            "status" => {
+                let status = self.tunnel.status(&self.tun.name, Instant::now());
+                serde_json::to_string(&status).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+            }
+            _ => "{\"error\":\"unknown command\"}".to_string(),
+        };
+        let _ = req.reply.send(text);
+    }
+}
+
+/// Sends a datagram; failures (a path whose interface is down, say) are
+/// normal for a multipath tunnel: logged at most once a second, not fatal.
+async fn send(sockets: &[UdpSocket], buf: &[u8], t: Transmit, last_log: &mut Option<Instant>) {
+    if let Err(e) = sockets[t.socket].send_to(&buf[..t.len], t.dest).await {
+        let now = Instant::now();
+        if last_log.is_none_or(|l| now.duration_since(l) >= Duration::from_secs(1)) {
+            *last_log = Some(now);
+            debug!(socket = t.socket, dest = %t.dest, "send failed: {e}");
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (from dual-stack sockets) as plain IPv4.
+fn canonical(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => a,
+        },
+        a => a,
+    }
+}

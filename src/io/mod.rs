@@ -1,0 +1,10 @@
+//! The IO driver: moves bytes between the TUN device, the path sockets and
+//! the sans-IO core. No protocol decisions are made here.
+
+pub mod control;
+pub mod driver;
+pub mod netconf;
+pub mod sockets;
+pub mod tun_device;
+
+pub use driver::run;

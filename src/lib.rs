@@ -1,0 +1,10 @@
+//! mlvpn-rs: bond several UDP paths into one encrypted layer-3 tunnel.
+//!
+//! - [`proto`]: the sans-IO protocol core (no sockets, no clocks).
+//! - [`io`]: the tokio driver that moves bytes between TUN, sockets and core.
+//! - [`config`]: the validated configuration.
+
+pub mod config;
+pub mod proto;
+pub mod io;
+pub mod status_table;

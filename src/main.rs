@@ -1,0 +1,179 @@
+//! `mlvpn-rs`: the command-line front end.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mlvpn_keys::PrivateKey;
+use mlvpn_rs::config::Config;
+use mlvpn_rs::io::control;
+use mlvpn_rs::proto::stats::Status;
+
+#[derive(Parser)]
+#[command(name = "mlvpn-rs", version, about = "Multipath bonding VPN: several uplinks, one encrypted tunnel")]
+struct Cli {
+    /// Config file; without a command, `-c FILE` means `run -c FILE`.
+    #[arg(short = 'c', long = "config", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a new private key (base64) on stdout.
+    Genkey,
+    /// Read a private key on stdin, print its public key.
+    Pubkey,
+    /// Validate a config file and explain it.
+    Check,
+    /// Run the tunnel in the foreground until SIGTERM/SIGINT.
+    Run,
+    /// Show the running daemon's paths and counters.
+    Status {
+        /// Print the raw JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Genkey) => genkey(),
+        Some(Command::Pubkey) => pubkey(),
+        Some(Command::Check) => with_config(cli.config, check),
+        Some(Command::Status { json }) => with_config(cli.config, |c| status(c, json)),
+        Some(Command::Run) | None => with_config(cli.config, run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("{msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn with_config(file: Option<PathBuf>, f: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), String> {
+    match file {
+        Some(f_) => f(&f_),
+        None => Err("mlvpn-rs: missing -c FILE (see mlvpn-rs --help)".into()),
+    }
+}
+
+fn genkey() -> Result<(), String> {
+    let key = PrivateKey::generate();
+    let stdout = std::io::stdout();
+    restrict_stdout_file();
+    let mut out = stdout.lock();
+    writeln!(out, "{}", &*key.to_base64()).map_err(|e| format!("mlvpn-rs genkey: {e}"))
+}
+
+/// When stdout is a regular file (`genkey > client.key`), make it 0600: the
+/// shell created it with the umask's mode before we ran.
+fn restrict_stdout_file() {
+    use std::os::fd::AsFd;
+    use nix::sys::stat::{fchmod, fstat, Mode, SFlag};
+    let stdout = std::io::stdout();
+    let fd = stdout.as_fd();
+    if let Ok(st) = fstat(fd) {
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG {
+            let _ = fchmod(fd, Mode::from_bits_truncate(0o600));
+        }
+    }
+}
+
+fn pubkey() -> Result<(), String> {
+    let mut text = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("mlvpn-rs pubkey: reading stdin: {e}"))?;
+    if std::io::stdin().is_terminal() && text.is_empty() {
+        return Err("mlvpn-rs pubkey: expected a private key on stdin".into());
+    }
+    let key = PrivateKey::from_base64(&text).map_err(|e| format!("mlvpn-rs pubkey: stdin: {e}"))?;
+    println!("{}", key.public_key());
+    Ok(())
+}
+
+fn check(file: &Path) -> Result<(), String> {
+    let c = Config::load(file).map_err(|e| e.to_string())?;
+    println!("{}: ok", file.display());
+    println!(
+        "  {} mode, interface {} ({}), mtu {}",
+        match c.mode {
+            mlvpn_rs::config::Mode::Client => "client",
+            mlvpn_rs::config::Mode::Server => "server",
+        },
+        c.interface.name,
+        c.interface.address.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
+        c.interface
+            .mtu
+            .map(|m| m.to_string())
+            .unwrap_or_else(|| format!("{} (default)", mlvpn_rs::io::netconf::default_mtu())),
+    );
+    println!("  public key {}", c.interface.private_key.public_key());
+    for p in &c.peers {
+        let ips: Vec<_> = p.allowed_ips.iter().map(|a| a.to_string()).collect();
+        println!("  peer {} allowed_ips {}", p.public_key, ips.join(", "));
+    }
+    for p in &c.paths {
+        let mut line = format!("  path {}: bind {}", p.name, p.bind);
+        if let Some(e) = p.endpoint {
+            line += &format!(" -> {e}");
+        }
+        if let Some(b) = p.bandwidth_up {
+            line += &format!(", bandwidth_up {b} bit/s");
+        }
+        if p.fallback {
+            line += ", fallback only";
+        }
+        println!("{line}");
+    }
+    println!("  control socket {}", c.interface.control_socket.display());
+    Ok(())
+}
+
+fn run(file: &Path) -> Result<(), String> {
+    let config = Config::load(file).map_err(|e| e.to_string())?;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MLVPN_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("mlvpn-rs: cannot start runtime: {e}"))?;
+    rt.block_on(async {
+        let shutdown = async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+            else {
+                return std::future::pending().await;
+            };
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+            }
+        };
+        mlvpn_rs::io::run(config, shutdown).await
+    })
+    .map_err(|e| format!("mlvpn-rs: {e}"))
+}
+
+fn status(file: &Path, json: bool) -> Result<(), String> {
+    let socket = mlvpn_rs::config::control_socket_of(file).map_err(|e| e.to_string())?;
+    let text = control::query(&socket, "status").map_err(|e| format!("mlvpn-rs status: {e}"))?;
+    if json {
+        println!("{text}");
+        return Ok(());
+    }
+    let s: Status = serde_json::from_str(&text).map_err(|e| format!("mlvpn-rs status: bad answer: {e}"))?;
+    print!("{}", mlvpn_rs::status_table::render(&s));
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! Inner frames: the plaintext inside every data message.
+//!
+//! Every frame carries timestamps so that each path measures its RTT from
+//! ordinary traffic (timestamp echo, as in TCP's RFC 7323): the sender's
+//! clock, the latest peer timestamp seen on this path, and how long it was
+//! held before being echoed. Data frames add the tunnel-wide sequence number
+//! the receiver uses to put packets from several paths back in order.
+//!
+//! ```text
+//! kind u8, 0,0,0, ts u32 (µs, wraps), echo u32, echo_delay u32 (µs)
+//! data only: seq u64, then the IP packet
+//! ```
+
+use thiserror::Error;
+
+pub const KIND_DATA: u8 = 1;
+pub const KIND_KEEPALIVE: u8 = 2;
+
+/// Header common to all frames.
+pub const FRAME_HEADER_LEN: usize = 16;
+/// Header of a data frame (common header + sequence number).
+pub const DATA_FRAME_HEADER_LEN: usize = FRAME_HEADER_LEN + 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timestamps {
+    /// Sender's clock in microseconds (wrapping).
+    pub ts: u32,
+    /// Latest `ts` the sender received from us on this path; 0 = none.
+    pub echo: u32,
+    /// Microseconds between receiving `echo` and sending this frame.
+    pub echo_delay: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame {
+    /// A tunnelled IP packet at `payload_offset..` of the plaintext.
+    Data { times: Timestamps, seq: u64 },
+    /// Keeps NAT mappings and liveness; carries timestamps only.
+    Keepalive { times: Timestamps },
+}
+
+#[derive(Debug, Error, PartialEq, Eq, Clone, Copy)]
+pub enum FrameError {
+    #[error("frame too short ({0} bytes)")]
+    Short(usize),
+    #[error("unknown frame kind {0}")]
+    UnknownKind(u8),
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// Decodes a plaintext frame.
+pub fn decode(b: &[u8]) -> Result<Frame, FrameError> {
+    if b.len() < FRAME_HEADER_LEN {
+        return Err(FrameError::Short(b.len()));
+    }
+    let times = Timestamps {
+        ts: u32_at(b, 4),
+        echo: u32_at(b, 8),
+        echo_delay: u32_at(b, 12),
+    };
+    match b[0] {
+        KIND_KEEPALIVE => Ok(Frame::Keepalive { times }),
+        KIND_DATA => {
+            if b.len() < DATA_FRAME_HEADER_LEN {
+                return Err(FrameError::Short(b.len()));
+            }
+            let seq = u64::from_le_bytes(b[16..24].try_into().expect("8 bytes"));
+            Ok(Frame::Data { times, seq })
+        }
+        k => Err(FrameError::UnknownKind(k)),
+    }
+}
+
+fn encode_common(out: &mut [u8], kind: u8, t: Timestamps) {
+    out[0] = kind;
+    out[1..4].fill(0);
+    out[4..8].copy_from_slice(&t.ts.to_le_bytes());
+    out[8..12].copy_from_slice(&t.echo.to_le_bytes());
+    out[12..16].copy_from_slice(&t.echo_delay.to_le_bytes());
+}
+
+/// Writes a data frame header into `out[..DATA_FRAME_HEADER_LEN]`.
+pub fn encode_data_header(out: &mut [u8], t: Timestamps, seq: u64) {
+    encode_common(out, KIND_DATA, t);
+    out[16..24].copy_from_slice(&seq.to_le_bytes());
+}
+
+/// Writes a keepalive frame into `out[..FRAME_HEADER_LEN]`.
+pub fn encode_keepalive(out: &mut [u8], t: Timestamps) {
+    encode_common(out, KIND_KEEPALIVE, t);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip() {
+        let t = Timestamps { ts: 1, echo: 2, echo_delay: 3 };
+        let mut b = [0u8; 40];
+        encode_data_header(&mut b, t, 99);
+        assert_eq!(decode(&b).unwrap(), Frame::Data { times: t, seq: 99 });
+        encode_keepalive(&mut b, t);
+        assert_eq!(decode(&b[..16]).unwrap(), Frame::Keepalive { times: t });
+    }
+
+    #[test]
+    fn short_and_unknown() {
+        assert_eq!(decode(&[1; 15]), Err(FrameError::Short(15)));
+        assert_eq!(decode(&[1; 20]), Err(FrameError::Short(20)));
+        assert_eq!(decode(&[9; 20]), Err(FrameError::UnknownKind(9)));
+    }
+}

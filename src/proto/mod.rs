@@ -1,0 +1,23 @@
+//! The sans-IO protocol core.
+//!
+//! Everything here is a plain state machine: it is fed bytes and a `now`
+//! (`std::time::Instant`, supplied by the caller) and returns bytes to send and
+//! the next instant it wants to be woken at. No sockets, no clock reads, no
+//! threads — so every behaviour can be driven deterministically by tests with
+//! simulated time, loss and reordering.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod frame;
+pub mod handshake;
+pub mod ip;
+pub mod mac;
+pub mod path;
+pub mod replay;
+pub mod scheduler;
+pub mod session;
+pub mod stats;
+pub mod tunnel;
+pub mod wire;
+
+pub use tunnel::{Transmit, Tunnel, TunnelConfig};

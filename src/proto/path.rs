@@ -1,0 +1,188 @@
+//! Per-path state: sessions, liveness, RTT.
+//!
+//! A path is one UDP 5-tuple between the sites, with its own Noise sessions.
+//! Its state machine:
+//!
+//! ```text
+//! handshaking ──handshake done + packet──► up ──silent for path_timeout──► down
+//!      ▲                                    ▲                              │
+//!      └── (client) retry with backoff      └──── authenticated packet ────┘
+//! ```
+//! The client re-handshakes a path that went down; the server waits for it.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::handshake::Initiator;
+use super::session::Session;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathState {
+    Handshaking,
+    Up,
+    Down,
+}
+
+impl PathState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PathState::Handshaking => "handshaking",
+            PathState::Up => "up",
+            PathState::Down => "down",
+        }
+    }
+}
+
+/// Smoothed RTT and variance from timestamp echoes (RFC 6298 constants).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RttEstimator {
+    srtt: Option<Duration>,
+    rttvar: Duration,
+}
+
+impl RttEstimator {
+    pub fn sample(&mut self, rtt: Duration) {
+        match self.srtt {
+            None => {
+                self.srtt = Some(rtt);
+                self.rttvar = rtt / 2;
+            }
+            Some(srtt) => {
+                let delta = srtt.abs_diff(rtt);
+                self.rttvar = (self.rttvar * 3 + delta) / 4;
+                self.srtt = Some((srtt * 7 + rtt) / 8);
+            }
+        }
+    }
+
+    pub fn srtt(&self) -> Option<Duration> {
+        self.srtt
+    }
+
+    pub fn rttvar(&self) -> Duration {
+        self.rttvar
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PathCounters {
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub rx_packets: u64,
+    /// Completed handshakes.
+    pub handshakes: u64,
+    /// Authenticated packets that arrived from a new address.
+    pub endpoint_changes: u64,
+}
+
+pub struct Path {
+    /// The client's index of this path (carried in the handshake).
+    pub id: u8,
+    pub name: String,
+    /// Local socket the path sends from.
+    pub socket: usize,
+    /// Where the path sends to: configured (client) or learned from
+    /// authenticated packets (server).
+    pub endpoint: Option<SocketAddr>,
+    pub state: PathState,
+    /// Session used to send.
+    pub current: Option<Session>,
+    /// The session `current` replaced; still accepted until the instant.
+    pub previous: Option<(Session, Instant)>,
+    /// Responder only: a completed handshake whose first packet from the
+    /// initiator has not arrived yet (that packet confirms it).
+    pub next: Option<Session>,
+    /// Initiator only: the handshake in flight.
+    pub pending: Option<Initiator>,
+    /// Initiator only: when to send the next initiation.
+    pub handshake_due: Option<Instant>,
+    pub handshake_attempts: u32,
+    /// Responder only: newest initiation timestamp accepted (anti-replay).
+    pub last_init_unix_ns: u64,
+    pub last_rx: Option<Instant>,
+    pub last_tx: Option<Instant>,
+    pub last_handshake: Option<Instant>,
+    pub rtt: RttEstimator,
+    /// Latest peer timestamp seen on this path and when, echoed back.
+    pub echo: Option<(u32, Instant)>,
+    /// Latest echo of ours the peer sent back (one RTT sample per echo).
+    pub last_echo_seen: u32,
+    pub bandwidth_up: Option<u64>,
+    pub fallback: bool,
+    pub counters: PathCounters,
+}
+
+impl Path {
+    pub fn new(id: u8, name: String, socket: usize, endpoint: Option<SocketAddr>) -> Self {
+        Path {
+            id,
+            name,
+            socket,
+            endpoint,
+            state: PathState::Handshaking,
+            current: None,
+            previous: None,
+            next: None,
+            pending: None,
+            handshake_due: None,
+            handshake_attempts: 0,
+            last_init_unix_ns: 0,
+            last_rx: None,
+            last_tx: None,
+            last_handshake: None,
+            rtt: RttEstimator::default(),
+            echo: None,
+            last_echo_seen: 0,
+            bandwidth_up: None,
+            fallback: false,
+            counters: PathCounters::default(),
+        }
+    }
+
+    /// Can carry data now.
+    pub fn is_usable(&self) -> bool {
+        self.state == PathState::Up && self.current.is_some() && self.endpoint.is_some()
+    }
+
+    /// Local indices of every session this path holds (to unregister them).
+    pub fn session_indices(&self) -> impl Iterator<Item = u32> + '_ {
+        self.current
+            .iter()
+            .chain(self.previous.iter().map(|(s, _)| s))
+            .chain(self.next.iter())
+            .map(|s| s.local_index)
+            .chain(self.pending.iter().map(|p| p.sender))
+    }
+}
+
+/// Delay before handshake retry `attempt` (1-based): 1 s doubling to 8 s.
+pub fn handshake_backoff(attempt: u32) -> Duration {
+    Duration::from_secs(1 << attempt.saturating_sub(1).min(3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtt_converges() {
+        let mut r = RttEstimator::default();
+        r.sample(Duration::from_millis(100));
+        assert_eq!(r.srtt(), Some(Duration::from_millis(100)));
+        for _ in 0..50 {
+            r.sample(Duration::from_millis(20));
+        }
+        let s = r.srtt().unwrap();
+        assert!(s < Duration::from_millis(21) && s >= Duration::from_millis(20), "{s:?}");
+        assert!(r.rttvar() < Duration::from_millis(2));
+    }
+
+    #[test]
+    fn backoff_caps() {
+        assert_eq!(handshake_backoff(1), Duration::from_secs(1));
+        assert_eq!(handshake_backoff(2), Duration::from_secs(2));
+        assert_eq!(handshake_backoff(4), Duration::from_secs(8));
+        assert_eq!(handshake_backoff(40), Duration::from_secs(8));
+    }
+}

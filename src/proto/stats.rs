@@ -1,0 +1,89 @@
+//! Counters and the status snapshot served on the control socket.
+//!
+//! Field names are a stable interface (DESIGN.md): monitoring and tests read
+//! them. Extend, do not rename.
+
+use serde::{Deserialize, Serialize};
+
+/// Datagrams and packets dropped, by cause. Every drop of untrusted input
+/// is counted here; none is logged per packet.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Drops {
+    /// Not a well-formed message (type, length, reserved bytes, inner frame).
+    pub malformed: u64,
+    /// Data for a session index we do not have.
+    pub unknown_index: u64,
+    /// Counter already seen or older than the replay window.
+    pub replayed: u64,
+    /// Decryption failed (forged or corrupted).
+    pub auth_failed: u64,
+    pub handshake_bad_mac: u64,
+    pub handshake_unknown_peer: u64,
+    /// Initiation not newer than the last accepted one for that path.
+    pub handshake_replayed: u64,
+    /// Initiation/response that failed Noise processing or had no matching
+    /// pending handshake.
+    pub handshake_invalid: u64,
+    /// Packet from the TUN for an address no peer is allowed.
+    pub no_route: u64,
+    /// Inner packet whose source the sending peer is not allowed to use.
+    pub source_not_allowed: u64,
+    /// Packet from the TUN while no path of its peer is up.
+    pub no_path: u64,
+    /// Control message dropped because the outgoing control queue was full.
+    pub queue_full: u64,
+}
+
+impl Drops {
+    pub fn total(&self) -> u64 {
+        self.malformed
+            + self.unknown_index
+            + self.replayed
+            + self.auth_failed
+            + self.handshake_bad_mac
+            + self.handshake_unknown_peer
+            + self.handshake_replayed
+            + self.handshake_invalid
+            + self.no_route
+            + self.source_not_allowed
+            + self.no_path
+            + self.queue_full
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PathStatus {
+    pub name: String,
+    pub state: String,
+    pub endpoint: Option<String>,
+    pub srtt_ms: Option<f64>,
+    pub rttvar_ms: Option<f64>,
+    /// Loss rate; `None` until receive reports exist.
+    pub loss: Option<f64>,
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub rx_packets: u64,
+    pub handshakes: u64,
+    pub endpoint_changes: u64,
+    pub last_handshake_ago_ms: Option<u64>,
+}
+
+/// Resequencing counters (filled by the bonding work; empty for now).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ReorderStatus {}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PeerStatus {
+    pub public_key: String,
+    pub paths: Vec<PathStatus>,
+    pub reorder: ReorderStatus,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Status {
+    pub interface: String,
+    pub mode: String,
+    pub drops: Drops,
+    pub peers: Vec<PeerStatus>,
+}

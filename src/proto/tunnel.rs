@@ -1,0 +1,752 @@
+//! One node's tunnel: its peers, their paths, and the glue between the TUN
+//! side (IP packets) and the network side (datagrams).
+//!
+//! The caller (the IO driver, or a simulation test) feeds it:
+//! - [`Tunnel::handle_tun_packet`]: an IP packet read from the TUN, placed at
+//!   [`HEADROOM`] in a buffer; it is framed and encrypted in place.
+//! - [`Tunnel::handle_datagram`]: a datagram from a socket; decrypted in
+//!   place, it may yield an IP packet for the TUN.
+//! - [`Tunnel::poll_transmit`]: control messages (handshakes, keepalives).
+//! - [`Tunnel::poll_timeout`] / [`Tunnel::handle_timeout`]: timers.
+//!
+//! The data path neither allocates nor copies: buffers belong to the caller.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use mlvpn_keys::{PrivateKey, PublicKey};
+
+use super::clock::Clock;
+use super::frame::{self, Frame, Timestamps, DATA_FRAME_HEADER_LEN, FRAME_HEADER_LEN};
+use super::handshake::{InitPayload, Initiator, Responder, MAX_PATH_NAME};
+use super::ip;
+use super::mac::Mac1Key;
+use super::path::{handshake_backoff, Path, PathState};
+use super::scheduler::{Candidate, Scheduler};
+use super::session::{Session, REKEY_AFTER_MESSAGES};
+use super::stats::{Drops, PathStatus, PeerStatus, ReorderStatus, Status};
+use super::wire::{self, Message, DATA_HEADER_LEN, TAG_LEN};
+use crate::config::{Config, Mode};
+
+/// Bytes before the IP packet in a buffer given to `handle_tun_packet`.
+pub const HEADROOM: usize = DATA_HEADER_LEN + DATA_FRAME_HEADER_LEN;
+/// Bytes a data datagram adds to an IP packet (headroom + tag).
+pub const OVERHEAD: usize = HEADROOM + TAG_LEN;
+/// Start a new handshake on a path whose session is this old (client).
+pub const REKEY_AFTER_TIME: Duration = Duration::from_secs(120);
+/// Never use a session older than this.
+pub const REJECT_AFTER_TIME: Duration = Duration::from_secs(180);
+/// How long a replaced session still decrypts in-flight packets.
+pub const PREVIOUS_SESSION_GRACE: Duration = Duration::from_secs(10);
+/// Most paths one peer may have (bounds the server's per-peer state).
+pub const MAX_PATHS_PER_PEER: usize = 32;
+/// Most control messages waiting to be sent.
+const MAX_PENDING: usize = 1024;
+
+/// One peer as configured.
+#[derive(Debug, Clone)]
+pub struct PeerSpec {
+    pub public_key: PublicKey,
+    pub allowed_ips: Vec<IpNet>,
+}
+
+/// One client path as configured.
+#[derive(Debug, Clone)]
+pub struct PathSpec {
+    pub name: String,
+    /// Index of the local socket this path sends from.
+    pub socket: usize,
+    pub endpoint: SocketAddr,
+    pub bandwidth_up: Option<u64>,
+    pub fallback: bool,
+}
+
+/// Everything the core needs to know; built from a [`Config`] or by tests.
+pub struct TunnelConfig {
+    pub mode: Mode,
+    pub private_key: PrivateKey,
+    pub keepalive: Duration,
+    pub path_timeout: Duration,
+    pub peers: Vec<PeerSpec>,
+    /// Client only: the paths towards the (single) peer.
+    pub paths: Vec<PathSpec>,
+}
+
+impl TunnelConfig {
+    /// Socket `i` is the socket of `config.paths[i]`.
+    pub fn from_config(config: &Config) -> TunnelConfig {
+        TunnelConfig {
+            mode: config.mode,
+            private_key: PrivateKey::from_bytes(*config.interface.private_key.as_bytes()),
+            keepalive: config.interface.keepalive,
+            path_timeout: config.interface.path_timeout,
+            peers: config
+                .peers
+                .iter()
+                .map(|p| PeerSpec { public_key: p.public_key, allowed_ips: p.allowed_ips.clone() })
+                .collect(),
+            paths: match config.mode {
+                Mode::Server => Vec::new(),
+                Mode::Client => config
+                    .paths
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, p)| {
+                        Some(PathSpec {
+                            name: p.name.clone(),
+                            socket: i,
+                            endpoint: p.endpoint?,
+                            bandwidth_up: p.bandwidth_up,
+                            fallback: p.fallback,
+                        })
+                    })
+                    .collect(),
+            },
+        }
+    }
+}
+
+/// A datagram to send: `buf[..len]` of the buffer passed in, from local
+/// socket `socket` to `dest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    pub socket: usize,
+    pub dest: SocketAddr,
+    pub len: usize,
+}
+
+/// Something worth a log line, drained by [`Tunnel::poll_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    PathUp { peer: PublicKey, path: String },
+    PathDown { peer: PublicKey, path: String, reason: &'static str },
+    HandshakeCompleted { peer: PublicKey, path: String, rekey: bool },
+    EndpointChanged { peer: PublicKey, path: String, endpoint: SocketAddr },
+}
+
+enum Pending {
+    /// A ready-made handshake message.
+    Raw { socket: usize, dest: SocketAddr, bytes: Vec<u8> },
+    /// A keepalive to encrypt at send time (so it carries fresh timestamps).
+    Keepalive { peer: usize, path: usize },
+}
+
+struct Peer {
+    public_key: PublicKey,
+    allowed_ips: Vec<IpNet>,
+    paths: Vec<Path>,
+    scheduler: Scheduler,
+    candidates: Vec<Candidate>,
+    /// Tunnel-wide sequence number of the next data packet to this peer.
+    next_seq: u64,
+    /// Client: last initiation timestamp used (kept strictly increasing).
+    last_init_unix_ns: u64,
+}
+
+impl Peer {
+    fn allows(&self, addr: IpAddr) -> bool {
+        self.allowed_ips.iter().any(|n| n.contains(&addr))
+    }
+}
+
+/// Which session of a path a local index names.
+#[derive(Debug, Clone, Copy)]
+struct IndexEntry {
+    peer: usize,
+    path: usize,
+}
+
+pub struct Tunnel {
+    mode: Mode,
+    private_key: PrivateKey,
+    /// Checks `mac1` of handshake messages sent to us.
+    our_mac1: Mac1Key,
+    keepalive: Duration,
+    path_timeout: Duration,
+    clock: Clock,
+    peers: Vec<Peer>,
+    indices: HashMap<u32, IndexEntry>,
+    pending: VecDeque<Pending>,
+    events: VecDeque<Event>,
+    drops: Drops,
+    next_index: u32,
+}
+
+impl Tunnel {
+    /// `clock` anchors wall-clock time (handshake timestamps) to `now`.
+    pub fn new(config: TunnelConfig, clock: Clock, now: Instant) -> Tunnel {
+        let our_mac1 = Mac1Key::for_receiver(&config.private_key.public_key());
+        let mut peers: Vec<Peer> = config
+            .peers
+            .into_iter()
+            .map(|p| Peer {
+                public_key: p.public_key,
+                allowed_ips: p.allowed_ips,
+                paths: Vec::new(),
+                scheduler: Scheduler::default(),
+                candidates: Vec::new(),
+                next_seq: 0,
+                last_init_unix_ns: 0,
+            })
+            .collect();
+        if config.mode == Mode::Client {
+            if let Some(peer) = peers.first_mut() {
+                for (i, spec) in config.paths.into_iter().enumerate().take(MAX_PATHS_PER_PEER) {
+                    let mut path = Path::new(i as u8, spec.name, spec.socket, Some(spec.endpoint));
+                    path.bandwidth_up = spec.bandwidth_up;
+                    path.fallback = spec.fallback;
+                    path.handshake_due = Some(now);
+                    peer.paths.push(path);
+                }
+            }
+        }
+        Tunnel {
+            mode: config.mode,
+            private_key: config.private_key,
+            our_mac1,
+            keepalive: config.keepalive,
+            path_timeout: config.path_timeout,
+            clock,
+            peers,
+            indices: HashMap::new(),
+            pending: VecDeque::new(),
+            events: VecDeque::new(),
+            drops: Drops::default(),
+            next_index: rand::random(),
+        }
+    }
+
+    pub fn drops(&self) -> &Drops {
+        &self.drops
+    }
+
+    /// Next log-worthy event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// A fresh local session index (not in use).
+    fn alloc_index(&mut self) -> u32 {
+        loop {
+            // Sequential from a random start: unique and cheap; indices are
+            // not secrets (they are sent in the clear).
+            self.next_index = self.next_index.wrapping_add(1);
+            if !self.indices.contains_key(&self.next_index) {
+                return self.next_index;
+            }
+        }
+    }
+
+    fn timestamps(&self, path: &Path, now: Instant) -> Timestamps {
+        let (echo, echo_delay) = match path.echo {
+            Some((ts, at)) => (ts, u32::try_from(now.saturating_duration_since(at).as_micros()).unwrap_or(u32::MAX)),
+            None => (0, 0),
+        };
+        Timestamps { ts: self.clock.micros(now), echo, echo_delay }
+    }
+
+    // ---------------------------------------------------------------- TUN side
+
+    /// Frames and encrypts the IP packet at `buf[HEADROOM..HEADROOM + len]`
+    /// for the path the scheduler picks. `buf` needs `len + OVERHEAD` bytes.
+    /// Returns the datagram (`buf[..t.len]`) or `None` if it was dropped
+    /// (counted).
+    pub fn handle_tun_packet(&mut self, buf: &mut [u8], len: usize, now: Instant) -> Option<Transmit> {
+        let Some(summary) = ip::summarize(&buf[HEADROOM..HEADROOM + len]) else {
+            self.drops.malformed += 1;
+            return None;
+        };
+        let peer_idx = match self.mode {
+            Mode::Client => 0,
+            Mode::Server => match self.peers.iter().position(|p| p.allows(summary.dst)) {
+                Some(i) => i,
+                None => {
+                    self.drops.no_route += 1;
+                    return None;
+                }
+            },
+        };
+        let Some(peer) = self.peers.get_mut(peer_idx) else {
+            self.drops.no_route += 1;
+            return None;
+        };
+        peer.candidates.clear();
+        peer.candidates.extend(peer.paths.iter().map(|p| Candidate {
+            usable: p.is_usable(),
+            fallback: p.fallback,
+            bandwidth_up: p.bandwidth_up,
+        }));
+        let Some(path_idx) = peer.scheduler.pick(&peer.candidates) else {
+            self.drops.no_path += 1;
+            return None;
+        };
+        let seq = peer.next_seq;
+        peer.next_seq += 1;
+        let times = {
+            let path = &self.peers[peer_idx].paths[path_idx];
+            self.timestamps(path, now)
+        };
+        frame::encode_data_header(&mut buf[DATA_HEADER_LEN..HEADROOM], times, seq);
+        self.seal_on_path(peer_idx, path_idx, buf, DATA_FRAME_HEADER_LEN + len, now)
+    }
+
+    /// Encrypts the frame at `buf[DATA_HEADER_LEN..][..frame_len]` with the
+    /// path's current session and accounts for it.
+    fn seal_on_path(
+        &mut self,
+        peer_idx: usize,
+        path_idx: usize,
+        buf: &mut [u8],
+        frame_len: usize,
+        now: Instant,
+    ) -> Option<Transmit> {
+        let path = &mut self.peers[peer_idx].paths[path_idx];
+        let dest = path.endpoint?;
+        let session = path.current.as_mut()?;
+        let n = session.seal(buf, frame_len).ok()?;
+        path.last_tx = Some(now);
+        path.counters.tx_bytes += n as u64;
+        path.counters.tx_packets += 1;
+        Some(Transmit { socket: path.socket, dest, len: n })
+    }
+
+    // ------------------------------------------------------------ network side
+
+    /// Processes one datagram received on local socket `socket` from `from`.
+    /// Returns the range of `buf` holding an IP packet for the TUN, if any.
+    pub fn handle_datagram(
+        &mut self,
+        socket: usize,
+        from: SocketAddr,
+        buf: &mut [u8],
+        now: Instant,
+    ) -> Option<Range<usize>> {
+        let msg = match wire::decode(buf) {
+            Ok(m) => m,
+            Err(_) => {
+                self.drops.malformed += 1;
+                return None;
+            }
+        };
+        match msg {
+            Message::Initiation(init) => {
+                self.handle_initiation(socket, from, &init, now);
+                None
+            }
+            Message::Response(resp) => {
+                self.handle_response(&resp, now);
+                None
+            }
+            Message::Data(h) => self.handle_data(socket, from, h, buf, now),
+        }
+    }
+
+    fn handle_initiation(&mut self, socket: usize, from: SocketAddr, init: &wire::Initiation<'_>, now: Instant) {
+        if self.mode != Mode::Server {
+            self.drops.handshake_invalid += 1;
+            return;
+        }
+        if !self.our_mac1.verify(init.mac1_covered, init.mac1) {
+            self.drops.handshake_bad_mac += 1;
+            return;
+        }
+        let responder = match Responder::read(&self.private_key, init) {
+            Ok(r) => r,
+            Err(_) => {
+                self.drops.handshake_invalid += 1;
+                return;
+            }
+        };
+        let Some(peer_idx) = self.peers.iter().position(|p| p.public_key == responder.remote) else {
+            self.drops.handshake_unknown_peer += 1;
+            return;
+        };
+        let payload = responder.payload.clone();
+        let peer = &self.peers[peer_idx];
+        let path_idx = peer.paths.iter().position(|p| p.id == payload.path_id);
+        if let Some(i) = path_idx {
+            if payload.unix_ns <= peer.paths[i].last_init_unix_ns {
+                self.drops.handshake_replayed += 1;
+                return;
+            }
+        } else if peer.paths.len() >= MAX_PATHS_PER_PEER {
+            self.drops.handshake_invalid += 1;
+            return;
+        }
+        let local_index = self.alloc_index();
+        let (keys, response) = match responder.respond(local_index) {
+            Ok(r) => r,
+            Err(_) => {
+                self.drops.handshake_invalid += 1;
+                return;
+            }
+        };
+        let peer = &mut self.peers[peer_idx];
+        let path_idx = match path_idx {
+            Some(i) => i,
+            None => {
+                peer.paths.push(Path::new(payload.path_id, payload.path_name.clone(), socket, Some(from)));
+                peer.paths.len() - 1
+            }
+        };
+        let path = &mut peer.paths[path_idx];
+        path.last_init_unix_ns = payload.unix_ns;
+        path.name = payload.path_name;
+        let session = Session::new(keys, local_index, init.sender, now);
+        if let Some(old) = path.next.replace(session) {
+            self.indices.remove(&old.local_index);
+        }
+        self.indices.insert(local_index, IndexEntry { peer: peer_idx, path: path_idx });
+        self.push_pending(Pending::Raw { socket, dest: from, bytes: response.to_vec() });
+    }
+
+    fn handle_response(&mut self, resp: &wire::Response<'_>, now: Instant) {
+        if !self.our_mac1.verify(resp.mac1_covered, resp.mac1) {
+            self.drops.handshake_bad_mac += 1;
+            return;
+        }
+        let Some(&IndexEntry { peer: peer_idx, path: path_idx }) = self.indices.get(&resp.receiver) else {
+            self.drops.handshake_invalid += 1;
+            return;
+        };
+        let peer = &mut self.peers[peer_idx];
+        let peer_key = peer.public_key;
+        let path = &mut peer.paths[path_idx];
+        if path.pending.as_ref().map(|p| p.sender) != Some(resp.receiver) {
+            self.drops.handshake_invalid += 1;
+            return;
+        }
+        let initiator = path.pending.take().expect("checked above");
+        let keys = match initiator.finish(resp) {
+            Ok(k) => k,
+            Err(_) => {
+                // Forged response: the real one may still come; keep waiting
+                // for the retry timer.
+                self.indices.remove(&resp.receiver);
+                self.drops.handshake_invalid += 1;
+                return;
+            }
+        };
+        let session = Session::new(keys, resp.receiver, resp.sender, now);
+        let rekey = path.current.is_some();
+        if let Some(old) = path.current.replace(session) {
+            if let Some((older, _)) = path.previous.replace((old, now + PREVIOUS_SESSION_GRACE)) {
+                self.indices.remove(&older.local_index);
+            }
+        }
+        path.handshake_due = None;
+        path.handshake_attempts = 0;
+        path.last_handshake = Some(now);
+        path.last_rx = Some(now);
+        path.counters.handshakes += 1;
+        let was_up = path.state == PathState::Up;
+        path.state = PathState::Up;
+        let name = path.name.clone();
+        self.events.push_back(Event::HandshakeCompleted { peer: peer_key, path: name.clone(), rekey });
+        if !was_up {
+            self.events.push_back(Event::PathUp { peer: peer_key, path: name });
+        }
+        // Confirms the session to the responder right away.
+        self.push_pending(Pending::Keepalive { peer: peer_idx, path: path_idx });
+    }
+
+    fn handle_data(
+        &mut self,
+        socket: usize,
+        from: SocketAddr,
+        h: wire::DataHeader,
+        buf: &mut [u8],
+        now: Instant,
+    ) -> Option<Range<usize>> {
+        let Some(&IndexEntry { peer: peer_idx, path: path_idx }) = self.indices.get(&h.receiver) else {
+            self.drops.unknown_index += 1;
+            return None;
+        };
+        let peer = &mut self.peers[peer_idx];
+        let path = &mut peer.paths[path_idx];
+        let session = [
+            path.current.as_mut(),
+            path.next.as_mut(),
+            path.previous.as_mut().map(|(s, _)| s),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|s| s.local_index == h.receiver)?;
+        if now.saturating_duration_since(session.created) >= REJECT_AFTER_TIME {
+            self.drops.unknown_index += 1;
+            return None;
+        }
+        let plain = match session.open(buf, h.counter) {
+            Ok(r) => r,
+            Err(super::session::OpenError::Replayed) => {
+                self.drops.replayed += 1;
+                return None;
+            }
+            Err(super::session::OpenError::Auth) => {
+                self.drops.auth_failed += 1;
+                return None;
+            }
+        };
+        // Authenticated from here on.
+        let confirmed_next = path.next.as_ref().is_some_and(|s| s.local_index == h.receiver);
+        if confirmed_next {
+            let next = path.next.take().expect("checked above");
+            if let Some(old) = path.current.replace(next) {
+                if let Some((older, _)) = path.previous.replace((old, now + PREVIOUS_SESSION_GRACE)) {
+                    self.indices.remove(&older.local_index);
+                }
+            }
+            path.last_handshake = Some(now);
+            path.counters.handshakes += 1;
+            self.events.push_back(Event::HandshakeCompleted {
+                peer: peer.public_key,
+                path: path.name.clone(),
+                rekey: path.previous.is_some(),
+            });
+        }
+        path.last_rx = Some(now);
+        path.counters.rx_bytes += buf.len() as u64;
+        path.counters.rx_packets += 1;
+        let is_current = path.current.as_ref().is_some_and(|s| s.local_index == h.receiver);
+        if self.mode == Mode::Server && is_current && (path.endpoint != Some(from) || path.socket != socket) {
+            // Roaming / NAT rebinding: only an authenticated, fresh packet on
+            // the current session moves the endpoint.
+            path.endpoint = Some(from);
+            path.socket = socket;
+            path.counters.endpoint_changes += 1;
+            self.events.push_back(Event::EndpointChanged {
+                peer: peer.public_key,
+                path: path.name.clone(),
+                endpoint: from,
+            });
+        }
+        if path.state != PathState::Up && path.current.is_some() {
+            path.state = PathState::Up;
+            self.events.push_back(Event::PathUp { peer: peer.public_key, path: path.name.clone() });
+        }
+        let frame = match frame::decode(&buf[plain.clone()]) {
+            Ok(f) => f,
+            Err(_) => {
+                self.drops.malformed += 1;
+                return None;
+            }
+        };
+        let (times, data) = match frame {
+            Frame::Data { times, .. } => (times, true),
+            Frame::Keepalive { times } => (times, false),
+        };
+        path.echo = Some((times.ts, now));
+        if times.echo != 0 && times.echo != path.last_echo_seen {
+            path.last_echo_seen = times.echo;
+            let rtt_us = self.clock.micros(now).wrapping_sub(times.echo).wrapping_sub(times.echo_delay);
+            // Ignore samples that can only come from clock wrap or garbage.
+            if rtt_us < 60_000_000 {
+                path.rtt.sample(Duration::from_micros(u64::from(rtt_us)));
+            }
+        }
+        if !data {
+            return None;
+        }
+        let packet_start = plain.start + DATA_FRAME_HEADER_LEN;
+        let Some(summary) = ip::summarize(&buf[packet_start..plain.end]) else {
+            self.drops.malformed += 1;
+            return None;
+        };
+        if !peer.allows(summary.src) {
+            self.drops.source_not_allowed += 1;
+            return None;
+        }
+        Some(packet_start..packet_start + summary.len)
+    }
+
+    // ------------------------------------------------------------- control
+
+    fn push_pending(&mut self, p: Pending) {
+        if self.pending.len() >= MAX_PENDING {
+            self.drops.queue_full += 1;
+            return;
+        }
+        self.pending.push_back(p);
+    }
+
+    /// Next control datagram to send, written into `buf` (at least 256 bytes).
+    pub fn poll_transmit(&mut self, buf: &mut [u8], now: Instant) -> Option<Transmit> {
+        while let Some(p) = self.pending.pop_front() {
+            match p {
+                Pending::Raw { socket, dest, bytes } => {
+                    buf[..bytes.len()].copy_from_slice(&bytes);
+                    return Some(Transmit { socket, dest, len: bytes.len() });
+                }
+                Pending::Keepalive { peer, path } => {
+                    let Some(p) = self.peers.get(peer).and_then(|p| p.paths.get(path)) else {
+                        continue;
+                    };
+                    let times = self.timestamps(p, now);
+                    frame::encode_keepalive(&mut buf[DATA_HEADER_LEN..DATA_HEADER_LEN + FRAME_HEADER_LEN], times);
+                    if let Some(t) = self.seal_on_path(peer, path, buf, FRAME_HEADER_LEN, now) {
+                        return Some(t);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// The earliest instant `handle_timeout` has work to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut earliest: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                earliest = Some(earliest.map_or(t, |e| e.min(t)));
+            }
+        };
+        for peer in &self.peers {
+            for path in &peer.paths {
+                consider(path.handshake_due);
+                consider(path.previous.as_ref().map(|(_, t)| *t));
+                if let Some(s) = &path.current {
+                    consider(Some(s.created + REJECT_AFTER_TIME));
+                    if self.mode == Mode::Client && path.handshake_due.is_none() {
+                        consider(Some(s.created + REKEY_AFTER_TIME));
+                    }
+                }
+                if path.state == PathState::Up {
+                    consider(path.last_rx.map(|t| t + self.path_timeout));
+                    if path.current.is_some() {
+                        consider(path.last_tx.map(|t| t + self.keepalive).or(path.last_rx));
+                    }
+                }
+            }
+        }
+        earliest
+    }
+
+    /// Runs every timer that is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for peer_idx in 0..self.peers.len() {
+            for path_idx in 0..self.peers[peer_idx].paths.len() {
+                self.path_timers(peer_idx, path_idx, now);
+            }
+        }
+    }
+
+    fn path_timers(&mut self, peer_idx: usize, path_idx: usize, now: Instant) {
+        let client = self.mode == Mode::Client;
+        let peer_key = self.peers[peer_idx].public_key;
+        let path = &mut self.peers[peer_idx].paths[path_idx];
+        if path.previous.as_ref().is_some_and(|(_, t)| *t <= now) {
+            let (old, _) = path.previous.take().expect("checked");
+            self.indices.remove(&old.local_index);
+        }
+        if path.current.as_ref().is_some_and(|s| now.saturating_duration_since(s.created) >= REJECT_AFTER_TIME) {
+            let old = path.current.take().expect("checked");
+            self.indices.remove(&old.local_index);
+            if path.state == PathState::Up {
+                path.state = PathState::Down;
+                self.events.push_back(Event::PathDown { peer: peer_key, path: path.name.clone(), reason: "session expired" });
+            }
+            if client && path.handshake_due.is_none() {
+                path.handshake_due = Some(now);
+            }
+        }
+        if path.state == PathState::Up && path.last_rx.is_some_and(|t| now.saturating_duration_since(t) >= self.path_timeout) {
+            path.state = PathState::Down;
+            self.events.push_back(Event::PathDown { peer: peer_key, path: path.name.clone(), reason: "peer silent" });
+            if client && path.handshake_due.is_none() {
+                path.handshake_due = Some(now);
+            }
+        }
+        if client && path.handshake_due.is_none() {
+            if let Some(s) = &path.current {
+                let old = now.saturating_duration_since(s.created) >= REKEY_AFTER_TIME;
+                if old || s.messages_sent() >= REKEY_AFTER_MESSAGES {
+                    path.handshake_due = Some(now);
+                }
+            }
+        }
+        if client && path.handshake_due.is_some_and(|t| t <= now) {
+            self.send_initiation(peer_idx, path_idx, now);
+        }
+        let path = &self.peers[peer_idx].paths[path_idx];
+        if path.state == PathState::Up
+            && path.current.is_some()
+            && path.last_tx.is_none_or(|t| now.saturating_duration_since(t) >= self.keepalive)
+        {
+            self.push_pending(Pending::Keepalive { peer: peer_idx, path: path_idx });
+            // Mark as sent now so the timer does not fire again before
+            // poll_transmit drains the queue.
+            self.peers[peer_idx].paths[path_idx].last_tx = Some(now);
+        }
+    }
+
+    fn send_initiation(&mut self, peer_idx: usize, path_idx: usize, now: Instant) {
+        let sender = self.alloc_index();
+        let wall = self.clock.unix_ns(now);
+        let peer = &mut self.peers[peer_idx];
+        let unix_ns = wall.max(peer.last_init_unix_ns + 1);
+        peer.last_init_unix_ns = unix_ns;
+        let path = &mut peer.paths[path_idx];
+        let payload = InitPayload {
+            unix_ns,
+            path_id: path.id,
+            path_name: path.name.chars().take(MAX_PATH_NAME).collect(),
+        };
+        path.handshake_attempts += 1;
+        path.handshake_due = Some(now + handshake_backoff(path.handshake_attempts));
+        let (Some(dest), socket) = (path.endpoint, path.socket) else { return };
+        let Ok((initiator, msg)) = Initiator::start(&self.private_key, &peer.public_key, sender, &payload) else {
+            return;
+        };
+        if let Some(old) = path.pending.replace(initiator) {
+            self.indices.remove(&old.sender);
+        }
+        self.indices.insert(sender, IndexEntry { peer: peer_idx, path: path_idx });
+        self.push_pending(Pending::Raw { socket, dest, bytes: msg.to_vec() });
+    }
+
+    // -------------------------------------------------------------- status
+
+    /// A snapshot for `mlvpn-rs status`.
+    pub fn status(&self, interface: &str, now: Instant) -> Status {
+        Status {
+            interface: interface.to_string(),
+            mode: match self.mode {
+                Mode::Client => "client".into(),
+                Mode::Server => "server".into(),
+            },
+            drops: self.drops,
+            peers: self
+                .peers
+                .iter()
+                .map(|peer| PeerStatus {
+                    public_key: peer.public_key.to_base64(),
+                    paths: peer
+                        .paths
+                        .iter()
+                        .map(|p| PathStatus {
+                            name: p.name.clone(),
+                            state: p.state.as_str().into(),
+                            endpoint: p.endpoint.map(|e| e.to_string()),
+                            srtt_ms: p.rtt.srtt().map(|d| d.as_secs_f64() * 1000.0),
+                            rttvar_ms: p.rtt.srtt().map(|_| p.rtt.rttvar().as_secs_f64() * 1000.0),
+                            loss: None,
+                            tx_bytes: p.counters.tx_bytes,
+                            rx_bytes: p.counters.rx_bytes,
+                            tx_packets: p.counters.tx_packets,
+                            rx_packets: p.counters.rx_packets,
+                            handshakes: p.counters.handshakes,
+                            endpoint_changes: p.counters.endpoint_changes,
+                            last_handshake_ago_ms: p
+                                .last_handshake
+                                .map(|t| now.saturating_duration_since(t).as_millis() as u64),
+                        })
+                        .collect(),
+                    reorder: ReorderStatus::default(),
+                })
+                .collect(),
+        }
+    }
+}

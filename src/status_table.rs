@@ -1,0 +1,65 @@
+//! The human-readable form of `mlvpn-rs status`.
+
+use std::fmt::Write;
+
+use crate::proto::stats::Status;
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Renders a per-peer, per-path table followed by non-zero drop counters.
+pub fn render(s: &Status) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "interface {} ({})", s.interface, s.mode);
+    for peer in &s.peers {
+        let _ = writeln!(out, "peer {}", peer.public_key);
+        if peer.paths.is_empty() {
+            let _ = writeln!(out, "  (no path yet)");
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<11} {:<22} {:>8} {:>10} {:>10} {:>9} {:>9}",
+            "PATH", "STATE", "ENDPOINT", "SRTT", "TX", "RX", "TX PKTS", "RX PKTS"
+        );
+        for p in &peer.paths {
+            let srtt = p.srtt_ms.map(|v| format!("{v:.1}ms")).unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                out,
+                "  {:<12} {:<11} {:<22} {:>8} {:>10} {:>10} {:>9} {:>9}",
+                p.name,
+                p.state,
+                p.endpoint.as_deref().unwrap_or("-"),
+                srtt,
+                bytes(p.tx_bytes),
+                bytes(p.rx_bytes),
+                p.tx_packets,
+                p.rx_packets
+            );
+        }
+    }
+    let d = serde_json::to_value(s.drops).unwrap_or_default();
+    let nonzero: Vec<String> = d
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| v.as_u64().unwrap_or(0) > 0)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if !nonzero.is_empty() {
+        let _ = writeln!(out, "drops: {}", nonzero.join(" "));
+    }
+    out
+}

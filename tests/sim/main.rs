@@ -1,0 +1,381 @@
+//! Deterministic simulation tests of the protocol core: two (or three)
+//! tunnels exchanging datagrams over simulated paths, in simulated time.
+
+mod net;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use mlvpn_keys::{PrivateKey, PublicKey};
+use mlvpn_rs::config::Mode;
+use mlvpn_rs::proto::clock::Clock;
+use mlvpn_rs::proto::stats::Status;
+use mlvpn_rs::proto::tunnel::{PathSpec, PeerSpec, REKEY_AFTER_TIME};
+use mlvpn_rs::proto::{Tunnel, TunnelConfig};
+use net::{ipv4_packet, packet_id, Net};
+
+const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 42, 0, 2);
+const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 42, 0, 1);
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn key(b: u8) -> PrivateKey {
+    PrivateKey::from_bytes([b; 32])
+}
+
+/// Server sockets: 10.101.0.2:5080 (isp1), 10.102.0.2:5081 (isp2).
+fn server_sockets() -> Vec<SocketAddr> {
+    vec![addr("10.101.0.2:5080"), addr("10.102.0.2:5081")]
+}
+
+fn server(net_start: Instant, peers: Vec<(PublicKey, &str)>) -> Tunnel {
+    let cfg = TunnelConfig {
+        mode: Mode::Server,
+        private_key: key(1),
+        keepalive: Duration::from_secs(1),
+        path_timeout: Duration::from_secs(3),
+        peers: peers
+            .into_iter()
+            .map(|(k, ip)| PeerSpec { public_key: k, allowed_ips: vec![ip.parse::<IpNet>().unwrap()] })
+            .collect(),
+        paths: vec![],
+    };
+    Tunnel::new(cfg, Clock::new(net_start, 1_700_000_000_000_000_000), net_start)
+}
+
+/// A client with key `k` and one path per local address, path i towards
+/// server socket i % 2.
+fn client(net_start: Instant, k: u8, locals: &[&str], bandwidth: &[Option<u64>]) -> (Tunnel, Vec<SocketAddr>) {
+    let srv = server_sockets();
+    let cfg = TunnelConfig {
+        mode: Mode::Client,
+        private_key: key(k),
+        keepalive: Duration::from_secs(1),
+        path_timeout: Duration::from_secs(3),
+        peers: vec![PeerSpec { public_key: key(1).public_key(), allowed_ips: vec!["10.42.0.0/24".parse().unwrap()] }],
+        paths: locals
+            .iter()
+            .enumerate()
+            .map(|(i, _)| PathSpec {
+                name: format!("p{i}"),
+                socket: i,
+                endpoint: srv[i % 2],
+                bandwidth_up: bandwidth.get(i).copied().flatten(),
+                fallback: false,
+            })
+            .collect(),
+    };
+    let t = Tunnel::new(cfg, Clock::new(net_start, 1_700_000_000_000_000_000), net_start);
+    (t, locals.iter().map(|a| addr(a)).collect())
+}
+
+/// Standard set-up: server node 0, client node 1 with two paths.
+fn two_path_net() -> Net {
+    let start = Instant::now();
+    let mut net = Net::new(start);
+    net.add(server(start, vec![(key(2).public_key(), "10.42.0.2/32")]), server_sockets());
+    let (c, socks) = client(start, 2, &["10.101.0.1:40000", "10.102.0.1:40001"], &[]);
+    net.add(c, socks);
+    net.run_for(Duration::from_secs(1));
+    net
+}
+
+fn status(net: &Net, n: usize) -> Status {
+    net.nodes[n].tunnel.status("mlvpn0", net.now)
+}
+
+fn states(s: &Status) -> Vec<String> {
+    s.peers[0].paths.iter().map(|p| p.state.clone()).collect()
+}
+
+#[test]
+fn handshake_brings_both_paths_up_and_traffic_flows_both_ways() {
+    let mut net = two_path_net();
+    assert_eq!(states(&status(&net, 1)), ["up", "up"]);
+    assert_eq!(states(&status(&net, 0)), ["up", "up"]);
+    for i in 0..1000u64 {
+        assert!(net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, i, 500)));
+        assert!(net.tun_send(0, &ipv4_packet(SERVER_IP, CLIENT_IP, i, 300)));
+        net.run_for(Duration::from_micros(500));
+    }
+    net.run_for(Duration::from_millis(100));
+    let mut got: Vec<u64> = net.nodes[0].delivered.iter().map(|p| packet_id(p)).collect();
+    got.sort();
+    assert_eq!(got, (0..1000).collect::<Vec<_>>());
+    assert_eq!(net.nodes[1].delivered.len(), 1000);
+    assert_eq!(net.nodes[0].delivered[0].len(), 500);
+    // Round robin without bandwidth hints: both paths carry half.
+    let c = status(&net, 1);
+    let (a, b) = (c.peers[0].paths[0].tx_packets, c.peers[0].paths[1].tx_packets);
+    assert!(a.abs_diff(b) <= 10, "tx packets per path {a} / {b}");
+    // RTT measured from timestamp echo: 2 x 10 ms.
+    let srtt = c.peers[0].paths[0].srtt_ms.unwrap();
+    assert!((19.0..=22.0).contains(&srtt), "srtt {srtt}");
+    // Server learned path names and endpoints from authenticated packets.
+    let s = status(&net, 0);
+    assert_eq!(s.peers[0].paths[0].name, "p0");
+    assert_eq!(s.peers[0].paths[0].endpoint.as_deref(), Some("10.101.0.1:40000"));
+    assert_eq!(s.drops.total() + c.drops.total(), 0, "{:?} {:?}", s.drops, c.drops);
+}
+
+#[test]
+fn replayed_data_datagram_is_dropped_and_does_not_move_endpoint() {
+    let mut net = two_path_net();
+    net.capturing = true;
+    net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, 7, 200));
+    net.run_for(Duration::from_millis(50));
+    assert_eq!(net.nodes[0].delivered.len(), 1);
+    let (_, to, bytes) = net.capture.iter().find(|(_, _, b)| b[0] == 4 && b.len() > 200).cloned().unwrap();
+    // Replay from an attacker's address, and from the original one.
+    net.send_raw(addr("10.101.0.99:5555"), to, bytes.clone());
+    net.send_raw(addr("10.101.0.1:40000"), to, bytes);
+    net.run_for(Duration::from_millis(50));
+    assert_eq!(net.nodes[0].delivered.len(), 1);
+    let s = status(&net, 0);
+    assert_eq!(s.drops.replayed, 2);
+    assert_eq!(s.peers[0].paths[0].endpoint.as_deref(), Some("10.101.0.1:40000"));
+    assert_eq!(s.peers[0].paths[0].endpoint_changes, 0);
+}
+
+#[test]
+fn replayed_initiation_is_refused() {
+    let start = Instant::now();
+    let mut net = Net::new(start);
+    net.add(server(start, vec![(key(2).public_key(), "10.42.0.2/32")]), server_sockets());
+    let (c, socks) = client(start, 2, &["10.101.0.1:40000"], &[]);
+    net.add(c, socks);
+    net.capturing = true;
+    net.run_for(Duration::from_secs(1));
+    let (_, to, init) = net.capture.iter().find(|(_, _, b)| b[0] == 1).cloned().unwrap();
+    net.send_raw(addr("10.101.0.66:1234"), to, init);
+    net.run_for(Duration::from_millis(100));
+    let s = status(&net, 0);
+    assert_eq!(s.drops.handshake_replayed, 1);
+    assert_eq!(s.peers[0].paths.len(), 1);
+    assert_eq!(s.peers[0].paths[0].endpoint.as_deref(), Some("10.101.0.1:40000"));
+}
+
+#[test]
+fn unknown_client_key_gets_no_tunnel() {
+    let start = Instant::now();
+    let mut net = Net::new(start);
+    net.add(server(start, vec![(key(2).public_key(), "10.42.0.2/32")]), server_sockets());
+    let (c, socks) = client(start, 3, &["10.101.0.1:40000"], &[]);
+    net.add(c, socks);
+    net.run_for(Duration::from_secs(20));
+    let s = status(&net, 0);
+    assert!(s.drops.handshake_unknown_peer >= 3, "retries with backoff: {:?}", s.drops);
+    assert!(s.drops.handshake_unknown_peer <= 6, "backoff limits retries: {:?}", s.drops);
+    assert!(s.peers[0].paths.is_empty());
+    assert_eq!(states(&status(&net, 1)), ["handshaking"]);
+    assert!(!net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, 1, 100)));
+}
+
+#[test]
+fn garbage_and_forgeries_are_counted_never_delivered() {
+    let mut net = two_path_net();
+    net.capturing = true;
+    net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, 1, 300));
+    net.run_for(Duration::from_millis(50));
+    let (_, to, good) = net.capture.iter().find(|(_, _, b)| b[0] == 4 && b.len() > 300).cloned().unwrap();
+    let before = status(&net, 0).drops.total();
+    let evil = addr("10.101.0.66:1234");
+    let mut sent = 0;
+    for i in 0..5000u64 {
+        let r = net.rng.next();
+        let mut b = match i % 5 {
+            // Random bytes of random length.
+            0 => (0..(r % 1500) as usize).map(|_| net.rng.next() as u8).collect::<Vec<u8>>(),
+            // Truncated real datagram.
+            1 => good[..(r as usize % good.len())].to_vec(),
+            // Bit flip in a real datagram (header or ciphertext).
+            2 => {
+                let mut g = good.clone();
+                let at = 4 + r as usize % (g.len() - 4);
+                g[at] ^= 1 << (r % 8);
+                g
+            }
+            // Data with a plausible index and random counter/ciphertext.
+            3 => {
+                let mut g = good.clone();
+                g[8..16].copy_from_slice(&r.to_le_bytes());
+                g
+            }
+            // Initiation-shaped junk.
+            _ => {
+                let mut g: Vec<u8> = (0..mlvpn_rs::proto::wire::INIT_LEN).map(|_| net.rng.next() as u8).collect();
+                g[0] = 1;
+                g[1..4].fill(0);
+                g
+            }
+        };
+        if b.is_empty() {
+            b.push(0);
+        }
+        net.send_raw(evil, to, b);
+        sent += 1;
+    }
+    net.run_for(Duration::from_millis(50));
+    let s = status(&net, 0);
+    assert_eq!(net.nodes[0].delivered.len(), 1, "no forged packet reaches the TUN");
+    // Everything was dropped and counted (the whole traffic is forged).
+    assert_eq!(s.drops.total() - before, sent, "{:?}", s.drops);
+    assert!(s.drops.malformed > 0 && s.drops.auth_failed > 0 && s.drops.handshake_bad_mac > 0);
+    assert_eq!(s.peers[0].paths[0].endpoint.as_deref(), Some("10.101.0.1:40000"));
+    // The tunnel still works.
+    net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, 2, 300));
+    net.run_for(Duration::from_millis(50));
+    assert_eq!(net.nodes[0].delivered.len(), 2);
+}
+
+#[test]
+fn silent_path_goes_down_traffic_moves_and_path_returns() {
+    let mut net = two_path_net();
+    // Blackhole path 0 in both directions.
+    net.link(addr("10.101.0.1:40000"), addr("10.101.0.2:5080")).cut = true;
+    net.link(addr("10.101.0.2:5080"), addr("10.101.0.1:40000")).cut = true;
+    net.run_for(Duration::from_secs(5));
+    assert_eq!(states(&status(&net, 1)), ["down", "up"]);
+    assert_eq!(states(&status(&net, 0)), ["down", "up"]);
+    for i in 0..100 {
+        net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, i, 200));
+    }
+    net.run_for(Duration::from_millis(50));
+    assert_eq!(net.nodes[0].delivered.len(), 100, "all traffic on the live path");
+    // Restore: the client re-handshakes (backoff at most 8 s) and uses it again.
+    net.link(addr("10.101.0.1:40000"), addr("10.101.0.2:5080")).cut = false;
+    net.link(addr("10.101.0.2:5080"), addr("10.101.0.1:40000")).cut = false;
+    net.run_for(Duration::from_secs(10));
+    assert_eq!(states(&status(&net, 1)), ["up", "up"]);
+    let before = status(&net, 1).peers[0].paths[0].tx_packets;
+    for i in 0..100 {
+        net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, i, 200));
+    }
+    assert!(status(&net, 1).peers[0].paths[0].tx_packets >= before + 50);
+}
+
+#[test]
+fn rekey_keeps_traffic_flowing_without_loss() {
+    let mut net = two_path_net();
+    net.default_link.delay = Duration::from_millis(40);
+    let mut sent = 0u64;
+    let end = net.now + REKEY_AFTER_TIME * 3;
+    while net.now < end {
+        net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, sent, 100));
+        net.tun_send(0, &ipv4_packet(SERVER_IP, CLIENT_IP, sent, 100));
+        sent += 1;
+        net.run_for(Duration::from_millis(20));
+    }
+    net.run_for(Duration::from_secs(1));
+    let c = status(&net, 1);
+    for p in &c.peers[0].paths {
+        assert!(p.handshakes >= 3, "path {} rekeyed {} times", p.name, p.handshakes);
+        assert_eq!(p.state, "up");
+    }
+    assert_eq!(net.nodes[0].delivered.len() as u64, sent, "client->server: nothing lost across rekeys");
+    assert_eq!(net.nodes[1].delivered.len() as u64, sent, "server->client: nothing lost across rekeys");
+    assert_eq!(c.drops.total() + status(&net, 0).drops.total(), 0);
+}
+
+#[test]
+fn server_serves_two_clients_routed_by_allowed_ips() {
+    let start = Instant::now();
+    let mut net = Net::new(start);
+    net.add(
+        server(start, vec![(key(2).public_key(), "10.42.0.2/32"), (key(3).public_key(), "10.42.0.3/32")]),
+        server_sockets(),
+    );
+    let (c1, s1) = client(start, 2, &["10.101.0.1:40000", "10.102.0.1:40001"], &[]);
+    let (c2, s2) = client(start, 3, &["10.101.0.7:40000", "10.102.0.7:40001"], &[]);
+    net.add(c1, s1);
+    net.add(c2, s2);
+    net.run_for(Duration::from_secs(1));
+    let c3 = Ipv4Addr::new(10, 42, 0, 3);
+    for i in 0..50 {
+        assert!(net.tun_send(0, &ipv4_packet(SERVER_IP, CLIENT_IP, i, 100)));
+        assert!(net.tun_send(0, &ipv4_packet(SERVER_IP, c3, 1000 + i, 100)));
+        assert!(net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, 2000 + i, 100)));
+        assert!(net.tun_send(2, &ipv4_packet(c3, SERVER_IP, 3000 + i, 100)));
+    }
+    // No route for an address no peer owns.
+    assert!(!net.tun_send(0, &ipv4_packet(SERVER_IP, Ipv4Addr::new(10, 42, 0, 9), 1, 100)));
+    net.run_for(Duration::from_millis(100));
+    assert!(net.nodes[1].delivered.iter().all(|p| packet_id(p) < 1000));
+    assert!(net.nodes[2].delivered.iter().all(|p| (1000..2000).contains(&packet_id(p))));
+    assert_eq!(net.nodes[1].delivered.len(), 50);
+    assert_eq!(net.nodes[2].delivered.len(), 50);
+    assert_eq!(net.nodes[0].delivered.len(), 100);
+    let s = status(&net, 0);
+    assert_eq!(s.drops.no_route, 1);
+    assert_eq!(states(&s), ["up", "up"]);
+    assert_eq!(s.peers[1].paths.len(), 2);
+}
+
+#[test]
+fn client_cannot_spoof_another_clients_inner_address() {
+    let start = Instant::now();
+    let mut net = Net::new(start);
+    net.add(
+        server(start, vec![(key(2).public_key(), "10.42.0.2/32"), (key(3).public_key(), "10.42.0.3/32")]),
+        server_sockets(),
+    );
+    let (c2, s2) = client(start, 3, &["10.101.0.7:40000"], &[]);
+    net.add(c2, s2);
+    net.run_for(Duration::from_secs(1));
+    net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, 1, 100));
+    net.run_for(Duration::from_millis(50));
+    assert!(net.nodes[0].delivered.is_empty());
+    assert_eq!(status(&net, 0).drops.source_not_allowed, 1);
+}
+
+#[test]
+fn bandwidth_hints_weight_the_paths() {
+    let start = Instant::now();
+    let mut net = Net::new(start);
+    net.add(server(start, vec![(key(2).public_key(), "10.42.0.2/32")]), server_sockets());
+    let (c, socks) = client(start, 2, &["10.101.0.1:40000", "10.102.0.1:40001"], &[Some(80_000_000), Some(20_000_000)]);
+    net.add(c, socks);
+    net.run_for(Duration::from_secs(1));
+    let before: Vec<u64> = status(&net, 1).peers[0].paths.iter().map(|p| p.tx_packets).collect();
+    for i in 0..1000 {
+        net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, i, 100));
+    }
+    let after: Vec<u64> = status(&net, 1).peers[0].paths.iter().map(|p| p.tx_packets).collect();
+    assert_eq!(after[0] - before[0], 800);
+    assert_eq!(after[1] - before[1], 200);
+}
+
+#[test]
+fn nat_rebinding_moves_the_server_endpoint() {
+    let mut net = two_path_net();
+    net.nat.insert(addr("10.101.0.1:40000"), addr("10.101.0.1:50123"));
+    net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, 1, 100));
+    net.run_for(Duration::from_millis(50));
+    // The server's replies must follow the new mapping: route them back.
+    net.nodes[1].sockets[0] = addr("10.101.0.1:50123");
+    net.nat.clear();
+    let s = status(&net, 0);
+    let p = s.peers[0].paths.iter().find(|p| p.name == "p0").unwrap();
+    assert_eq!(p.endpoint.as_deref(), Some("10.101.0.1:50123"));
+    assert_eq!(p.endpoint_changes, 1);
+    for i in 0..10 {
+        net.tun_send(0, &ipv4_packet(SERVER_IP, CLIENT_IP, i, 100));
+    }
+    net.run_for(Duration::from_millis(50));
+    assert_eq!(net.nodes[1].delivered.len(), 10);
+}
+
+#[test]
+fn lossy_paths_still_handshake_and_stay_up() {
+    let start = Instant::now();
+    let mut net = Net::new(start);
+    net.default_link.loss = 0.1;
+    net.add(server(start, vec![(key(2).public_key(), "10.42.0.2/32")]), server_sockets());
+    let (c, socks) = client(start, 2, &["10.101.0.1:40000", "10.102.0.1:40001"], &[]);
+    net.add(c, socks);
+    net.run_for(Duration::from_secs(30));
+    assert_eq!(states(&status(&net, 1)), ["up", "up"]);
+}
