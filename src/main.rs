@@ -141,6 +141,7 @@ fn run(file: &Path) -> Result<(), String> {
     let config = Config::load(file).map_err(|e| e.to_string())?;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MLVPN_LOG").unwrap_or_else(|_| "info".into()),
         )

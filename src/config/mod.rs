@@ -79,9 +79,8 @@ pub struct PathConfig {
     /// Carry traffic only when no normal path is up.
     pub fallback: bool,
 }
-// TEMPORARY-STUB-BEGIN (replaced by the real parser)
-impl Config {
-    pub fn load(_p: &std::path::Path) -> Result<Config, String> { Err("stub".into()) }
-}
-pub fn control_socket_of(_p: &std::path::Path) -> Result<PathBuf, String> { Err("stub".into()) }
-// TEMPORARY-STUB-END
+
+mod parse;
+pub mod units;
+
+pub use parse::{control_socket_of, ConfigError, DEFAULT_KEEPALIVE, DEFAULT_PATH_TIMEOUT};

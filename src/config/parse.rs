@@ -1,0 +1,350 @@
+//! From TOML text to a validated [`Config`].
+//!
+//! Parsing goes through "raw" serde structs whose fields keep their source
+//! spans (`toml::Spanned`), so that every semantic check can name the line of
+//! the key it is about.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use mlvpn_keys::PublicKey;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::units::{parse_duration, parse_rate};
+use super::{Config, Interface, Mode, PathConfig, PeerConfig};
+
+/// A config mistake: renders as `FILE:LINE: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: {}", self.file.display(), l, self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    mode: Spanned<String>,
+    interface: Spanned<RawInterface>,
+    #[serde(default)]
+    peer: Vec<Spanned<RawPeer>>,
+    #[serde(default)]
+    path: Vec<Spanned<RawPath>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInterface {
+    name: Spanned<String>,
+    address: Spanned<Vec<Spanned<String>>>,
+    private_key_file: Spanned<String>,
+    user: Option<Spanned<String>>,
+    control_socket: Option<Spanned<String>>,
+    mtu: Option<Spanned<toml::Value>>,
+    keepalive: Option<Spanned<String>>,
+    path_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeer {
+    public_key: Spanned<String>,
+    allowed_ips: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPath {
+    name: Spanned<String>,
+    bind: Spanned<String>,
+    endpoint: Option<Spanned<String>>,
+    bandwidth_up: Option<Spanned<toml::Value>>,
+    fallback: Option<Spanned<bool>>,
+}
+
+/// Default keepalive interval and path timeout (documented in the man page).
+pub const DEFAULT_KEEPALIVE: &str = "1s";
+pub const DEFAULT_PATH_TIMEOUT: &str = "3s";
+
+struct Ctx<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+    }
+
+    fn err<T>(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> Result<T, ConfigError> {
+        Err(ConfigError { file: self.file.to_path_buf(), line: Some(self.line_of(span.start)), message: message.into() })
+    }
+}
+
+fn valid_name(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
+}
+
+/// `IP`, `IP:PORT`, `[IPv6]:PORT` or bare IPv6; missing port = 0.
+fn parse_bind(s: &str) -> Option<SocketAddr> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 0))
+}
+
+fn value_text(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file (and the private key it names).
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = read_text(file)?;
+        Config::parse(&text, file)
+    }
+
+    /// Validates config text; `file` names it in errors and anchors relative
+    /// paths. Reads the private key file.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let cx = Ctx { file, text };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            file: file.to_path_buf(),
+            line: e.span().map(|s| cx.line_of(s.start)),
+            message: e.message().trim().replace('\n', "; "),
+        })?;
+        let mode = match raw.mode.get_ref().as_str() {
+            "client" => Mode::Client,
+            "server" => Mode::Server,
+            other => return cx.err(raw.mode.span(), format!("mode: \"{other}\" is not a mode; expected \"client\" or \"server\"")),
+        };
+        let interface = parse_interface(&cx, raw.interface.into_inner())?;
+        let our_public = interface.private_key.public_key();
+
+        if raw.peer.is_empty() {
+            return cx.err(0..0, "no [[peer]]: a client needs its server's public key, a server one [[peer]] per client");
+        }
+        if mode == Mode::Client && raw.peer.len() > 1 {
+            return cx.err(raw.peer[1].span(), "a client has exactly one [[peer]] (its server)");
+        }
+        let mut peers = Vec::new();
+        let mut seen_keys = HashSet::new();
+        for p in &raw.peer {
+            let p = p.get_ref();
+            let public_key = PublicKey::from_base64(p.public_key.get_ref())
+                .map_err(|e| ConfigError {
+                    file: file.to_path_buf(),
+                    line: Some(cx.line_of(p.public_key.span().start)),
+                    message: format!("peer.public_key: {e}; expected the base64 output of `mlvpn-rs pubkey`"),
+                })?;
+            if public_key == our_public {
+                return cx.err(p.public_key.span(), "peer.public_key: this is our own public key; expected the other side's");
+            }
+            if !seen_keys.insert(public_key) {
+                return cx.err(p.public_key.span(), "peer.public_key: duplicate peer");
+            }
+            let allowed_ips = match &p.allowed_ips {
+                Some(list) => {
+                    let nets = parse_cidrs(&cx, "peer.allowed_ips", list.get_ref())?;
+                    if nets.is_empty() {
+                        return cx.err(list.span(), "peer.allowed_ips: empty; expected at least one CIDR");
+                    }
+                    nets
+                }
+                None if mode == Mode::Client => vec!["0.0.0.0/0".parse().expect("valid"), "::/0".parse().expect("valid")],
+                None => {
+                    return cx.err(
+                        p.public_key.span(),
+                        "peer: a server peer needs allowed_ips (the client's inner addresses, e.g. [\"10.42.0.2/32\"])",
+                    )
+                }
+            };
+            peers.push(PeerConfig { public_key, allowed_ips });
+        }
+
+        if raw.path.is_empty() {
+            return cx.err(0..0, "no [[path]]: expected at least one");
+        }
+        let mut paths: Vec<PathConfig> = Vec::new();
+        for sp in &raw.path {
+            let p = sp.get_ref();
+            let name = p.name.get_ref();
+            if !valid_name(name, 32) {
+                return cx.err(p.name.span(), format!("path.name: \"{name}\" must be 1 to 32 characters of A-Z a-z 0-9 _ . -"));
+            }
+            if paths.iter().any(|q| &q.name == name) {
+                return cx.err(p.name.span(), format!("path.name: duplicate path name \"{name}\""));
+            }
+            let bind = parse_bind(p.bind.get_ref()).ok_or(()).or_else(|_| {
+                cx.err(p.bind.span(), format!("path.bind: \"{}\" is not an address; expected \"IP\" or \"IP:PORT\"", p.bind.get_ref()))
+            })?;
+            if mode == Mode::Server && bind.port() == 0 {
+                return cx.err(p.bind.span(), "path.bind: a server path needs a port to listen on (e.g. \"203.0.113.1:5080\")");
+            }
+            if bind.port() != 0 && paths.iter().any(|q| q.bind == bind) {
+                return cx.err(p.bind.span(), format!("path.bind: {bind} is already bound by another path"));
+            }
+            let endpoint = match (&p.endpoint, mode) {
+                (Some(e), Mode::Client) => {
+                    let a: SocketAddr = e.get_ref().parse().ok().filter(|a: &SocketAddr| a.port() != 0).ok_or(()).or_else(|_| {
+                        cx.err(e.span(), format!("path.endpoint: \"{}\" is not an address with a port; expected \"IP:PORT\"", e.get_ref()))
+                    })?;
+                    Some(a)
+                }
+                (Some(e), Mode::Server) => {
+                    return cx.err(e.span(), "path.endpoint: a server path has no endpoint (it learns the client's address)");
+                }
+                (None, Mode::Client) => {
+                    return cx.err(p.name.span(), format!("path \"{name}\": a client path needs endpoint = \"SERVER_IP:PORT\""));
+                }
+                (None, Mode::Server) => None,
+            };
+            let bandwidth_up = match &p.bandwidth_up {
+                Some(v) => {
+                    let text = value_text(v.get_ref()).ok_or(()).or_else(|_| {
+                        cx.err(v.span(), "path.bandwidth_up: expected a rate such as \"50mbit\"")
+                    })?;
+                    Some(parse_rate(&text).or_else(|e| cx.err(v.span(), format!("path.bandwidth_up: {e}")))?)
+                }
+                None => None,
+            };
+            paths.push(PathConfig {
+                name: name.clone(),
+                bind,
+                endpoint,
+                bandwidth_up,
+                fallback: p.fallback.as_ref().map(|f| *f.get_ref()).unwrap_or(false),
+            });
+        }
+        Ok(Config { file: file.to_path_buf(), mode, interface, peers, paths })
+    }
+}
+
+fn parse_cidrs(cx: &Ctx<'_>, key: &str, list: &[Spanned<String>]) -> Result<Vec<IpNet>, ConfigError> {
+    list.iter()
+        .map(|s| {
+            s.get_ref().parse::<IpNet>().or_else(|_| {
+                cx.err(s.span(), format!("{key}: \"{}\" is not a CIDR; expected e.g. \"10.42.0.2/30\" or \"fd00::2/64\"", s.get_ref()))
+            })
+        })
+        .collect()
+}
+
+fn parse_interface(cx: &Ctx<'_>, raw: RawInterface) -> Result<Interface, ConfigError> {
+    let name = raw.name.get_ref();
+    if !valid_name(name, 15) {
+        return cx.err(raw.name.span(), format!("interface.name: \"{name}\" must be 1 to 15 characters of A-Z a-z 0-9 _ . -"));
+    }
+    let address = parse_cidrs(cx, "interface.address", raw.address.get_ref())?;
+    if address.is_empty() {
+        return cx.err(raw.address.span(), "interface.address: empty; expected at least one, e.g. [\"10.42.0.2/30\"]");
+    }
+    let key_path = resolve(cx.file, raw.private_key_file.get_ref());
+    let private_key = mlvpn_keys::read_private_key_file(&key_path)
+        .or_else(|e| cx.err(raw.private_key_file.span(), format!("interface.private_key_file: {e}")))?;
+    let mtu = match &raw.mtu {
+        Some(v) => {
+            let text = value_text(v.get_ref()).unwrap_or_default();
+            let min = if address.iter().any(|a| a.addr().is_ipv6()) { 1280 } else { 576 };
+            match text.trim().parse::<u16>() {
+                Ok(m) if (min..=9000).contains(&m) => Some(m),
+                _ => return cx.err(v.span(), format!("interface.mtu: expected a number from {min} to 9000")),
+            }
+        }
+        None => None,
+    };
+    let duration = |v: &Option<Spanned<String>>, key: &str, default: &str| match v {
+        Some(s) => parse_duration(s.get_ref()).or_else(|e| cx.err(s.span(), format!("interface.{key}: {e}"))),
+        None => Ok(parse_duration(default).expect("valid default")),
+    };
+    let keepalive = duration(&raw.keepalive, "keepalive", DEFAULT_KEEPALIVE)?;
+    let path_timeout = duration(&raw.path_timeout, "path_timeout", DEFAULT_PATH_TIMEOUT)?;
+    if path_timeout <= keepalive {
+        let span = raw.path_timeout.as_ref().or(raw.keepalive.as_ref()).map(|s| s.span()).unwrap_or(0..0);
+        return cx.err(span, "interface.path_timeout: must be longer than keepalive (e.g. 3 x keepalive)");
+    }
+    let control_socket = match &raw.control_socket {
+        Some(s) if s.get_ref().is_empty() => return cx.err(s.span(), "interface.control_socket: empty path"),
+        Some(s) => resolve(cx.file, s.get_ref()),
+        None => PathBuf::from(format!("/run/mlvpn-rs/{name}.sock")),
+    };
+    Ok(Interface {
+        name: name.clone(),
+        address,
+        private_key_file: key_path,
+        private_key,
+        user: raw.user.map(|u| u.into_inner()),
+        control_socket,
+        mtu,
+        keepalive,
+        path_timeout,
+    })
+}
+
+/// Relative paths in a config are relative to the config file's directory.
+fn resolve(config_file: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    config_file.parent().map(|d| d.join(p)).unwrap_or_else(|| p.to_path_buf())
+}
+
+/// At most 1 MiB: a config is small; refuse anything else clearly.
+fn read_text(file: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let err = |message: String| ConfigError { file: file.to_path_buf(), line: None, message };
+    let f = std::fs::File::open(file).map_err(|e| err(format!("cannot open: {e}")))?;
+    let mut text = String::new();
+    f.take((1 << 20) + 1).read_to_string(&mut text).map_err(|e| err(format!("cannot read: {e}")))?;
+    if text.len() > 1 << 20 {
+        return Err(err("larger than 1 MiB; not a config file".into()));
+    }
+    Ok(text)
+}
+
+/// The control socket named by a config, without reading any key (for
+/// `mlvpn-rs status`, which must not need the private key).
+pub fn control_socket_of(file: &Path) -> Result<PathBuf, ConfigError> {
+    #[derive(Deserialize)]
+    struct Iface {
+        name: Option<String>,
+        control_socket: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Top {
+        interface: Option<Iface>,
+    }
+    let text = read_text(file)?;
+    let cx = Ctx { file, text: &text };
+    let top: Top = toml::from_str(&text).map_err(|e| ConfigError {
+        file: file.to_path_buf(),
+        line: e.span().map(|s| cx.line_of(s.start)),
+        message: e.message().trim().to_string(),
+    })?;
+    let iface = top.interface.ok_or_else(|| ConfigError { file: file.to_path_buf(), line: None, message: "no [interface]".into() })?;
+    Ok(match (iface.control_socket, iface.name) {
+        (Some(s), _) => resolve(file, &s),
+        (None, Some(n)) => PathBuf::from(format!("/run/mlvpn-rs/{n}.sock")),
+        (None, None) => return Err(ConfigError { file: file.to_path_buf(), line: None, message: "no interface.name".into() }),
+    })
+}

@@ -1,0 +1,76 @@
+//! Units in config values: rates ("50mbit"), durations ("250ms"), sizes.
+
+/// Parses a rate into bit/s: `bit`, `kbit`, `mbit`, `gbit` (SI, ×1000; also
+/// `bps`, `kbps`, `mbps`, `gbps`, all in bits), case-insensitive; a bare
+/// number is bit/s.
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim() {
+        "" | "bit" | "bps" => 1,
+        "kbit" | "kbps" => 1_000,
+        "mbit" | "mbps" => 1_000_000,
+        "gbit" | "gbps" => 1_000_000_000,
+        u => return Err(format!("unknown rate unit \"{u}\"; expected bit, kbit, mbit or gbit (e.g. \"50mbit\")")),
+    };
+    let v: f64 = num.parse().map_err(|_| format!("\"{s}\" is not a rate; expected e.g. \"50mbit\""))?;
+    let bits = v * mult as f64;
+    if !bits.is_finite() || bits < 1.0 || bits > 1e13 {
+        return Err(format!("rate \"{s}\" out of range; expected 1bit to 10000gbit"));
+    }
+    Ok(bits.round() as u64)
+}
+
+/// Parses a duration with a unit: `us`, `ms`, `s`, `m`, `h`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let scale = match unit.trim() {
+        "us" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "" => return Err(format!("\"{s}\" needs a unit; expected e.g. \"250ms\" or \"3s\"")),
+        u => return Err(format!("unknown duration unit \"{u}\"; expected us, ms, s, m or h")),
+    };
+    let v: f64 = num.parse().map_err(|_| format!("\"{s}\" is not a duration; expected e.g. \"250ms\""))?;
+    let secs = v * scale;
+    if !secs.is_finite() || secs <= 0.0 || secs > 86_400.0 {
+        return Err(format!("duration \"{s}\" out of range; expected more than 0 and at most 24h"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("50mbit"), Ok(50_000_000));
+        assert_eq!(parse_rate("20Mbit"), Ok(20_000_000));
+        assert_eq!(parse_rate("1.5gbit"), Ok(1_500_000_000));
+        assert_eq!(parse_rate("800kbps"), Ok(800_000));
+        assert_eq!(parse_rate("1200"), Ok(1200));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("-5mbit").is_err());
+        assert!(parse_rate("5 furlongs").unwrap_err().contains("unknown rate unit"));
+        assert!(parse_rate("").is_err());
+        assert!(parse_rate("1e30gbit").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("3s"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("500us"), Ok(Duration::from_micros(500)));
+        assert!(parse_duration("3").unwrap_err().contains("needs a unit"));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("3 weeks").is_err());
+    }
+}
