@@ -5,6 +5,6 @@
 //! - [`config`]: the validated configuration.
 
 pub mod config;
-pub mod proto;
 pub mod io;
+pub mod proto;
 pub mod status_table;

@@ -11,7 +11,11 @@ use mlvpn_rs::io::control;
 use mlvpn_rs::proto::stats::Status;
 
 #[derive(Parser)]
-#[command(name = "mlvpn-rs", version, about = "Multipath bonding VPN: several uplinks, one encrypted tunnel")]
+#[command(
+    name = "mlvpn-rs",
+    version,
+    about = "Multipath bonding VPN: several uplinks, one encrypted tunnel"
+)]
 struct Cli {
     /// Config file; without a command, `-c FILE` means `run -c FILE`.
     #[arg(short = 'c', long = "config", global = true)]
@@ -74,8 +78,8 @@ fn genkey() -> Result<(), String> {
 /// When stdout is a regular file (`genkey > client.key`), make it 0600: the
 /// shell created it with the umask's mode before we ran.
 fn restrict_stdout_file() {
-    use std::os::fd::AsFd;
     use nix::sys::stat::{fchmod, fstat, Mode, SFlag};
+    use std::os::fd::AsFd;
     let stdout = std::io::stdout();
     let fd = stdout.as_fd();
     if let Ok(st) = fstat(fd) {
@@ -109,7 +113,12 @@ fn check(file: &Path) -> Result<(), String> {
             mlvpn_rs::config::Mode::Server => "server",
         },
         c.interface.name,
-        c.interface.address.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
+        c.interface
+            .address
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         c.interface
             .mtu
             .map(|m| m.to_string())
@@ -153,7 +162,8 @@ fn run(file: &Path) -> Result<(), String> {
     rt.block_on(async {
         let shutdown = async {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+            let (Ok(mut term), Ok(mut int)) =
+                (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
             else {
                 return std::future::pending().await;
             };

@@ -35,7 +35,10 @@ pub fn render(s: &Status) -> String {
             "PATH", "STATE", "ENDPOINT", "SRTT", "TX", "RX", "TX PKTS", "RX PKTS"
         );
         for p in &peer.paths {
-            let srtt = p.srtt_ms.map(|v| format!("{v:.1}ms")).unwrap_or_else(|| "-".into());
+            let srtt = p
+                .srtt_ms
+                .map(|v| format!("{v:.1}ms"))
+                .unwrap_or_else(|| "-".into());
             let _ = writeln!(
                 out,
                 "  {:<12} {:<11} {:<22} {:>8} {:>10} {:>10} {:>9} {:>9}",

@@ -129,27 +129,50 @@ impl FromStr for PublicKey {
 
 /// Reads a private key file: one base64 line, mode 0600 or stricter.
 pub fn read_private_key_file(path: &Path) -> Result<PrivateKey, KeyError> {
-    let io = |source| KeyError::Io { path: path.to_path_buf(), source };
+    let io = |source| KeyError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = std::fs::File::open(path).map_err(io)?;
     let meta = file.metadata().map_err(io)?;
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
-        return Err(KeyError::Permissions { path: path.to_path_buf(), mode });
+        return Err(KeyError::Permissions {
+            path: path.to_path_buf(),
+            mode,
+        });
     }
     let mut text = Zeroizing::new(String::new());
-    file.take(MAX_KEY_FILE + 1).read_to_string(&mut text).map_err(io)?;
+    file.take(MAX_KEY_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(io)?;
     if text.len() as u64 > MAX_KEY_FILE {
-        return Err(KeyError::TooLarge { path: path.to_path_buf() });
+        return Err(KeyError::TooLarge {
+            path: path.to_path_buf(),
+        });
     }
-    PrivateKey::from_base64(&text).map_err(|e| KeyError::Malformed { path: path.to_path_buf(), reason: Box::new(e) })
+    PrivateKey::from_base64(&text).map_err(|e| KeyError::Malformed {
+        path: path.to_path_buf(),
+        reason: Box::new(e),
+    })
 }
 
 /// Writes a private key file with mode 0600.
 pub fn write_private_key_file(path: &Path, key: &PrivateKey) -> Result<(), KeyError> {
     use std::io::Write;
-    let io = |source| KeyError::Io { path: path.to_path_buf(), source };
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io)?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    let io = |source| KeyError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(io)?;
     let mut line = key.to_base64();
     line.push('\n');
     f.write_all(line.as_bytes()).map_err(io)
@@ -169,8 +192,13 @@ mod tests {
 
     #[test]
     fn rfc7748_vector() {
-        let k = PrivateKey::from_bytes(hex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"));
-        assert_eq!(k.public_key().0, hex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"));
+        let k = PrivateKey::from_bytes(hex(
+            "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
+        ));
+        assert_eq!(
+            k.public_key().0,
+            hex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")
+        );
     }
 
     #[test]
@@ -182,8 +210,14 @@ mod tests {
         assert_eq!(back.as_bytes(), k.as_bytes());
         let p = k.public_key();
         assert_eq!(p.to_string().parse::<PublicKey>().unwrap(), p);
-        assert!(matches!(PublicKey::from_base64("not base64!"), Err(KeyError::NotBase64)));
-        assert!(matches!(PublicKey::from_base64("AAAA"), Err(KeyError::BadLength(3))));
+        assert!(matches!(
+            PublicKey::from_base64("not base64!"),
+            Err(KeyError::NotBase64)
+        ));
+        assert!(matches!(
+            PublicKey::from_base64("AAAA"),
+            Err(KeyError::BadLength(3))
+        ));
     }
 
     #[test]
@@ -200,14 +234,22 @@ mod tests {
         let path = dir.join("k");
         let k = PrivateKey::generate();
         write_private_key_file(&path, &k).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(read_private_key_file(&path).unwrap().as_bytes(), k.as_bytes());
 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = read_private_key_file(&path).unwrap_err().to_string();
-        assert!(e.contains("readable by group or others") && e.contains("0644"), "{e}");
+        assert!(
+            e.contains("readable by group or others") && e.contains("0644"),
+            "{e}"
+        );
 
-        let missing = read_private_key_file(&dir.join("missing")).unwrap_err().to_string();
+        let missing = read_private_key_file(&dir.join("missing"))
+            .unwrap_err()
+            .to_string();
         assert!(missing.contains("missing"), "{missing}");
 
         let bad = dir.join("bad");

@@ -84,3 +84,6 @@ mod parse;
 pub mod units;
 
 pub use parse::{control_socket_of, ConfigError, DEFAULT_KEEPALIVE, DEFAULT_PATH_TIMEOUT};
+
+#[cfg(test)]
+mod tests;

@@ -91,13 +91,41 @@ impl Ctx<'_> {
         self.text[..offset.min(self.text.len())].matches('\n').count() + 1
     }
 
+    /// A TOML or type error, prefixed with the key of its line when there
+    /// is one (serde's messages do not name it).
+    fn syntax_error(&self, e: &toml::de::Error) -> ConfigError {
+        let line = e.span().map(|s| self.line_of(s.start));
+        let mut message = e.message().trim().replace('\n', "; ");
+        if let Some(l) = line {
+            let text = self.text.lines().nth(l - 1).unwrap_or("");
+            if let Some((key, _)) = text.split_once('=') {
+                let key = key.trim();
+                if !key.is_empty() && !message.contains(key) {
+                    message = format!("{key}: {message}");
+                }
+            }
+        }
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            message,
+        }
+    }
+
     fn err<T>(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> Result<T, ConfigError> {
-        Err(ConfigError { file: self.file.to_path_buf(), line: Some(self.line_of(span.start)), message: message.into() })
+        Err(ConfigError {
+            file: self.file.to_path_buf(),
+            line: Some(self.line_of(span.start)),
+            message: message.into(),
+        })
     }
 }
 
 fn valid_name(s: &str, max: usize) -> bool {
-    !s.is_empty() && s.len() <= max && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
 }
 
 /// `IP`, `IP:PORT`, `[IPv6]:PORT` or bare IPv6; missing port = 0.
@@ -127,37 +155,46 @@ impl Config {
     /// paths. Reads the private key file.
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         let cx = Ctx { file, text };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
-            file: file.to_path_buf(),
-            line: e.span().map(|s| cx.line_of(s.start)),
-            message: e.message().trim().replace('\n', "; "),
-        })?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| cx.syntax_error(&e))?;
         let mode = match raw.mode.get_ref().as_str() {
             "client" => Mode::Client,
             "server" => Mode::Server,
-            other => return cx.err(raw.mode.span(), format!("mode: \"{other}\" is not a mode; expected \"client\" or \"server\"")),
+            other => {
+                return cx.err(
+                    raw.mode.span(),
+                    format!("mode: \"{other}\" is not a mode; expected \"client\" or \"server\""),
+                )
+            }
         };
         let interface = parse_interface(&cx, raw.interface.into_inner())?;
         let our_public = interface.private_key.public_key();
 
         if raw.peer.is_empty() {
-            return cx.err(0..0, "no [[peer]]: a client needs its server's public key, a server one [[peer]] per client");
+            return cx.err(
+                0..0,
+                "no [[peer]]: a client needs its server's public key, a server one [[peer]] per client",
+            );
         }
         if mode == Mode::Client && raw.peer.len() > 1 {
-            return cx.err(raw.peer[1].span(), "a client has exactly one [[peer]] (its server)");
+            return cx.err(
+                raw.peer[1].span(),
+                "a client has exactly one [[peer]] (its server)",
+            );
         }
         let mut peers = Vec::new();
         let mut seen_keys = HashSet::new();
         for p in &raw.peer {
             let p = p.get_ref();
-            let public_key = PublicKey::from_base64(p.public_key.get_ref())
-                .map_err(|e| ConfigError {
-                    file: file.to_path_buf(),
-                    line: Some(cx.line_of(p.public_key.span().start)),
-                    message: format!("peer.public_key: {e}; expected the base64 output of `mlvpn-rs pubkey`"),
-                })?;
+            let public_key = PublicKey::from_base64(p.public_key.get_ref()).map_err(|e| ConfigError {
+                file: file.to_path_buf(),
+                line: Some(cx.line_of(p.public_key.span().start)),
+                message: format!("peer.public_key: {e}; expected the base64 output of `mlvpn-rs pubkey`"),
+            })?;
             if public_key == our_public {
-                return cx.err(p.public_key.span(), "peer.public_key: this is our own public key; expected the other side's");
+                return cx.err(
+                    p.public_key.span(),
+                    "peer.public_key: this is our own public key; expected the other side's",
+                );
             }
             if !seen_keys.insert(public_key) {
                 return cx.err(p.public_key.span(), "peer.public_key: duplicate peer");
@@ -178,7 +215,10 @@ impl Config {
                     )
                 }
             };
-            peers.push(PeerConfig { public_key, allowed_ips });
+            peers.push(PeerConfig {
+                public_key,
+                allowed_ips,
+            });
         }
 
         if raw.path.is_empty() {
@@ -189,19 +229,37 @@ impl Config {
             let p = sp.get_ref();
             let name = p.name.get_ref();
             if !valid_name(name, 32) {
-                return cx.err(p.name.span(), format!("path.name: \"{name}\" must be 1 to 32 characters of A-Z a-z 0-9 _ . -"));
+                return cx.err(
+                    p.name.span(),
+                    format!("path.name: \"{name}\" must be 1 to 32 characters of A-Z a-z 0-9 _ . -"),
+                );
             }
             if paths.iter().any(|q| &q.name == name) {
-                return cx.err(p.name.span(), format!("path.name: duplicate path name \"{name}\""));
+                return cx.err(
+                    p.name.span(),
+                    format!("path.name: duplicate path name \"{name}\""),
+                );
             }
             let bind = parse_bind(p.bind.get_ref()).ok_or(()).or_else(|_| {
-                cx.err(p.bind.span(), format!("path.bind: \"{}\" is not an address; expected \"IP\" or \"IP:PORT\"", p.bind.get_ref()))
+                cx.err(
+                    p.bind.span(),
+                    format!(
+                        "path.bind: \"{}\" is not an address; expected \"IP\" or \"IP:PORT\"",
+                        p.bind.get_ref()
+                    ),
+                )
             })?;
             if mode == Mode::Server && bind.port() == 0 {
-                return cx.err(p.bind.span(), "path.bind: a server path needs a port to listen on (e.g. \"203.0.113.1:5080\")");
+                return cx.err(
+                    p.bind.span(),
+                    "path.bind: a server path needs a port to listen on (e.g. \"203.0.113.1:5080\")",
+                );
             }
             if bind.port() != 0 && paths.iter().any(|q| q.bind == bind) {
-                return cx.err(p.bind.span(), format!("path.bind: {bind} is already bound by another path"));
+                return cx.err(
+                    p.bind.span(),
+                    format!("path.bind: {bind} is already bound by another path"),
+                );
             }
             let endpoint = match (&p.endpoint, mode) {
                 (Some(e), Mode::Client) => {
@@ -211,10 +269,16 @@ impl Config {
                     Some(a)
                 }
                 (Some(e), Mode::Server) => {
-                    return cx.err(e.span(), "path.endpoint: a server path has no endpoint (it learns the client's address)");
+                    return cx.err(
+                        e.span(),
+                        "path.endpoint: a server path has no endpoint (it learns the client's address)",
+                    );
                 }
                 (None, Mode::Client) => {
-                    return cx.err(p.name.span(), format!("path \"{name}\": a client path needs endpoint = \"SERVER_IP:PORT\""));
+                    return cx.err(
+                        p.name.span(),
+                        format!("path \"{name}\": a client path needs endpoint = \"SERVER_IP:PORT\""),
+                    );
                 }
                 (None, Mode::Server) => None,
             };
@@ -235,7 +299,13 @@ impl Config {
                 fallback: p.fallback.as_ref().map(|f| *f.get_ref()).unwrap_or(false),
             });
         }
-        Ok(Config { file: file.to_path_buf(), mode, interface, peers, paths })
+        Ok(Config {
+            file: file.to_path_buf(),
+            mode,
+            interface,
+            peers,
+            paths,
+        })
     }
 }
 
@@ -243,7 +313,13 @@ fn parse_cidrs(cx: &Ctx<'_>, key: &str, list: &[Spanned<String>]) -> Result<Vec<
     list.iter()
         .map(|s| {
             s.get_ref().parse::<IpNet>().or_else(|_| {
-                cx.err(s.span(), format!("{key}: \"{}\" is not a CIDR; expected e.g. \"10.42.0.2/30\" or \"fd00::2/64\"", s.get_ref()))
+                cx.err(
+                    s.span(),
+                    format!(
+                        "{key}: \"{}\" is not a CIDR; expected e.g. \"10.42.0.2/30\" or \"fd00::2/64\"",
+                        s.get_ref()
+                    ),
+                )
             })
         })
         .collect()
@@ -252,22 +328,41 @@ fn parse_cidrs(cx: &Ctx<'_>, key: &str, list: &[Spanned<String>]) -> Result<Vec<
 fn parse_interface(cx: &Ctx<'_>, raw: RawInterface) -> Result<Interface, ConfigError> {
     let name = raw.name.get_ref();
     if !valid_name(name, 15) {
-        return cx.err(raw.name.span(), format!("interface.name: \"{name}\" must be 1 to 15 characters of A-Z a-z 0-9 _ . -"));
+        return cx.err(
+            raw.name.span(),
+            format!("interface.name: \"{name}\" must be 1 to 15 characters of A-Z a-z 0-9 _ . -"),
+        );
     }
     let address = parse_cidrs(cx, "interface.address", raw.address.get_ref())?;
     if address.is_empty() {
-        return cx.err(raw.address.span(), "interface.address: empty; expected at least one, e.g. [\"10.42.0.2/30\"]");
+        return cx.err(
+            raw.address.span(),
+            "interface.address: empty; expected at least one, e.g. [\"10.42.0.2/30\"]",
+        );
     }
     let key_path = resolve(cx.file, raw.private_key_file.get_ref());
-    let private_key = mlvpn_keys::read_private_key_file(&key_path)
-        .or_else(|e| cx.err(raw.private_key_file.span(), format!("interface.private_key_file: {e}")))?;
+    let private_key = mlvpn_keys::read_private_key_file(&key_path).or_else(|e| {
+        cx.err(
+            raw.private_key_file.span(),
+            format!("interface.private_key_file: {e}"),
+        )
+    })?;
     let mtu = match &raw.mtu {
         Some(v) => {
             let text = value_text(v.get_ref()).unwrap_or_default();
-            let min = if address.iter().any(|a| a.addr().is_ipv6()) { 1280 } else { 576 };
+            let min = if address.iter().any(|a| a.addr().is_ipv6()) {
+                1280
+            } else {
+                576
+            };
             match text.trim().parse::<u16>() {
                 Ok(m) if (min..=9000).contains(&m) => Some(m),
-                _ => return cx.err(v.span(), format!("interface.mtu: expected a number from {min} to 9000")),
+                _ => {
+                    return cx.err(
+                        v.span(),
+                        format!("interface.mtu: expected a number from {min} to 9000"),
+                    )
+                }
             }
         }
         None => None,
@@ -279,8 +374,16 @@ fn parse_interface(cx: &Ctx<'_>, raw: RawInterface) -> Result<Interface, ConfigE
     let keepalive = duration(&raw.keepalive, "keepalive", DEFAULT_KEEPALIVE)?;
     let path_timeout = duration(&raw.path_timeout, "path_timeout", DEFAULT_PATH_TIMEOUT)?;
     if path_timeout <= keepalive {
-        let span = raw.path_timeout.as_ref().or(raw.keepalive.as_ref()).map(|s| s.span()).unwrap_or(0..0);
-        return cx.err(span, "interface.path_timeout: must be longer than keepalive (e.g. 3 x keepalive)");
+        let span = raw
+            .path_timeout
+            .as_ref()
+            .or(raw.keepalive.as_ref())
+            .map(|s| s.span())
+            .unwrap_or(0..0);
+        return cx.err(
+            span,
+            "interface.path_timeout: must be longer than keepalive (e.g. 3 x keepalive)",
+        );
     }
     let control_socket = match &raw.control_socket {
         Some(s) if s.get_ref().is_empty() => return cx.err(s.span(), "interface.control_socket: empty path"),
@@ -306,16 +409,25 @@ fn resolve(config_file: &Path, p: &str) -> PathBuf {
     if p.is_absolute() {
         return p.to_path_buf();
     }
-    config_file.parent().map(|d| d.join(p)).unwrap_or_else(|| p.to_path_buf())
+    config_file
+        .parent()
+        .map(|d| d.join(p))
+        .unwrap_or_else(|| p.to_path_buf())
 }
 
 /// At most 1 MiB: a config is small; refuse anything else clearly.
 fn read_text(file: &Path) -> Result<String, ConfigError> {
     use std::io::Read;
-    let err = |message: String| ConfigError { file: file.to_path_buf(), line: None, message };
+    let err = |message: String| ConfigError {
+        file: file.to_path_buf(),
+        line: None,
+        message,
+    };
     let f = std::fs::File::open(file).map_err(|e| err(format!("cannot open: {e}")))?;
     let mut text = String::new();
-    f.take((1 << 20) + 1).read_to_string(&mut text).map_err(|e| err(format!("cannot read: {e}")))?;
+    f.take((1 << 20) + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| err(format!("cannot read: {e}")))?;
     if text.len() > 1 << 20 {
         return Err(err("larger than 1 MiB; not a config file".into()));
     }
@@ -336,15 +448,21 @@ pub fn control_socket_of(file: &Path) -> Result<PathBuf, ConfigError> {
     }
     let text = read_text(file)?;
     let cx = Ctx { file, text: &text };
-    let top: Top = toml::from_str(&text).map_err(|e| ConfigError {
+    let top: Top = toml::from_str(&text).map_err(|e| cx.syntax_error(&e))?;
+    let iface = top.interface.ok_or_else(|| ConfigError {
         file: file.to_path_buf(),
-        line: e.span().map(|s| cx.line_of(s.start)),
-        message: e.message().trim().to_string(),
+        line: None,
+        message: "no [interface]".into(),
     })?;
-    let iface = top.interface.ok_or_else(|| ConfigError { file: file.to_path_buf(), line: None, message: "no [interface]".into() })?;
     Ok(match (iface.control_socket, iface.name) {
         (Some(s), _) => resolve(file, &s),
         (None, Some(n)) => PathBuf::from(format!("/run/mlvpn-rs/{n}.sock")),
-        (None, None) => return Err(ConfigError { file: file.to_path_buf(), line: None, message: "no interface.name".into() }),
+        (None, None) => {
+            return Err(ConfigError {
+                file: file.to_path_buf(),
+                line: None,
+                message: "no interface.name".into(),
+            })
+        }
     })
 }

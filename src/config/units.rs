@@ -5,18 +5,26 @@
 /// number is bit/s.
 pub fn parse_rate(s: &str) -> Result<u64, String> {
     let t = s.trim().to_ascii_lowercase();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let mult: u64 = match unit.trim() {
         "" | "bit" | "bps" => 1,
         "kbit" | "kbps" => 1_000,
         "mbit" | "mbps" => 1_000_000,
         "gbit" | "gbps" => 1_000_000_000,
-        u => return Err(format!("unknown rate unit \"{u}\"; expected bit, kbit, mbit or gbit (e.g. \"50mbit\")")),
+        u => {
+            return Err(format!(
+                "unknown rate unit \"{u}\"; expected bit, kbit, mbit or gbit (e.g. \"50mbit\")"
+            ))
+        }
     };
-    let v: f64 = num.parse().map_err(|_| format!("\"{s}\" is not a rate; expected e.g. \"50mbit\""))?;
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a rate; expected e.g. \"50mbit\""))?;
     let bits = v * mult as f64;
-    if !bits.is_finite() || bits < 1.0 || bits > 1e13 {
+    if !bits.is_finite() || !(1.0..=1e13).contains(&bits) {
         return Err(format!("rate \"{s}\" out of range; expected 1bit to 10000gbit"));
     }
     Ok(bits.round() as u64)
@@ -25,7 +33,9 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
 /// Parses a duration with a unit: `us`, `ms`, `s`, `m`, `h`.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let scale = match unit.trim() {
         "us" => 1e-6,
@@ -34,12 +44,20 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         "m" => 60.0,
         "h" => 3600.0,
         "" => return Err(format!("\"{s}\" needs a unit; expected e.g. \"250ms\" or \"3s\"")),
-        u => return Err(format!("unknown duration unit \"{u}\"; expected us, ms, s, m or h")),
+        u => {
+            return Err(format!(
+                "unknown duration unit \"{u}\"; expected us, ms, s, m or h"
+            ))
+        }
     };
-    let v: f64 = num.parse().map_err(|_| format!("\"{s}\" is not a duration; expected e.g. \"250ms\""))?;
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a duration; expected e.g. \"250ms\""))?;
     let secs = v * scale;
     if !secs.is_finite() || secs <= 0.0 || secs > 86_400.0 {
-        return Err(format!("duration \"{s}\" out of range; expected more than 0 and at most 24h"));
+        return Err(format!(
+            "duration \"{s}\" out of range; expected more than 0 and at most 24h"
+        ));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
 }
@@ -58,7 +76,9 @@ mod tests {
         assert_eq!(parse_rate("1200"), Ok(1200));
         assert!(parse_rate("0").is_err());
         assert!(parse_rate("-5mbit").is_err());
-        assert!(parse_rate("5 furlongs").unwrap_err().contains("unknown rate unit"));
+        assert!(parse_rate("5 furlongs")
+            .unwrap_err()
+            .contains("unknown rate unit"));
         assert!(parse_rate("").is_err());
         assert!(parse_rate("1e30gbit").is_err());
     }

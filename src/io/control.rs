@@ -27,12 +27,19 @@ pub struct ControlRequest {
 /// Binds the socket (replacing a stale one) with mode 0600.
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| io::Error::new(e.kind(), format!("control socket directory {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("control socket directory {}: {e}", dir.display()),
+            )
+        })?;
     }
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            return Err(io::Error::new(e.kind(), format!("control socket {}: {e}", path.display())));
+            return Err(io::Error::new(
+                e.kind(),
+                format!("control socket {}: {e}", path.display()),
+            ));
         }
         _ => {}
     }
@@ -45,7 +52,9 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
 /// Accepts connections forever, forwarding each request to the event loop.
 pub async fn serve(listener: UnixListener, to_loop: mpsc::Sender<ControlRequest>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let to_loop = to_loop.clone();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(CLIENT_TIMEOUT, answer(stream, to_loop)).await;
@@ -56,7 +65,9 @@ pub async fn serve(listener: UnixListener, to_loop: mpsc::Sender<ControlRequest>
 async fn answer(stream: tokio::net::UnixStream, to_loop: mpsc::Sender<ControlRequest>) -> io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(r.take(MAX_REQUEST as u64)).read_line(&mut line).await?;
+    BufReader::new(r.take(MAX_REQUEST as u64))
+        .read_line(&mut line)
+        .await?;
     let (reply, answer) = oneshot::channel();
     let command = line.trim().to_string();
     if to_loop.send(ControlRequest { command, reply }).await.is_err() {

@@ -72,7 +72,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> io::Resu
     let control_task = tokio::spawn(control::serve(listener, ctl_tx));
 
     let now = Instant::now();
-    let tunnel = Tunnel::new(TunnelConfig::from_config(&config), Clock::new(now, unix_now_ns()), now);
+    let tunnel = Tunnel::new(
+        TunnelConfig::from_config(&config),
+        Clock::new(now, unix_now_ns()),
+        now,
+    );
     info!(
         interface = %tun.name,
         mtu,
@@ -163,7 +167,10 @@ impl Driver {
                 }
             };
             let from = canonical(from);
-            if let Some(range) = self.tunnel.handle_datagram(i, from, &mut self.inp[..n], Instant::now()) {
+            if let Some(range) = self
+                .tunnel
+                .handle_datagram(i, from, &mut self.inp[..n], Instant::now())
+            {
                 if let Err(e) = self.tun.write(&self.inp[range]).await {
                     debug!("TUN write failed: {e}");
                 }

@@ -55,7 +55,10 @@ pub fn plan_routes(config: &Config) -> (Vec<IpNet>, Vec<(IpNet, String)>) {
             .filter_map(|p| p.endpoint)
             .find(|e| config.mode == Mode::Client && net.contains(&e.ip()));
         match endpoint {
-            Some(e) => skipped.push((*net, format!("contains path endpoint {e}; route it with policy routing"))),
+            Some(e) => skipped.push((
+                *net,
+                format!("contains path endpoint {e}; route it with policy routing"),
+            )),
             None => add.push(*net),
         }
     }

@@ -16,12 +16,16 @@ impl TunDevice {
     pub fn create(name: &str, mtu: u16) -> io::Result<TunDevice> {
         let mut cfg = tun::Configuration::default();
         cfg.tun_name(name).mtu(mtu).up();
-        let dev = tun::create(&cfg).map_err(|e| io::Error::other(format!("cannot create TUN device {name}: {e}")))?;
+        let dev = tun::create(&cfg)
+            .map_err(|e| io::Error::other(format!("cannot create TUN device {name}: {e}")))?;
         dev.set_nonblock()?;
         // SAFETY: `tun::Device` owns its descriptor and returns the same open fd
         // from `as_raw_fd` until it is dropped, which happens with the AsyncFd.
         let fd = unsafe { AsyncFd::register(dev) }.map_err(io::Error::from)?;
-        Ok(TunDevice { fd, name: name.to_string() })
+        Ok(TunDevice {
+            fd,
+            name: name.to_string(),
+        })
     }
 
     /// Waits until a packet can be read.
@@ -31,7 +35,10 @@ impl TunDevice {
 
     /// Reads one packet if one is there: `None` once the queue is empty (the
     /// guard's readiness is then cleared).
-    pub fn try_recv(guard: &mut AsyncFdReadyGuard<'_, tun::Device>, buf: &mut [u8]) -> Option<io::Result<usize>> {
+    pub fn try_recv(
+        guard: &mut AsyncFdReadyGuard<'_, tun::Device>,
+        buf: &mut [u8],
+    ) -> Option<io::Result<usize>> {
         guard.try_io(|d| d.get_ref().recv(buf)).ok()
     }
 

@@ -99,7 +99,11 @@ mod tests {
 
     #[test]
     fn roundtrip() {
-        let t = Timestamps { ts: 1, echo: 2, echo_delay: 3 };
+        let t = Timestamps {
+            ts: 1,
+            echo: 2,
+            echo_delay: 3,
+        };
         let mut b = [0u8; 40];
         encode_data_header(&mut b, t, 99);
         assert_eq!(decode(&b).unwrap(), Frame::Data { times: t, seq: 99 });

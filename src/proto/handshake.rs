@@ -76,7 +76,10 @@ impl InitPayload {
             return Err(HandshakeError::Payload);
         }
         let name = std::str::from_utf8(&b[10..10 + n]).map_err(|_| HandshakeError::Payload)?;
-        if !name.bytes().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c)) {
+        if !name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
+        {
             return Err(HandshakeError::Payload);
         }
         Ok(InitPayload {
@@ -127,7 +130,10 @@ impl Initiator {
             return Err(HandshakeError::Payload);
         }
         let (i2r, r2i) = self.hs.dangerously_get_raw_split();
-        Ok(SessionKeys { send: Zeroizing::new(i2r), recv: Zeroizing::new(r2i) })
+        Ok(SessionKeys {
+            send: Zeroizing::new(i2r),
+            recv: Zeroizing::new(r2i),
+        })
     }
 }
 
@@ -151,21 +157,33 @@ impl Responder {
         let payload = InitPayload::decode(&payload[..n])?;
         let remote = hs.get_remote_static().ok_or(HandshakeError::Payload)?;
         let remote = PublicKey(remote.try_into().map_err(|_| HandshakeError::Payload)?);
-        Ok(Responder { hs, remote, payload, remote_index: init.sender })
+        Ok(Responder {
+            hs,
+            remote,
+            payload,
+            remote_index: init.sender,
+        })
     }
 
     /// Writes the response (with `mac1` for the initiator) and returns the
     /// transport keys.
     pub fn respond(mut self, sender: u32) -> Result<(SessionKeys, [u8; RESP_LEN]), HandshakeError> {
         let mut msg = [0u8; RESP_LEN];
-        let at = wire::encode_handshake_header(&mut msg, wire::TYPE_RESPONSE, sender, Some(self.remote_index));
+        let at =
+            wire::encode_handshake_header(&mut msg, wire::TYPE_RESPONSE, sender, Some(self.remote_index));
         let mac1_at = RESP_LEN - 2 * MAC_LEN;
         let n = self.hs.write_message(&[], &mut msg[at..mac1_at])?;
         debug_assert_eq!(at + n, mac1_at);
         let mac = Mac1Key::for_receiver(&self.remote).compute(&msg[..mac1_at]);
         msg[mac1_at..mac1_at + MAC_LEN].copy_from_slice(&mac);
         let (i2r, r2i) = self.hs.dangerously_get_raw_split();
-        Ok((SessionKeys { send: Zeroizing::new(r2i), recv: Zeroizing::new(i2r) }, msg))
+        Ok((
+            SessionKeys {
+                send: Zeroizing::new(r2i),
+                recv: Zeroizing::new(i2r),
+            },
+            msg,
+        ))
     }
 }
 
@@ -181,16 +199,24 @@ mod tests {
     #[test]
     fn full_handshake_agrees_on_keys() {
         let (client, server) = keys();
-        let payload = InitPayload { unix_ns: 42, path_id: 3, path_name: "lte".into() };
+        let payload = InitPayload {
+            unix_ns: 42,
+            path_id: 3,
+            path_name: "lte".into(),
+        };
         let (ini, msg) = Initiator::start(&client, &server.public_key(), 11, &payload).unwrap();
-        let Ok(Message::Initiation(init)) = decode(&msg) else { panic!() };
+        let Ok(Message::Initiation(init)) = decode(&msg) else {
+            panic!()
+        };
         assert!(Mac1Key::for_receiver(&server.public_key()).verify(init.mac1_covered, init.mac1));
         let r = Responder::read(&server, &init).unwrap();
         assert_eq!(r.remote, client.public_key());
         assert_eq!(r.payload, payload);
         assert_eq!(r.remote_index, 11);
         let (skeys, resp) = r.respond(22).unwrap();
-        let Ok(Message::Response(resp)) = decode(&resp) else { panic!() };
+        let Ok(Message::Response(resp)) = decode(&resp) else {
+            panic!()
+        };
         assert!(Mac1Key::for_receiver(&client.public_key()).verify(resp.mac1_covered, resp.mac1));
         assert_eq!((resp.sender, resp.receiver), (22, 11));
         let ckeys = ini.finish(&resp).unwrap();
@@ -203,19 +229,31 @@ mod tests {
     fn wrong_responder_key_fails() {
         let (client, server) = keys();
         let other = PrivateKey::from_bytes([5; 32]);
-        let payload = InitPayload { unix_ns: 1, path_id: 0, path_name: "a".into() };
+        let payload = InitPayload {
+            unix_ns: 1,
+            path_id: 0,
+            path_name: "a".into(),
+        };
         let (_, msg) = Initiator::start(&client, &server.public_key(), 1, &payload).unwrap();
-        let Ok(Message::Initiation(init)) = decode(&msg) else { panic!() };
+        let Ok(Message::Initiation(init)) = decode(&msg) else {
+            panic!()
+        };
         assert!(Responder::read(&other, &init).is_err());
     }
 
     #[test]
     fn tampered_initiation_fails() {
         let (client, server) = keys();
-        let payload = InitPayload { unix_ns: 1, path_id: 0, path_name: "a".into() };
+        let payload = InitPayload {
+            unix_ns: 1,
+            path_id: 0,
+            path_name: "a".into(),
+        };
         let (_, mut msg) = Initiator::start(&client, &server.public_key(), 1, &payload).unwrap();
         msg[60] ^= 1;
-        let Ok(Message::Initiation(init)) = decode(&msg) else { panic!() };
+        let Ok(Message::Initiation(init)) = decode(&msg) else {
+            panic!()
+        };
         assert!(!Mac1Key::for_receiver(&server.public_key()).verify(init.mac1_covered, init.mac1));
         assert!(Responder::read(&server, &init).is_err());
     }

@@ -21,7 +21,11 @@ pub fn summarize(p: &[u8]) -> Option<IpSummary> {
             }
             let src: [u8; 4] = p[12..16].try_into().ok()?;
             let dst: [u8; 4] = p[16..20].try_into().ok()?;
-            Some(IpSummary { src: Ipv4Addr::from(src).into(), dst: Ipv4Addr::from(dst).into(), len })
+            Some(IpSummary {
+                src: Ipv4Addr::from(src).into(),
+                dst: Ipv4Addr::from(dst).into(),
+                len,
+            })
         }
         6 if p.len() >= 40 => {
             let len = 40 + u16::from_be_bytes([p[4], p[5]]) as usize;
@@ -30,7 +34,11 @@ pub fn summarize(p: &[u8]) -> Option<IpSummary> {
             }
             let src: [u8; 16] = p[8..24].try_into().ok()?;
             let dst: [u8; 16] = p[24..40].try_into().ok()?;
-            Some(IpSummary { src: Ipv6Addr::from(src).into(), dst: Ipv6Addr::from(dst).into(), len })
+            Some(IpSummary {
+                src: Ipv6Addr::from(src).into(),
+                dst: Ipv6Addr::from(dst).into(),
+                len,
+            })
         }
         _ => None,
     }

@@ -174,7 +174,10 @@ mod tests {
             r.sample(Duration::from_millis(20));
         }
         let s = r.srtt().unwrap();
-        assert!(s < Duration::from_millis(21) && s >= Duration::from_millis(20), "{s:?}");
+        assert!(
+            s < Duration::from_millis(21) && s >= Duration::from_millis(20),
+            "{s:?}"
+        );
         assert!(r.rttvar() < Duration::from_millis(2));
     }
 

@@ -25,7 +25,10 @@ impl Default for ReplayWindow {
 
 impl ReplayWindow {
     pub fn new() -> Self {
-        ReplayWindow { next: 0, bitmap: [0; BLOCKS] }
+        ReplayWindow {
+            next: 0,
+            bitmap: [0; BLOCKS],
+        }
     }
 
     /// Would `counter` be accepted? Does not change the window.
@@ -48,7 +51,11 @@ impl ReplayWindow {
         if counter >= self.next {
             let current_block = self.next.saturating_sub(1) / BLOCK_BITS;
             let new_block = counter / BLOCK_BITS;
-            let advance = if self.next == 0 { BLOCKS as u64 } else { new_block - current_block };
+            let advance = if self.next == 0 {
+                BLOCKS as u64
+            } else {
+                new_block - current_block
+            };
             for i in 1..=advance.min(BLOCKS as u64) {
                 let b = ((current_block + i) % BLOCKS as u64) as usize;
                 self.bitmap[b] = 0;
@@ -61,7 +68,10 @@ impl ReplayWindow {
     }
 
     fn position(counter: u64) -> (usize, u64) {
-        (((counter / BLOCK_BITS) % BLOCKS as u64) as usize, counter % BLOCK_BITS)
+        (
+            ((counter / BLOCK_BITS) % BLOCKS as u64) as usize,
+            counter % BLOCK_BITS,
+        )
     }
 }
 

@@ -33,7 +33,7 @@ impl Scheduler {
                 known_n += 1;
             }
         }
-        let default_weight = if known_n > 0 { (known_sum / known_n).max(1) } else { 1 };
+        let default_weight = known_sum.checked_div(known_n).unwrap_or(1).max(1);
         let mut total: i64 = 0;
         let mut best: Option<usize> = None;
         for (i, p) in paths.iter().enumerate() {
@@ -41,7 +41,10 @@ impl Scheduler {
                 self.credit[i] = 0;
                 continue;
             }
-            let w = p.bandwidth_up.map(|b| (b / 1000).max(1)).unwrap_or(default_weight);
+            let w = p
+                .bandwidth_up
+                .map(|b| (b / 1000).max(1))
+                .unwrap_or(default_weight);
             let w = i64::try_from(w).unwrap_or(i64::MAX / 64).min(i64::MAX / 64);
             self.credit[i] += w;
             total += w;
@@ -61,7 +64,11 @@ mod tests {
     use super::*;
 
     fn c(usable: bool, fallback: bool, bw: Option<u64>) -> Candidate {
-        Candidate { usable, fallback, bandwidth_up: bw }
+        Candidate {
+            usable,
+            fallback,
+            bandwidth_up: bw,
+        }
     }
 
     fn shares(s: &mut Scheduler, paths: &[Candidate], n: usize) -> Vec<usize> {
@@ -90,7 +97,11 @@ mod tests {
     #[test]
     fn unknown_bandwidth_gets_mean() {
         let mut s = Scheduler::default();
-        let p = [c(true, false, Some(30_000_000)), c(true, false, None), c(true, false, Some(10_000_000))];
+        let p = [
+            c(true, false, Some(30_000_000)),
+            c(true, false, None),
+            c(true, false, Some(10_000_000)),
+        ];
         assert_eq!(shares(&mut s, &p, 900), vec![450, 300, 150]);
     }
 

@@ -75,7 +75,13 @@ impl Session {
         }
         let counter = self.send_counter;
         self.send_counter += 1;
-        wire::encode_data_header(buf, DataHeader { receiver: self.remote_index, counter });
+        wire::encode_data_header(
+            buf,
+            DataHeader {
+                receiver: self.remote_index,
+                counter,
+            },
+        );
         let end = DATA_HEADER_LEN + len;
         let tag = self
             .send
@@ -111,8 +117,14 @@ mod tests {
     use zeroize::Zeroizing;
 
     fn pair(now: Instant) -> (Session, Session) {
-        let a = SessionKeys { send: Zeroizing::new([1; 32]), recv: Zeroizing::new([2; 32]) };
-        let b = SessionKeys { send: Zeroizing::new([2; 32]), recv: Zeroizing::new([1; 32]) };
+        let a = SessionKeys {
+            send: Zeroizing::new([1; 32]),
+            recv: Zeroizing::new([2; 32]),
+        };
+        let b = SessionKeys {
+            send: Zeroizing::new([2; 32]),
+            recv: Zeroizing::new([1; 32]),
+        };
         (Session::new(a, 10, 20, now), Session::new(b, 20, 10, now))
     }
 

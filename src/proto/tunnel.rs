@@ -86,7 +86,10 @@ impl TunnelConfig {
             peers: config
                 .peers
                 .iter()
-                .map(|p| PeerSpec { public_key: p.public_key, allowed_ips: p.allowed_ips.clone() })
+                .map(|p| PeerSpec {
+                    public_key: p.public_key,
+                    allowed_ips: p.allowed_ips.clone(),
+                })
                 .collect(),
             paths: match config.mode {
                 Mode::Server => Vec::new(),
@@ -121,15 +124,34 @@ pub struct Transmit {
 /// Something worth a log line, drained by [`Tunnel::poll_event`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    PathUp { peer: PublicKey, path: String },
-    PathDown { peer: PublicKey, path: String, reason: &'static str },
-    HandshakeCompleted { peer: PublicKey, path: String, rekey: bool },
-    EndpointChanged { peer: PublicKey, path: String, endpoint: SocketAddr },
+    PathUp {
+        peer: PublicKey,
+        path: String,
+    },
+    PathDown {
+        peer: PublicKey,
+        path: String,
+        reason: &'static str,
+    },
+    HandshakeCompleted {
+        peer: PublicKey,
+        path: String,
+        rekey: bool,
+    },
+    EndpointChanged {
+        peer: PublicKey,
+        path: String,
+        endpoint: SocketAddr,
+    },
 }
 
 enum Pending {
     /// A ready-made handshake message.
-    Raw { socket: usize, dest: SocketAddr, bytes: Vec<u8> },
+    Raw {
+        socket: usize,
+        dest: SocketAddr,
+        bytes: Vec<u8>,
+    },
     /// A keepalive to encrypt at send time (so it carries fresh timestamps).
     Keepalive { peer: usize, path: usize },
 }
@@ -242,10 +264,17 @@ impl Tunnel {
 
     fn timestamps(&self, path: &Path, now: Instant) -> Timestamps {
         let (echo, echo_delay) = match path.echo {
-            Some((ts, at)) => (ts, u32::try_from(now.saturating_duration_since(at).as_micros()).unwrap_or(u32::MAX)),
+            Some((ts, at)) => (
+                ts,
+                u32::try_from(now.saturating_duration_since(at).as_micros()).unwrap_or(u32::MAX),
+            ),
             None => (0, 0),
         };
-        Timestamps { ts: self.clock.micros(now), echo, echo_delay }
+        Timestamps {
+            ts: self.clock.micros(now),
+            echo,
+            echo_delay,
+        }
     }
 
     // ---------------------------------------------------------------- TUN side
@@ -310,7 +339,11 @@ impl Tunnel {
         path.last_tx = Some(now);
         path.counters.tx_bytes += n as u64;
         path.counters.tx_packets += 1;
-        Some(Transmit { socket: path.socket, dest, len: n })
+        Some(Transmit {
+            socket: path.socket,
+            dest,
+            len: n,
+        })
     }
 
     // ------------------------------------------------------------ network side
@@ -344,7 +377,13 @@ impl Tunnel {
         }
     }
 
-    fn handle_initiation(&mut self, socket: usize, from: SocketAddr, init: &wire::Initiation<'_>, now: Instant) {
+    fn handle_initiation(
+        &mut self,
+        socket: usize,
+        from: SocketAddr,
+        init: &wire::Initiation<'_>,
+        now: Instant,
+    ) {
         if self.mode != Mode::Server {
             self.drops.handshake_invalid += 1;
             return;
@@ -388,7 +427,12 @@ impl Tunnel {
         let path_idx = match path_idx {
             Some(i) => i,
             None => {
-                peer.paths.push(Path::new(payload.path_id, payload.path_name.clone(), socket, Some(from)));
+                peer.paths.push(Path::new(
+                    payload.path_id,
+                    payload.path_name.clone(),
+                    socket,
+                    Some(from),
+                ));
                 peer.paths.len() - 1
             }
         };
@@ -399,8 +443,18 @@ impl Tunnel {
         if let Some(old) = path.next.replace(session) {
             self.indices.remove(&old.local_index);
         }
-        self.indices.insert(local_index, IndexEntry { peer: peer_idx, path: path_idx });
-        self.push_pending(Pending::Raw { socket, dest: from, bytes: response.to_vec() });
+        self.indices.insert(
+            local_index,
+            IndexEntry {
+                peer: peer_idx,
+                path: path_idx,
+            },
+        );
+        self.push_pending(Pending::Raw {
+            socket,
+            dest: from,
+            bytes: response.to_vec(),
+        });
     }
 
     fn handle_response(&mut self, resp: &wire::Response<'_>, now: Instant) {
@@ -408,7 +462,11 @@ impl Tunnel {
             self.drops.handshake_bad_mac += 1;
             return;
         }
-        let Some(&IndexEntry { peer: peer_idx, path: path_idx }) = self.indices.get(&resp.receiver) else {
+        let Some(&IndexEntry {
+            peer: peer_idx,
+            path: path_idx,
+        }) = self.indices.get(&resp.receiver)
+        else {
             self.drops.handshake_invalid += 1;
             return;
         };
@@ -445,12 +503,22 @@ impl Tunnel {
         let was_up = path.state == PathState::Up;
         path.state = PathState::Up;
         let name = path.name.clone();
-        self.events.push_back(Event::HandshakeCompleted { peer: peer_key, path: name.clone(), rekey });
+        self.events.push_back(Event::HandshakeCompleted {
+            peer: peer_key,
+            path: name.clone(),
+            rekey,
+        });
         if !was_up {
-            self.events.push_back(Event::PathUp { peer: peer_key, path: name });
+            self.events.push_back(Event::PathUp {
+                peer: peer_key,
+                path: name,
+            });
         }
         // Confirms the session to the responder right away.
-        self.push_pending(Pending::Keepalive { peer: peer_idx, path: path_idx });
+        self.push_pending(Pending::Keepalive {
+            peer: peer_idx,
+            path: path_idx,
+        });
     }
 
     fn handle_data(
@@ -461,7 +529,11 @@ impl Tunnel {
         buf: &mut [u8],
         now: Instant,
     ) -> Option<Range<usize>> {
-        let Some(&IndexEntry { peer: peer_idx, path: path_idx }) = self.indices.get(&h.receiver) else {
+        let Some(&IndexEntry {
+            peer: peer_idx,
+            path: path_idx,
+        }) = self.indices.get(&h.receiver)
+        else {
             self.drops.unknown_index += 1;
             return None;
         };
@@ -525,7 +597,10 @@ impl Tunnel {
         }
         if path.state != PathState::Up && path.current.is_some() {
             path.state = PathState::Up;
-            self.events.push_back(Event::PathUp { peer: peer.public_key, path: path.name.clone() });
+            self.events.push_back(Event::PathUp {
+                peer: peer.public_key,
+                path: path.name.clone(),
+            });
         }
         let frame = match frame::decode(&buf[plain.clone()]) {
             Ok(f) => f,
@@ -541,7 +616,11 @@ impl Tunnel {
         path.echo = Some((times.ts, now));
         if times.echo != 0 && times.echo != path.last_echo_seen {
             path.last_echo_seen = times.echo;
-            let rtt_us = self.clock.micros(now).wrapping_sub(times.echo).wrapping_sub(times.echo_delay);
+            let rtt_us = self
+                .clock
+                .micros(now)
+                .wrapping_sub(times.echo)
+                .wrapping_sub(times.echo_delay);
             // Ignore samples that can only come from clock wrap or garbage.
             if rtt_us < 60_000_000 {
                 path.rtt.sample(Duration::from_micros(u64::from(rtt_us)));
@@ -578,14 +657,21 @@ impl Tunnel {
             match p {
                 Pending::Raw { socket, dest, bytes } => {
                     buf[..bytes.len()].copy_from_slice(&bytes);
-                    return Some(Transmit { socket, dest, len: bytes.len() });
+                    return Some(Transmit {
+                        socket,
+                        dest,
+                        len: bytes.len(),
+                    });
                 }
                 Pending::Keepalive { peer, path } => {
                     let Some(p) = self.peers.get(peer).and_then(|p| p.paths.get(path)) else {
                         continue;
                     };
                     let times = self.timestamps(p, now);
-                    frame::encode_keepalive(&mut buf[DATA_HEADER_LEN..DATA_HEADER_LEN + FRAME_HEADER_LEN], times);
+                    frame::encode_keepalive(
+                        &mut buf[DATA_HEADER_LEN..DATA_HEADER_LEN + FRAME_HEADER_LEN],
+                        times,
+                    );
                     if let Some(t) = self.seal_on_path(peer, path, buf, FRAME_HEADER_LEN, now) {
                         return Some(t);
                     }
@@ -641,20 +727,36 @@ impl Tunnel {
             let (old, _) = path.previous.take().expect("checked");
             self.indices.remove(&old.local_index);
         }
-        if path.current.as_ref().is_some_and(|s| now.saturating_duration_since(s.created) >= REJECT_AFTER_TIME) {
+        if path
+            .current
+            .as_ref()
+            .is_some_and(|s| now.saturating_duration_since(s.created) >= REJECT_AFTER_TIME)
+        {
             let old = path.current.take().expect("checked");
             self.indices.remove(&old.local_index);
             if path.state == PathState::Up {
                 path.state = PathState::Down;
-                self.events.push_back(Event::PathDown { peer: peer_key, path: path.name.clone(), reason: "session expired" });
+                self.events.push_back(Event::PathDown {
+                    peer: peer_key,
+                    path: path.name.clone(),
+                    reason: "session expired",
+                });
             }
             if client && path.handshake_due.is_none() {
                 path.handshake_due = Some(now);
             }
         }
-        if path.state == PathState::Up && path.last_rx.is_some_and(|t| now.saturating_duration_since(t) >= self.path_timeout) {
+        if path.state == PathState::Up
+            && path
+                .last_rx
+                .is_some_and(|t| now.saturating_duration_since(t) >= self.path_timeout)
+        {
             path.state = PathState::Down;
-            self.events.push_back(Event::PathDown { peer: peer_key, path: path.name.clone(), reason: "peer silent" });
+            self.events.push_back(Event::PathDown {
+                peer: peer_key,
+                path: path.name.clone(),
+                reason: "peer silent",
+            });
             if client && path.handshake_due.is_none() {
                 path.handshake_due = Some(now);
             }
@@ -673,9 +775,14 @@ impl Tunnel {
         let path = &self.peers[peer_idx].paths[path_idx];
         if path.state == PathState::Up
             && path.current.is_some()
-            && path.last_tx.is_none_or(|t| now.saturating_duration_since(t) >= self.keepalive)
+            && path
+                .last_tx
+                .is_none_or(|t| now.saturating_duration_since(t) >= self.keepalive)
         {
-            self.push_pending(Pending::Keepalive { peer: peer_idx, path: path_idx });
+            self.push_pending(Pending::Keepalive {
+                peer: peer_idx,
+                path: path_idx,
+            });
             // Mark as sent now so the timer does not fire again before
             // poll_transmit drains the queue.
             self.peers[peer_idx].paths[path_idx].last_tx = Some(now);
@@ -696,15 +803,28 @@ impl Tunnel {
         };
         path.handshake_attempts += 1;
         path.handshake_due = Some(now + handshake_backoff(path.handshake_attempts));
-        let (Some(dest), socket) = (path.endpoint, path.socket) else { return };
-        let Ok((initiator, msg)) = Initiator::start(&self.private_key, &peer.public_key, sender, &payload) else {
+        let (Some(dest), socket) = (path.endpoint, path.socket) else {
+            return;
+        };
+        let Ok((initiator, msg)) = Initiator::start(&self.private_key, &peer.public_key, sender, &payload)
+        else {
             return;
         };
         if let Some(old) = path.pending.replace(initiator) {
             self.indices.remove(&old.sender);
         }
-        self.indices.insert(sender, IndexEntry { peer: peer_idx, path: path_idx });
-        self.push_pending(Pending::Raw { socket, dest, bytes: msg.to_vec() });
+        self.indices.insert(
+            sender,
+            IndexEntry {
+                peer: peer_idx,
+                path: path_idx,
+            },
+        );
+        self.push_pending(Pending::Raw {
+            socket,
+            dest,
+            bytes: msg.to_vec(),
+        });
     }
 
     // -------------------------------------------------------------- status

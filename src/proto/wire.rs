@@ -45,11 +45,7 @@ pub enum WireError {
     #[error("reserved bytes not zero")]
     Reserved,
     #[error("message type {kind} has length {len}, expected {expected}")]
-    BadLength {
-        kind: u8,
-        len: usize,
-        expected: usize,
-    },
+    BadLength { kind: u8, len: usize, expected: usize },
 }
 
 /// A decoded datagram: views into the buffer it came from.
@@ -191,9 +187,21 @@ mod tests {
     #[test]
     fn data_header_roundtrip() {
         let mut b = vec![0u8; DATA_MIN_LEN];
-        encode_data_header(&mut b, DataHeader { receiver: 7, counter: 1 << 40 });
+        encode_data_header(
+            &mut b,
+            DataHeader {
+                receiver: 7,
+                counter: 1 << 40,
+            },
+        );
         match decode(&b).unwrap() {
-            Message::Data(h) => assert_eq!(h, DataHeader { receiver: 7, counter: 1 << 40 }),
+            Message::Data(h) => assert_eq!(
+                h,
+                DataHeader {
+                    receiver: 7,
+                    counter: 1 << 40
+                }
+            ),
             m => panic!("{m:?}"),
         }
     }
@@ -202,8 +210,14 @@ mod tests {
     fn lengths_are_enforced() {
         assert_eq!(decode(&[]).unwrap_err(), WireError::Empty);
         assert_eq!(decode(&[9, 0, 0, 0]).unwrap_err(), WireError::UnknownType(9));
-        assert!(matches!(decode(&[TYPE_DATA; 20]), Err(WireError::BadLength { .. })));
-        assert!(matches!(decode(&vec![TYPE_INITIATION; INIT_LEN - 1]), Err(WireError::BadLength { .. })));
+        assert!(matches!(
+            decode(&[TYPE_DATA; 20]),
+            Err(WireError::BadLength { .. })
+        ));
+        assert!(matches!(
+            decode(&[TYPE_INITIATION; INIT_LEN - 1]),
+            Err(WireError::BadLength { .. })
+        ));
         let mut init = vec![0u8; INIT_LEN];
         init[0] = TYPE_INITIATION;
         init[2] = 1;

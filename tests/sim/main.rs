@@ -39,7 +39,10 @@ fn server(net_start: Instant, peers: Vec<(PublicKey, &str)>) -> Tunnel {
         path_timeout: Duration::from_secs(3),
         peers: peers
             .into_iter()
-            .map(|(k, ip)| PeerSpec { public_key: k, allowed_ips: vec![ip.parse::<IpNet>().unwrap()] })
+            .map(|(k, ip)| PeerSpec {
+                public_key: k,
+                allowed_ips: vec![ip.parse::<IpNet>().unwrap()],
+            })
             .collect(),
         paths: vec![],
     };
@@ -48,14 +51,22 @@ fn server(net_start: Instant, peers: Vec<(PublicKey, &str)>) -> Tunnel {
 
 /// A client with key `k` and one path per local address, path i towards
 /// server socket i % 2.
-fn client(net_start: Instant, k: u8, locals: &[&str], bandwidth: &[Option<u64>]) -> (Tunnel, Vec<SocketAddr>) {
+fn client(
+    net_start: Instant,
+    k: u8,
+    locals: &[&str],
+    bandwidth: &[Option<u64>],
+) -> (Tunnel, Vec<SocketAddr>) {
     let srv = server_sockets();
     let cfg = TunnelConfig {
         mode: Mode::Client,
         private_key: key(k),
         keepalive: Duration::from_secs(1),
         path_timeout: Duration::from_secs(3),
-        peers: vec![PeerSpec { public_key: key(1).public_key(), allowed_ips: vec!["10.42.0.0/24".parse().unwrap()] }],
+        peers: vec![PeerSpec {
+            public_key: key(1).public_key(),
+            allowed_ips: vec!["10.42.0.0/24".parse().unwrap()],
+        }],
         paths: locals
             .iter()
             .enumerate()
@@ -76,7 +87,10 @@ fn client(net_start: Instant, k: u8, locals: &[&str], bandwidth: &[Option<u64>])
 fn two_path_net() -> Net {
     let start = Instant::now();
     let mut net = Net::new(start);
-    net.add(server(start, vec![(key(2).public_key(), "10.42.0.2/32")]), server_sockets());
+    net.add(
+        server(start, vec![(key(2).public_key(), "10.42.0.2/32")]),
+        server_sockets(),
+    );
     let (c, socks) = client(start, 2, &["10.101.0.1:40000", "10.102.0.1:40001"], &[]);
     net.add(c, socks);
     net.run_for(Duration::from_secs(1));
@@ -118,7 +132,13 @@ fn handshake_brings_both_paths_up_and_traffic_flows_both_ways() {
     let s = status(&net, 0);
     assert_eq!(s.peers[0].paths[0].name, "p0");
     assert_eq!(s.peers[0].paths[0].endpoint.as_deref(), Some("10.101.0.1:40000"));
-    assert_eq!(s.drops.total() + c.drops.total(), 0, "{:?} {:?}", s.drops, c.drops);
+    assert_eq!(
+        s.drops.total() + c.drops.total(),
+        0,
+        "{:?} {:?}",
+        s.drops,
+        c.drops
+    );
 }
 
 #[test]
@@ -128,7 +148,12 @@ fn replayed_data_datagram_is_dropped_and_does_not_move_endpoint() {
     net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, 7, 200));
     net.run_for(Duration::from_millis(50));
     assert_eq!(net.nodes[0].delivered.len(), 1);
-    let (_, to, bytes) = net.capture.iter().find(|(_, _, b)| b[0] == 4 && b.len() > 200).cloned().unwrap();
+    let (_, to, bytes) = net
+        .capture
+        .iter()
+        .find(|(_, _, b)| b[0] == 4 && b.len() > 200)
+        .cloned()
+        .unwrap();
     // Replay from an attacker's address, and from the original one.
     net.send_raw(addr("10.101.0.99:5555"), to, bytes.clone());
     net.send_raw(addr("10.101.0.1:40000"), to, bytes);
@@ -144,7 +169,10 @@ fn replayed_data_datagram_is_dropped_and_does_not_move_endpoint() {
 fn replayed_initiation_is_refused() {
     let start = Instant::now();
     let mut net = Net::new(start);
-    net.add(server(start, vec![(key(2).public_key(), "10.42.0.2/32")]), server_sockets());
+    net.add(
+        server(start, vec![(key(2).public_key(), "10.42.0.2/32")]),
+        server_sockets(),
+    );
     let (c, socks) = client(start, 2, &["10.101.0.1:40000"], &[]);
     net.add(c, socks);
     net.capturing = true;
@@ -162,13 +190,24 @@ fn replayed_initiation_is_refused() {
 fn unknown_client_key_gets_no_tunnel() {
     let start = Instant::now();
     let mut net = Net::new(start);
-    net.add(server(start, vec![(key(2).public_key(), "10.42.0.2/32")]), server_sockets());
+    net.add(
+        server(start, vec![(key(2).public_key(), "10.42.0.2/32")]),
+        server_sockets(),
+    );
     let (c, socks) = client(start, 3, &["10.101.0.1:40000"], &[]);
     net.add(c, socks);
     net.run_for(Duration::from_secs(20));
     let s = status(&net, 0);
-    assert!(s.drops.handshake_unknown_peer >= 3, "retries with backoff: {:?}", s.drops);
-    assert!(s.drops.handshake_unknown_peer <= 6, "backoff limits retries: {:?}", s.drops);
+    assert!(
+        s.drops.handshake_unknown_peer >= 3,
+        "retries with backoff: {:?}",
+        s.drops
+    );
+    assert!(
+        s.drops.handshake_unknown_peer <= 6,
+        "backoff limits retries: {:?}",
+        s.drops
+    );
     assert!(s.peers[0].paths.is_empty());
     assert_eq!(states(&status(&net, 1)), ["handshaking"]);
     assert!(!net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, 1, 100)));
@@ -180,7 +219,12 @@ fn garbage_and_forgeries_are_counted_never_delivered() {
     net.capturing = true;
     net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, 1, 300));
     net.run_for(Duration::from_millis(50));
-    let (_, to, good) = net.capture.iter().find(|(_, _, b)| b[0] == 4 && b.len() > 300).cloned().unwrap();
+    let (_, to, good) = net
+        .capture
+        .iter()
+        .find(|(_, _, b)| b[0] == 4 && b.len() > 300)
+        .cloned()
+        .unwrap();
     let before = status(&net, 0).drops.total();
     let evil = addr("10.101.0.66:1234");
     let mut sent = 0;
@@ -188,7 +232,9 @@ fn garbage_and_forgeries_are_counted_never_delivered() {
         let r = net.rng.next();
         let mut b = match i % 5 {
             // Random bytes of random length.
-            0 => (0..(r % 1500) as usize).map(|_| net.rng.next() as u8).collect::<Vec<u8>>(),
+            0 => (0..(r % 1500) as usize)
+                .map(|_| net.rng.next() as u8)
+                .collect::<Vec<u8>>(),
             // Truncated real datagram.
             1 => good[..(r as usize % good.len())].to_vec(),
             // Bit flip in a real datagram (header or ciphertext).
@@ -206,7 +252,9 @@ fn garbage_and_forgeries_are_counted_never_delivered() {
             }
             // Initiation-shaped junk.
             _ => {
-                let mut g: Vec<u8> = (0..mlvpn_rs::proto::wire::INIT_LEN).map(|_| net.rng.next() as u8).collect();
+                let mut g: Vec<u8> = (0..mlvpn_rs::proto::wire::INIT_LEN)
+                    .map(|_| net.rng.next() as u8)
+                    .collect();
                 g[0] = 1;
                 g[1..4].fill(0);
                 g
@@ -220,7 +268,11 @@ fn garbage_and_forgeries_are_counted_never_delivered() {
     }
     net.run_for(Duration::from_millis(50));
     let s = status(&net, 0);
-    assert_eq!(net.nodes[0].delivered.len(), 1, "no forged packet reaches the TUN");
+    assert_eq!(
+        net.nodes[0].delivered.len(),
+        1,
+        "no forged packet reaches the TUN"
+    );
     // Everything was dropped and counted (the whole traffic is forged).
     assert_eq!(s.drops.total() - before, sent, "{:?}", s.drops);
     assert!(s.drops.malformed > 0 && s.drops.auth_failed > 0 && s.drops.handshake_bad_mac > 0);
@@ -272,11 +324,24 @@ fn rekey_keeps_traffic_flowing_without_loss() {
     net.run_for(Duration::from_secs(1));
     let c = status(&net, 1);
     for p in &c.peers[0].paths {
-        assert!(p.handshakes >= 3, "path {} rekeyed {} times", p.name, p.handshakes);
+        assert!(
+            p.handshakes >= 3,
+            "path {} rekeyed {} times",
+            p.name,
+            p.handshakes
+        );
         assert_eq!(p.state, "up");
     }
-    assert_eq!(net.nodes[0].delivered.len() as u64, sent, "client->server: nothing lost across rekeys");
-    assert_eq!(net.nodes[1].delivered.len() as u64, sent, "server->client: nothing lost across rekeys");
+    assert_eq!(
+        net.nodes[0].delivered.len() as u64,
+        sent,
+        "client->server: nothing lost across rekeys"
+    );
+    assert_eq!(
+        net.nodes[1].delivered.len() as u64,
+        sent,
+        "server->client: nothing lost across rekeys"
+    );
     assert_eq!(c.drops.total() + status(&net, 0).drops.total(), 0);
 }
 
@@ -285,7 +350,13 @@ fn server_serves_two_clients_routed_by_allowed_ips() {
     let start = Instant::now();
     let mut net = Net::new(start);
     net.add(
-        server(start, vec![(key(2).public_key(), "10.42.0.2/32"), (key(3).public_key(), "10.42.0.3/32")]),
+        server(
+            start,
+            vec![
+                (key(2).public_key(), "10.42.0.2/32"),
+                (key(3).public_key(), "10.42.0.3/32"),
+            ],
+        ),
         server_sockets(),
     );
     let (c1, s1) = client(start, 2, &["10.101.0.1:40000", "10.102.0.1:40001"], &[]);
@@ -304,7 +375,10 @@ fn server_serves_two_clients_routed_by_allowed_ips() {
     assert!(!net.tun_send(0, &ipv4_packet(SERVER_IP, Ipv4Addr::new(10, 42, 0, 9), 1, 100)));
     net.run_for(Duration::from_millis(100));
     assert!(net.nodes[1].delivered.iter().all(|p| packet_id(p) < 1000));
-    assert!(net.nodes[2].delivered.iter().all(|p| (1000..2000).contains(&packet_id(p))));
+    assert!(net.nodes[2]
+        .delivered
+        .iter()
+        .all(|p| (1000..2000).contains(&packet_id(p))));
     assert_eq!(net.nodes[1].delivered.len(), 50);
     assert_eq!(net.nodes[2].delivered.len(), 50);
     assert_eq!(net.nodes[0].delivered.len(), 100);
@@ -319,7 +393,13 @@ fn client_cannot_spoof_another_clients_inner_address() {
     let start = Instant::now();
     let mut net = Net::new(start);
     net.add(
-        server(start, vec![(key(2).public_key(), "10.42.0.2/32"), (key(3).public_key(), "10.42.0.3/32")]),
+        server(
+            start,
+            vec![
+                (key(2).public_key(), "10.42.0.2/32"),
+                (key(3).public_key(), "10.42.0.3/32"),
+            ],
+        ),
         server_sockets(),
     );
     let (c2, s2) = client(start, 3, &["10.101.0.7:40000"], &[]);
@@ -335,15 +415,31 @@ fn client_cannot_spoof_another_clients_inner_address() {
 fn bandwidth_hints_weight_the_paths() {
     let start = Instant::now();
     let mut net = Net::new(start);
-    net.add(server(start, vec![(key(2).public_key(), "10.42.0.2/32")]), server_sockets());
-    let (c, socks) = client(start, 2, &["10.101.0.1:40000", "10.102.0.1:40001"], &[Some(80_000_000), Some(20_000_000)]);
+    net.add(
+        server(start, vec![(key(2).public_key(), "10.42.0.2/32")]),
+        server_sockets(),
+    );
+    let (c, socks) = client(
+        start,
+        2,
+        &["10.101.0.1:40000", "10.102.0.1:40001"],
+        &[Some(80_000_000), Some(20_000_000)],
+    );
     net.add(c, socks);
     net.run_for(Duration::from_secs(1));
-    let before: Vec<u64> = status(&net, 1).peers[0].paths.iter().map(|p| p.tx_packets).collect();
+    let before: Vec<u64> = status(&net, 1).peers[0]
+        .paths
+        .iter()
+        .map(|p| p.tx_packets)
+        .collect();
     for i in 0..1000 {
         net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, i, 100));
     }
-    let after: Vec<u64> = status(&net, 1).peers[0].paths.iter().map(|p| p.tx_packets).collect();
+    let after: Vec<u64> = status(&net, 1).peers[0]
+        .paths
+        .iter()
+        .map(|p| p.tx_packets)
+        .collect();
     assert_eq!(after[0] - before[0], 800);
     assert_eq!(after[1] - before[1], 200);
 }
@@ -373,7 +469,10 @@ fn lossy_paths_still_handshake_and_stay_up() {
     let start = Instant::now();
     let mut net = Net::new(start);
     net.default_link.loss = 0.1;
-    net.add(server(start, vec![(key(2).public_key(), "10.42.0.2/32")]), server_sockets());
+    net.add(
+        server(start, vec![(key(2).public_key(), "10.42.0.2/32")]),
+        server_sockets(),
+    );
     let (c, socks) = client(start, 2, &["10.101.0.1:40000", "10.102.0.1:40001"], &[]);
     net.add(c, socks);
     net.run_for(Duration::from_secs(30));

@@ -39,7 +39,11 @@ pub struct LinkParams {
 
 impl Default for LinkParams {
     fn default() -> Self {
-        LinkParams { delay: Duration::from_millis(10), loss: 0.0, cut: false }
+        LinkParams {
+            delay: Duration::from_millis(10),
+            loss: 0.0,
+            cut: false,
+        }
     }
 }
 
@@ -77,7 +81,6 @@ impl Ord for InFlight {
 
 pub struct Net {
     pub now: Instant,
-    pub start: Instant,
     pub nodes: Vec<Node>,
     /// Link parameters by (source IP, destination IP); default otherwise.
     pub links: HashMap<(SocketAddr, SocketAddr), LinkParams>,
@@ -97,7 +100,6 @@ impl Net {
     pub fn new(start: Instant) -> Net {
         Net {
             now: start,
-            start,
             nodes: Vec::new(),
             links: HashMap::new(),
             default_link: LinkParams::default(),
@@ -112,7 +114,11 @@ impl Net {
     }
 
     pub fn add(&mut self, tunnel: Tunnel, sockets: Vec<SocketAddr>) -> usize {
-        self.nodes.push(Node { tunnel, sockets, delivered: Vec::new() });
+        self.nodes.push(Node {
+            tunnel,
+            sockets,
+            delivered: Vec::new(),
+        });
         self.nodes.len() - 1
     }
 
@@ -132,7 +138,13 @@ impl Net {
             return;
         }
         self.seq += 1;
-        self.queue.push(Reverse(InFlight { at: self.now + params.delay, seq: self.seq, from, to, bytes }));
+        self.queue.push(Reverse(InFlight {
+            at: self.now + params.delay,
+            seq: self.seq,
+            from,
+            to,
+            bytes,
+        }));
     }
 
     fn emit(&mut self, node: usize, t: Transmit) {
@@ -163,7 +175,10 @@ impl Net {
         let mut buf = vec![0u8; packet.len() + OVERHEAD];
         buf[HEADROOM..HEADROOM + packet.len()].copy_from_slice(packet);
         let now = self.now;
-        match self.nodes[n].tunnel.handle_tun_packet(&mut buf, packet.len(), now) {
+        match self.nodes[n]
+            .tunnel
+            .handle_tun_packet(&mut buf, packet.len(), now)
+        {
             Some(t) => {
                 let from = self.nodes[n].sockets[t.socket];
                 self.send_raw(from, t.dest, buf[..t.len].to_vec());
@@ -196,7 +211,10 @@ impl Net {
         loop {
             if self.now == last_now {
                 spins_at_same_instant += 1;
-                assert!(spins_at_same_instant < 100_000, "a timer keeps firing without progress");
+                assert!(
+                    spins_at_same_instant < 100_000,
+                    "a timer keeps firing without progress"
+                );
             } else {
                 spins_at_same_instant = 0;
                 last_now = self.now;

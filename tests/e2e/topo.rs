@@ -1,0 +1,461 @@
+//! Two-site test topology in network namespaces, with real daemons.
+//!
+//! ```text
+//!   namespace A (client site)            namespace B (server site)
+//!   va1 10.101.0.1/24 ───── veth ─────── vb1 10.101.0.2/24   path "dsl" → :5080
+//!   va2 10.102.0.1/24 ───── veth ─────── vb2 10.102.0.2/24   path "lte" → :5081
+//!   mlvpn0 10.42.0.2/30 ════ tunnel ════ mlvpn0 10.42.0.1/30
+//! ```
+//! Every `Topo` has its own namespaces (unique suffix) and removes them, its
+//! daemons and helper processes in `Drop`, also when the test panics, after
+//! printing the daemons' last log lines and status.
+
+use std::fs::File;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mlvpn-rs");
+
+/// The tests share two cores: run them one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Returns false (after saying so loudly) when the test cannot run here.
+pub fn can_run(test: &str) -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("\n*** SKIPPED: {test} needs root (network namespaces, TUN); CI runs it as root ***\n");
+        return false;
+    }
+    for tool in ["ip", "iperf3", "ping"] {
+        if which(tool).is_none() {
+            if std::env::var_os("CI").is_some() {
+                panic!("{tool} is missing; .ci/run must install it");
+            }
+            eprintln!(
+                "\n*** SKIPPED: {test} needs {tool} (apt-get install iperf3 iproute2 iputils-ping) ***\n"
+            );
+            return false;
+        }
+    }
+    true
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|f| f.exists())
+}
+
+pub fn run(cmd: &str, args: &[&str]) -> Output {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"))
+}
+
+fn must(cmd: &str, args: &[&str]) {
+    let o = run(cmd, args);
+    assert!(
+        o.status.success(),
+        "{cmd} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Polls `cond` every 20 ms until it holds; panics with `what` after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + limit;
+    while !cond() {
+        assert!(
+            Instant::now() < end,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub struct Daemon {
+    pub name: &'static str,
+    child: Child,
+    pub config: PathBuf,
+    log: PathBuf,
+}
+
+pub struct Topo {
+    pub a: String,
+    pub b: String,
+    pub dir: PathBuf,
+    daemons: Vec<Daemon>,
+    helpers: Vec<Child>,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl Topo {
+    pub fn new() -> Topo {
+        let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let sfx = format!("{}-{n}", std::process::id());
+        let dir = std::env::temp_dir().join(format!("mlvpn-e2e-{sfx}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let topo = Topo {
+            a: format!("mle2e-a-{sfx}"),
+            b: format!("mle2e-b-{sfx}"),
+            dir,
+            daemons: Vec::new(),
+            helpers: Vec::new(),
+            _serial: serial,
+        };
+        for ns in [&topo.a, &topo.b] {
+            must("ip", &["netns", "add", ns]);
+            must("ip", &["-n", ns, "link", "set", "lo", "up"]);
+        }
+        for i in 1..=2 {
+            let (va, vb) = (format!("va{i}"), format!("vb{i}"));
+            must(
+                "ip",
+                &[
+                    "-n", &topo.a, "link", "add", &va, "type", "veth", "peer", "name", &vb, "netns", &topo.b,
+                ],
+            );
+            must(
+                "ip",
+                &[
+                    "-n",
+                    &topo.a,
+                    "addr",
+                    "add",
+                    &format!("10.10{i}.0.1/24"),
+                    "dev",
+                    &va,
+                ],
+            );
+            must(
+                "ip",
+                &[
+                    "-n",
+                    &topo.b,
+                    "addr",
+                    "add",
+                    &format!("10.10{i}.0.2/24"),
+                    "dev",
+                    &vb,
+                ],
+            );
+            must("ip", &["-n", &topo.a, "link", "set", &va, "up"]);
+            must("ip", &["-n", &topo.b, "link", "set", &vb, "up"]);
+        }
+        topo
+    }
+
+    pub fn ns_cmd(&self, ns: &str, args: &[&str]) -> Output {
+        let mut all = vec!["netns", "exec", ns];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    /// Writes a new private key file (0600); returns (path, public key).
+    pub fn key(&self, name: &str) -> (PathBuf, String) {
+        let path = self.dir.join(format!("{name}.key"));
+        let out = run(BIN, &["genkey"]);
+        assert!(out.status.success());
+        std::fs::write(&path, &out.stdout).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let mut child = Command::new(BIN)
+            .arg("pubkey")
+            .stdin(File::open(&path).unwrap())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut public = String::new();
+        std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut public).unwrap();
+        assert!(child.wait().unwrap().success());
+        (path, public.trim().to_string())
+    }
+
+    pub fn server_config(&self, key: &Path, client_pub: &str) -> PathBuf {
+        let text = format!(
+            r#"mode = "server"
+[interface]
+name = "mlvpn0"
+address = ["10.42.0.1/30"]
+private_key_file = "{}"
+control_socket = "{}"
+[[peer]]
+public_key = "{client_pub}"
+allowed_ips = ["10.42.0.2/32"]
+[[path]]
+name = "isp1"
+bind = "10.101.0.2:5080"
+[[path]]
+name = "isp2"
+bind = "10.102.0.2:5081"
+"#,
+            key.display(),
+            self.dir.join("server.sock").display()
+        );
+        let p = self.dir.join("server.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    pub fn client_config(&self, key: &Path, server_pub: &str) -> PathBuf {
+        let text = format!(
+            r#"mode = "client"
+[interface]
+name = "mlvpn0"
+address = ["10.42.0.2/30"]
+private_key_file = "{}"
+control_socket = "{}"
+keepalive = "500ms"
+path_timeout = "2s"
+[[peer]]
+public_key = "{server_pub}"
+allowed_ips = ["10.42.0.0/30"]
+[[path]]
+name = "dsl"
+bind = "10.101.0.1:0"
+endpoint = "10.101.0.2:5080"
+[[path]]
+name = "lte"
+bind = "10.102.0.1:0"
+endpoint = "10.102.0.2:5081"
+"#,
+            key.display(),
+            self.dir.join("client.sock").display()
+        );
+        let p = self.dir.join("client.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    pub fn start(&mut self, name: &'static str, ns: &str, config: &Path) {
+        let log = self.dir.join(format!("{name}.log"));
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, BIN, "run", "-c"])
+            .arg(config)
+            .env("MLVPN_LOG", "debug")
+            .stdout(File::create(&log).unwrap())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        self.daemons.push(Daemon {
+            name,
+            child,
+            config: config.to_path_buf(),
+            log,
+        });
+        let sock = if name == "server" {
+            "server.sock"
+        } else {
+            "client.sock"
+        };
+        let sock = self.dir.join(sock);
+        wait_until(&format!("{name} control socket"), Duration::from_secs(10), || {
+            self.daemon_alive(name) && sock.exists() && self.status(name).is_some()
+        });
+    }
+
+    /// Starts a server and a client that know each other; waits for both
+    /// client paths to be up.
+    pub fn start_pair(&mut self) {
+        let (skey, spub) = self.key("server");
+        let (ckey, cpub) = self.key("client");
+        let s = self.server_config(&skey, &cpub);
+        let c = self.client_config(&ckey, &spub);
+        let (a, b) = (self.a.clone(), self.b.clone());
+        self.start("server", &b, &s);
+        self.start("client", &a, &c);
+        self.wait_paths("client", &["up", "up"], Duration::from_secs(15));
+    }
+
+    pub fn daemon_alive(&mut self, name: &str) -> bool {
+        self.daemons
+            .iter_mut()
+            .find(|d| d.name == name)
+            .is_some_and(|d| matches!(d.child.try_wait(), Ok(None)))
+    }
+
+    /// `mlvpn-rs status --json` of a daemon, `None` if it does not answer.
+    pub fn status(&self, name: &str) -> Option<Value> {
+        let d = self.daemons.iter().find(|d| d.name == name)?;
+        let out = Command::new(BIN)
+            .args(["status", "--json", "-c"])
+            .arg(&d.config)
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    pub fn drops(&self, name: &str, counter: &str) -> u64 {
+        self.status(name)
+            .and_then(|s| s["drops"][counter].as_u64())
+            .unwrap_or(0)
+    }
+
+    pub fn drops_total(&self, name: &str) -> u64 {
+        let s = self.status(name).expect("status");
+        s["drops"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum()
+    }
+
+    pub fn path_states(&self, name: &str) -> Vec<String> {
+        self.status(name)
+            .map(|s| {
+                s["peers"][0]["paths"]
+                    .as_array()
+                    .map(|ps| {
+                        ps.iter()
+                            .map(|p| p["state"].as_str().unwrap_or("?").to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn wait_paths(&self, name: &str, want: &[&str], limit: Duration) {
+        wait_until(&format!("{name} paths {want:?}"), limit, || {
+            self.path_states(name) == want
+        });
+    }
+
+    /// An interface counter (`tx_bytes`, `rx_packets`, ...) inside `ns`.
+    pub fn counter(&self, ns: &str, dev: &str, name: &str) -> u64 {
+        let o = self.ns_cmd(ns, &["cat", &format!("/sys/class/net/{dev}/statistics/{name}")]);
+        String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0)
+    }
+
+    pub fn ping(&self, count: u32) -> bool {
+        self.ns_cmd(
+            &self.a,
+            &[
+                "ping",
+                "-c",
+                &count.to_string(),
+                "-i",
+                "0.2",
+                "-W",
+                "2",
+                "10.42.0.1",
+            ],
+        )
+        .status
+        .success()
+    }
+
+    /// Starts a one-shot iperf3 server on the tunnel address in B and waits
+    /// until it listens.
+    pub fn iperf_server(&mut self) {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.b, "iperf3", "-s", "-1", "-B", "10.42.0.1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.helpers.push(child);
+        let b = self.b.clone();
+        wait_until("iperf3 server listening", Duration::from_secs(10), || {
+            String::from_utf8_lossy(&run("ip", &["netns", "exec", &b, "ss", "-ltn"]).stdout)
+                .contains("10.42.0.1:5201")
+        });
+    }
+
+    /// Starts an iperf3 client in A (JSON output); returns the child.
+    pub fn iperf_client(&self, args: &[&str]) -> Child {
+        let mut all = vec!["netns", "exec", &self.a, "iperf3", "-c", "10.42.0.1", "-J"];
+        all.extend_from_slice(args);
+        Command::new("ip")
+            .args(all)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Runs `f` on a thread inside namespace `ns` (sockets it makes live there).
+    pub fn in_ns<T: Send + 'static>(&self, ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/run/netns/{ns}");
+        std::thread::spawn(move || {
+            let fd = File::open(&path).unwrap();
+            nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            f()
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// A UDP socket bound in namespace A to `local` (for sending forgeries).
+    pub fn socket_in_a(&self, local: &str) -> UdpSocket {
+        let local: SocketAddr = local.parse().unwrap();
+        self.in_ns(&self.a, move || UdpSocket::bind(local).unwrap())
+    }
+
+    fn report(&self) {
+        for d in &self.daemons {
+            let log = std::fs::read_to_string(&d.log).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!("---- {} log (last 40 lines) ----", d.name);
+            for l in &lines[lines.len().saturating_sub(40)..] {
+                eprintln!("{l}");
+            }
+            eprintln!("---- {} status ----\n{:?}", d.name, self.status(d.name));
+        }
+    }
+}
+
+/// SIGTERM, then SIGKILL if it has not exited within 5 s.
+fn terminate(child: &mut Child) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+impl Drop for Topo {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.report();
+        }
+        for h in &mut self.helpers {
+            let _ = h.kill();
+            let _ = h.wait();
+        }
+        for d in &mut self.daemons {
+            terminate(&mut d.child);
+        }
+        // `ip netns exec` children die with their namespace's processes;
+        // also kill anything left inside (iperf3 started by `ip netns exec`).
+        for ns in [&self.a, &self.b] {
+            let pids = run("ip", &["netns", "pids", ns]);
+            for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+                let _ = run("kill", &["-9", pid]);
+            }
+            let _ = run("ip", &["netns", "del", ns]);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
