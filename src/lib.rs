@@ -5,6 +5,7 @@
 //! - [`config`]: the validated configuration.
 
 pub mod config;
+pub mod daemon;
 pub mod io;
 pub mod proto;
 pub mod status_table;

@@ -43,6 +43,18 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The worker is this binary re-executed by the parent (not for humans).
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() == 3 && args[1] == mlvpn_rs::daemon::WORKER_ARG {
+        init_logging();
+        return match mlvpn_rs::daemon::worker::run(&args[2]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Genkey) => genkey(),
@@ -148,6 +160,11 @@ fn check(file: &Path) -> Result<(), String> {
 
 fn run(file: &Path) -> Result<(), String> {
     let config = Config::load(file).map_err(|e| e.to_string())?;
+    init_logging();
+    mlvpn_rs::daemon::parent::run(config).map_err(|e| format!("mlvpn-rs: {e}"))
+}
+
+fn init_logging() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -155,26 +172,6 @@ fn run(file: &Path) -> Result<(), String> {
             tracing_subscriber::EnvFilter::try_from_env("MLVPN_LOG").unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("mlvpn-rs: cannot start runtime: {e}"))?;
-    rt.block_on(async {
-        let shutdown = async {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) =
-                (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-            else {
-                return std::future::pending().await;
-            };
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-            }
-        };
-        mlvpn_rs::io::run(config, shutdown).await
-    })
-    .map_err(|e| format!("mlvpn-rs: {e}"))
 }
 
 fn status(file: &Path, json: bool) -> Result<(), String> {

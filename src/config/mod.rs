@@ -42,8 +42,19 @@ pub struct Interface {
     pub private_key_file: PathBuf,
     /// Loaded from `private_key_file`; zeroized on drop, never printed.
     pub private_key: PrivateKey,
-    /// User the unprivileged worker runs as (privilege separation).
-    pub user: Option<String>,
+    /// User the unprivileged worker runs as. Default `nobody`.
+    pub user: String,
+    /// Empty directory the worker chroots to. Default `/run/mlvpn-rs/empty`
+    /// (created by the parent).
+    pub chroot: PathBuf,
+    /// Run by the parent when the tunnel starts and when a client path
+    /// comes up.
+    pub up_script: Option<PathBuf>,
+    /// Run by the parent when a client path goes down and when the tunnel
+    /// stops.
+    pub down_script: Option<PathBuf>,
+    /// Longest a hook may run before it is killed. Default 10 s.
+    pub hook_timeout: Duration,
     /// Unix socket for `mlvpn-rs status`. Default `/run/mlvpn-rs/<name>.sock`.
     pub control_socket: PathBuf,
     /// TUN MTU; `None` = derived (1500 minus worst-case overhead).
@@ -83,7 +94,10 @@ pub struct PathConfig {
 mod parse;
 pub mod units;
 
-pub use parse::{control_socket_of, ConfigError, DEFAULT_KEEPALIVE, DEFAULT_PATH_TIMEOUT};
+pub use parse::{
+    control_socket_of, ConfigError, DEFAULT_CHROOT, DEFAULT_HOOK_TIMEOUT, DEFAULT_KEEPALIVE,
+    DEFAULT_PATH_TIMEOUT, DEFAULT_USER,
+};
 
 #[cfg(test)]
 mod tests;

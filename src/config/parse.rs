@@ -54,6 +54,10 @@ struct RawInterface {
     address: Spanned<Vec<Spanned<String>>>,
     private_key_file: Spanned<String>,
     user: Option<Spanned<String>>,
+    chroot: Option<Spanned<String>>,
+    up_script: Option<Spanned<String>>,
+    down_script: Option<Spanned<String>>,
+    hook_timeout: Option<Spanned<String>>,
     control_socket: Option<Spanned<String>>,
     mtu: Option<Spanned<toml::Value>>,
     keepalive: Option<Spanned<String>>,
@@ -80,6 +84,9 @@ struct RawPath {
 /// Default keepalive interval and path timeout (documented in the man page).
 pub const DEFAULT_KEEPALIVE: &str = "1s";
 pub const DEFAULT_PATH_TIMEOUT: &str = "3s";
+pub const DEFAULT_HOOK_TIMEOUT: &str = "10s";
+pub const DEFAULT_USER: &str = "nobody";
+pub const DEFAULT_CHROOT: &str = "/run/mlvpn-rs/empty";
 
 struct Ctx<'a> {
     file: &'a Path,
@@ -385,6 +392,39 @@ fn parse_interface(cx: &Ctx<'_>, raw: RawInterface) -> Result<Interface, ConfigE
             "interface.path_timeout: must be longer than keepalive (e.g. 3 x keepalive)",
         );
     }
+    let hook_timeout = duration(&raw.hook_timeout, "hook_timeout", DEFAULT_HOOK_TIMEOUT)?;
+    let script = |v: &Option<Spanned<String>>, key: &str| -> Result<Option<PathBuf>, ConfigError> {
+        match v {
+            None => Ok(None),
+            Some(s) if !Path::new(s.get_ref()).is_absolute() => cx.err(
+                s.span(),
+                format!("interface.{key}: \"{}\" must be an absolute path", s.get_ref()),
+            ),
+            Some(s) => Ok(Some(PathBuf::from(s.get_ref()))),
+        }
+    };
+    let up_script = script(&raw.up_script, "up_script")?;
+    let down_script = script(&raw.down_script, "down_script")?;
+    let chroot = match &raw.chroot {
+        Some(s) if !Path::new(s.get_ref()).is_absolute() || s.get_ref() == "/" => {
+            return cx.err(
+                s.span(),
+                "interface.chroot: expected an absolute path to an empty directory (not /)",
+            );
+        }
+        Some(s) => PathBuf::from(s.get_ref()),
+        None => PathBuf::from(DEFAULT_CHROOT),
+    };
+    let user = match &raw.user {
+        Some(u) if u.get_ref().is_empty() || u.get_ref() == "root" => {
+            return cx.err(
+                u.span(),
+                "interface.user: the worker must run as an unprivileged user, not root",
+            );
+        }
+        Some(u) => u.get_ref().clone(),
+        None => DEFAULT_USER.to_string(),
+    };
     let control_socket = match &raw.control_socket {
         Some(s) if s.get_ref().is_empty() => return cx.err(s.span(), "interface.control_socket: empty path"),
         Some(s) => resolve(cx.file, s.get_ref()),
@@ -395,7 +435,11 @@ fn parse_interface(cx: &Ctx<'_>, raw: RawInterface) -> Result<Interface, ConfigE
         address,
         private_key_file: key_path,
         private_key,
-        user: raw.user.map(|u| u.into_inner()),
+        user,
+        chroot,
+        up_script,
+        down_script,
+        hook_timeout,
         control_socket,
         mtu,
         keepalive,

@@ -71,7 +71,9 @@ fn valid_client() {
     assert_eq!(c.interface.name, "mlvpn0");
     assert_eq!(c.interface.keepalive, Duration::from_secs(1));
     assert_eq!(c.interface.path_timeout, Duration::from_secs(3));
-    assert_eq!(c.interface.user.as_deref(), Some("nobody"));
+    assert_eq!(c.interface.user, "nobody");
+    assert_eq!(c.interface.chroot, PathBuf::from("/run/mlvpn-rs/empty"));
+    assert_eq!(c.interface.hook_timeout, Duration::from_secs(10));
     assert_eq!(
         c.peers[0].allowed_ips.len(),
         2,
@@ -152,6 +154,10 @@ fn mistakes_name_their_line() {
     fails("mtu", 6, "mtu", |s| s.replace("user = \"nobody\"", "mtu = 70000"));
     fails("duration", 6, "needs a unit", |s| {
         s.replace("user = \"nobody\"", "keepalive = \"5\"")
+    });
+    fails("root", 6, "unprivileged", |s| s.replace("\"nobody\"", "\"root\""));
+    fails("hook", 6, "absolute", |s| {
+        s.replace("user = \"nobody\"", "up_script = \"up.sh\"")
     });
     fails("keyfile", 5, "private_key_file", |s| {
         s.replace("\"k\"", "\"missing.key\"")

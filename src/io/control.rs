@@ -25,7 +25,7 @@ pub struct ControlRequest {
 }
 
 /// Binds the socket (replacing a stale one) with mode 0600.
-pub fn bind(path: &Path) -> io::Result<UnixListener> {
+pub fn bind(path: &Path) -> io::Result<std::os::unix::net::UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| {
             io::Error::new(
@@ -43,7 +43,7 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
         }
         _ => {}
     }
-    let l = UnixListener::bind(path)
+    let l = std::os::unix::net::UnixListener::bind(path)
         .map_err(|e| io::Error::new(e.kind(), format!("control socket {}: {e}", path.display())))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(l)

@@ -8,6 +8,7 @@
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::pin::pin;
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -19,7 +20,7 @@ use tracing::{debug, info, warn};
 use super::control::{self, ControlRequest};
 use super::netconf;
 use super::sockets;
-use super::tun_device::TunDevice;
+use super::tun_device::{self, TunDevice};
 use crate::config::Config;
 use crate::proto::clock::Clock;
 use crate::proto::tunnel::{Event, Transmit, HEADROOM, OVERHEAD};
@@ -41,6 +42,7 @@ struct Driver {
     inp: Vec<u8>,
     /// Rate limit for send-error logs.
     last_send_error_log: Option<Instant>,
+    hooks: Option<HookSink>,
 }
 
 fn unix_now_ns() -> u64 {
@@ -50,41 +52,70 @@ fn unix_now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// Opens the TUN and sockets for `config` and runs the tunnel until
-/// `shutdown` completes.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+/// Descriptors the tunnel needs; opened by the privileged parent
+/// ([`open_resources`]) and handed to the worker.
+pub struct Resources {
+    pub tun: OwnedFd,
+    pub control: std::os::unix::net::UnixListener,
+    /// One per configured path, in config order.
+    pub sockets: Vec<std::net::UdpSocket>,
+}
+
+/// Creates the TUN device (addresses, MTU, routes), the control socket and
+/// every path's socket. Needs root; nothing here reads network input.
+pub fn open_resources(config: &Config) -> io::Result<Resources> {
     let mtu = config.interface.mtu.unwrap_or_else(netconf::default_mtu);
-    let tun = TunDevice::create(&config.interface.name, mtu)?;
-    netconf::set_addresses(&tun.name, &config.interface.address)?;
-    let (routes, skipped) = netconf::plan_routes(&config);
+    let name = &config.interface.name;
+    let tun = tun_device::create(name, mtu)?;
+    netconf::set_addresses(name, &config.interface.address)?;
+    let (routes, skipped) = netconf::plan_routes(config);
     for (net, why) in &skipped {
         warn!(route = %net, "not routed into the tunnel: {why}");
     }
-    netconf::add_routes(&tun.name, &routes)?;
-    let mut socks = Vec::new();
+    netconf::add_routes(name, &routes)?;
+    let mut sockets = Vec::new();
     for p in &config.paths {
         let s = sockets::bind_path(p)?;
-        info!(path = %p.name, local = ?sockets::local_addr(&s), endpoint = ?p.endpoint, "path socket bound");
-        socks.push(s);
+        info!(path = %p.name, local = ?s.local_addr().ok(), endpoint = ?p.endpoint, "path socket bound");
+        sockets.push(s);
     }
-    let listener = control::bind(&config.interface.control_socket)?;
+    let control = control::bind(&config.interface.control_socket)?;
+    info!(interface = %name, mtu, mode = ?config.mode, paths = config.paths.len(), peers = config.peers.len(), "resources open");
+    Ok(Resources {
+        tun,
+        control,
+        sockets,
+    })
+}
+
+/// Hook requests the event loop sends to the privileged parent (client path
+/// index, up or down).
+pub type HookSink = mpsc::UnboundedSender<(u8, bool)>;
+
+/// Runs the tunnel on `res` until `shutdown` completes.
+pub async fn run(
+    tunnel_config: TunnelConfig,
+    interface: &str,
+    res: Resources,
+    shutdown: impl Future<Output = ()>,
+    hooks: Option<HookSink>,
+) -> io::Result<()> {
+    let tun = TunDevice::from_fd(res.tun, interface)?;
+    let socks = res
+        .sockets
+        .into_iter()
+        .map(|s| {
+            s.set_nonblocking(true)?;
+            UdpSocket::from_std(s)
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    res.control.set_nonblocking(true)?;
+    let listener = tokio::net::UnixListener::from_std(res.control)?;
     let (ctl_tx, ctl_rx) = mpsc::channel(16);
     let control_task = tokio::spawn(control::serve(listener, ctl_tx));
-
     let now = Instant::now();
-    let tunnel = Tunnel::new(
-        TunnelConfig::from_config(&config),
-        Clock::new(now, unix_now_ns()),
-        now,
-    );
-    info!(
-        interface = %tun.name,
-        mtu,
-        mode = ?config.mode,
-        paths = config.paths.len(),
-        peers = config.peers.len(),
-        "tunnel running"
-    );
+    let tunnel = Tunnel::new(tunnel_config, Clock::new(now, unix_now_ns()), now);
+    info!(interface, "tunnel running");
     let mut driver = Driver {
         tunnel,
         tun,
@@ -92,10 +123,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> io::Resu
         out: vec![0; BUF_LEN + OVERHEAD],
         inp: vec![0; BUF_LEN],
         last_send_error_log: None,
+        hooks,
     };
     let result = driver.event_loop(shutdown, ctl_rx).await;
     control_task.abort();
-    let _ = std::fs::remove_file(&config.interface.control_socket);
     info!("tunnel stopped");
     result
 }
@@ -189,8 +220,19 @@ impl Driver {
     fn log_events(&mut self) {
         while let Some(ev) = self.tunnel.poll_event() {
             match ev {
-                Event::PathUp { peer, path } => info!(%peer, %path, "path up"),
-                Event::PathDown { peer, path, reason } => warn!(%peer, %path, reason, "path down"),
+                Event::PathUp { peer, path, id } => {
+                    info!(%peer, %path, "path up");
+                    self.hook(id, true);
+                }
+                Event::PathDown {
+                    peer,
+                    path,
+                    reason,
+                    id,
+                } => {
+                    warn!(%peer, %path, reason, "path down");
+                    self.hook(id, false);
+                }
                 Event::HandshakeCompleted { peer, path, rekey } => {
                     if rekey {
                         debug!(%peer, %path, "rekeyed");
@@ -202,6 +244,12 @@ impl Driver {
                     info!(%peer, %path, %endpoint, "path endpoint changed")
                 }
             }
+        }
+    }
+
+    fn hook(&self, id: u8, up: bool) {
+        if let Some(h) = &self.hooks {
+            let _ = h.send((id, up));
         }
     }
 

@@ -1,14 +1,12 @@
 //! One UDP socket per configured path.
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
-
-use tokio::net::UdpSocket;
+use std::net::UdpSocket as StdUdpSocket;
 
 use crate::config::PathConfig;
 
 /// Binds `path.bind` (non-blocking, for tokio). Errors name the path.
-pub fn bind_path(path: &PathConfig) -> io::Result<UdpSocket> {
+pub fn bind_path(path: &PathConfig) -> io::Result<StdUdpSocket> {
     let std = StdUdpSocket::bind(path.bind).map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -17,12 +15,7 @@ pub fn bind_path(path: &PathConfig) -> io::Result<UdpSocket> {
     })?;
     std.set_nonblocking(true)?;
     grow_buffers(&std);
-    UdpSocket::from_std(std)
-}
-
-/// The address a socket actually got (port 0 resolved).
-pub fn local_addr(s: &UdpSocket) -> Option<SocketAddr> {
-    s.local_addr().ok()
+    Ok(std)
 }
 
 /// Socket buffer size asked for: bursts from a fast TUN must not overflow

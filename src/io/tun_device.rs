@@ -1,27 +1,37 @@
-//! The TUN device, created with the `tun` crate, read and written without
-//! blocking through tokio's `AsyncFd`.
+//! The TUN device: created with the `tun` crate (privileged, in the parent),
+//! then read and written as a plain descriptor without blocking through
+//! tokio's `AsyncFd` (in the worker).
 
 use std::io;
+use std::os::fd::{AsFd, FromRawFd, IntoRawFd, OwnedFd};
 
 use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 
+/// Creates (or attaches to) the TUN device `name` with `mtu`, up, and
+/// returns its descriptor (close-on-exec).
+pub fn create(name: &str, mtu: u16) -> io::Result<OwnedFd> {
+    let mut cfg = tun::Configuration::default();
+    cfg.tun_name(name).mtu(mtu).up();
+    let dev =
+        tun::create(&cfg).map_err(|e| io::Error::other(format!("cannot create TUN device {name}: {e}")))?;
+    // SAFETY: into_raw_fd hands over the only owner of this open descriptor.
+    let fd = unsafe { OwnedFd::from_raw_fd(dev.into_raw_fd()) };
+    nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
+    Ok(fd)
+}
+
 /// An open TUN device (layer 3, no packet-information header).
 pub struct TunDevice {
-    fd: AsyncFd<tun::Device>,
+    fd: AsyncFd<OwnedFd>,
     pub name: String,
 }
 
 impl TunDevice {
-    /// Creates (or attaches to) the TUN device `name` with `mtu`, up.
-    pub fn create(name: &str, mtu: u16) -> io::Result<TunDevice> {
-        let mut cfg = tun::Configuration::default();
-        cfg.tun_name(name).mtu(mtu).up();
-        let dev = tun::create(&cfg)
-            .map_err(|e| io::Error::other(format!("cannot create TUN device {name}: {e}")))?;
-        dev.set_nonblock()?;
-        // SAFETY: `tun::Device` owns its descriptor and returns the same open fd
-        // from `as_raw_fd` until it is dropped, which happens with the AsyncFd.
-        let fd = unsafe { AsyncFd::register(dev) }.map_err(io::Error::from)?;
+    /// Wraps a TUN descriptor made by [`create`] (possibly in another process).
+    pub fn from_fd(fd: OwnedFd, name: &str) -> io::Result<TunDevice> {
+        nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))?;
+        // SAFETY: OwnedFd keeps the same open descriptor until the AsyncFd drops it.
+        let fd = unsafe { AsyncFd::register(fd) }.map_err(io::Error::from)?;
         Ok(TunDevice {
             fd,
             name: name.to_string(),
@@ -29,23 +39,22 @@ impl TunDevice {
     }
 
     /// Waits until a packet can be read.
-    pub async fn readable(&self) -> io::Result<AsyncFdReadyGuard<'_, tun::Device>> {
+    pub async fn readable(&self) -> io::Result<AsyncFdReadyGuard<'_, OwnedFd>> {
         self.fd.readable().await
     }
 
     /// Reads one packet if one is there: `None` once the queue is empty (the
     /// guard's readiness is then cleared).
-    pub fn try_recv(
-        guard: &mut AsyncFdReadyGuard<'_, tun::Device>,
-        buf: &mut [u8],
-    ) -> Option<io::Result<usize>> {
-        guard.try_io(|d| d.get_ref().recv(buf)).ok()
+    pub fn try_recv(guard: &mut AsyncFdReadyGuard<'_, OwnedFd>, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        guard
+            .try_io(|d| nix::unistd::read(d.get_ref(), buf).map_err(io::Error::from))
+            .ok()
     }
 
     /// Writes one packet; waits only if the device's queue is full.
     pub async fn write(&self, packet: &[u8]) -> io::Result<()> {
         loop {
-            match self.fd.get_ref().send(packet) {
+            match nix::unistd::write(self.fd.get_ref().as_fd(), packet).map_err(io::Error::from) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let mut guard = self.fd.writable().await?;
                     guard.clear_ready();

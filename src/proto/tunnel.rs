@@ -127,10 +127,12 @@ pub enum Event {
     PathUp {
         peer: PublicKey,
         path: String,
+        id: u8,
     },
     PathDown {
         peer: PublicKey,
         path: String,
+        id: u8,
         reason: &'static str,
     },
     HandshakeCompleted {
@@ -512,6 +514,7 @@ impl Tunnel {
             self.events.push_back(Event::PathUp {
                 peer: peer_key,
                 path: name,
+                id: path.id,
             });
         }
         // Confirms the session to the responder right away.
@@ -600,6 +603,7 @@ impl Tunnel {
             self.events.push_back(Event::PathUp {
                 peer: peer.public_key,
                 path: path.name.clone(),
+                id: path.id,
             });
         }
         let frame = match frame::decode(&buf[plain.clone()]) {
@@ -739,6 +743,7 @@ impl Tunnel {
                 self.events.push_back(Event::PathDown {
                     peer: peer_key,
                     path: path.name.clone(),
+                    id: path.id,
                     reason: "session expired",
                 });
             }
@@ -755,6 +760,7 @@ impl Tunnel {
             self.events.push_back(Event::PathDown {
                 peer: peer_key,
                 path: path.name.clone(),
+                id: path.id,
                 reason: "peer silent",
             });
             if client && path.handshake_due.is_none() {

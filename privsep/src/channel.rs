@@ -1,0 +1,112 @@
+//! The parent/worker channel: a SOCK_SEQPACKET socketpair (message
+//! boundaries kept by the kernel) that can carry descriptors (SCM_RIGHTS).
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag,
+    SockType,
+};
+
+use crate::msg::MAX_MESSAGE;
+
+/// Most descriptors one message may carry.
+pub const MAX_FDS: usize = 64;
+
+/// (parent end, worker end). Both close-on-exec; the parent clears the flag
+/// on the worker's end for exec.
+pub fn pair() -> nix::Result<(OwnedFd, OwnedFd)> {
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+}
+
+/// Sends one message with descriptors attached.
+pub fn send(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> nix::Result<()> {
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let cmsg = [ControlMessage::ScmRights(&raw)];
+    let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &cmsg };
+    let n = sendmsg::<()>(
+        sock.as_raw_fd(),
+        &[IoSlice::new(bytes)],
+        cmsgs,
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )?;
+    if n != bytes.len() {
+        return Err(Errno::EMSGSIZE);
+    }
+    Ok(())
+}
+
+/// Receives one message into `buf`; returns its length (0 = peer closed) and
+/// the descriptors it carried (close-on-exec). A truncated message or
+/// descriptor list is an error (and the descriptors are closed).
+pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> nix::Result<(usize, Vec<OwnedFd>)> {
+    let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut fds = Vec::new();
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(raw) = c {
+            for fd in raw {
+                // SAFETY: the kernel just installed this descriptor for us; we
+                // are its only owner.
+                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    if msg.flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC) {
+        return Err(Errno::EMSGSIZE);
+    }
+    Ok((msg.bytes, fds))
+}
+
+/// A receive buffer large enough for any message.
+pub fn buffer() -> Vec<u8> {
+    vec![0; MAX_MESSAGE + 1]
+}
+
+/// Async wrapper for the worker's and parent's event loops.
+pub struct AsyncChannel {
+    fd: tokio::io::unix::AsyncFd<OwnedFd>,
+}
+
+impl AsyncChannel {
+    pub fn new(fd: OwnedFd) -> std::io::Result<Self> {
+        nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))?;
+        // SAFETY: OwnedFd keeps the same open descriptor until the AsyncFd drops it.
+        let fd = unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(std::io::Error::from)?;
+        Ok(AsyncChannel { fd })
+    }
+
+    pub async fn recv(&self, buf: &mut [u8]) -> std::io::Result<(usize, Vec<OwnedFd>)> {
+        loop {
+            let mut guard = self.fd.readable().await?;
+            match guard.try_io(|fd| recv(fd.get_ref().as_fd(), buf).map_err(std::io::Error::from)) {
+                Ok(r) => return r,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    pub async fn send(&self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> std::io::Result<()> {
+        loop {
+            let mut guard = self.fd.writable().await?;
+            match guard.try_io(|fd| send(fd.get_ref().as_fd(), bytes, fds).map_err(std::io::Error::from)) {
+                Ok(r) => return r,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Privilege separation for mlvpn-rs, in the style of OpenBSD daemons.
+//!
+//! The privileged parent opens the TUN device and the path sockets, hands
+//! them to an unprivileged worker over a Unix socketpair (SCM_RIGHTS), and
+//! afterwards only answers a small, typed set of requests ([`msg::Request`]),
+//! each validated against a [`policy::Policy`] before anything is done.
+//! The worker chroots, drops to an unprivileged user, sets no_new_privs and
+//! clears every capability set before it reads a network byte ([`drop`]).
+
+pub mod channel;
+pub mod drop;
+pub mod hooks;
+pub mod msg;
+pub mod policy;

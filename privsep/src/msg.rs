@@ -1,0 +1,237 @@
+//! The parent/worker message format.
+//!
+//! Each message is one SOCK_SEQPACKET datagram: `len u16 BE` (length of what
+//! follows), `version u8`, `kind u8`, then the kind's fields. Decoding checks
+//! every byte: the declared length against the datagram, the version, the
+//! kind, and the exact field length of that kind. Nothing is variable-length
+//! in a request, so a request is tiny and fully checkable.
+
+use thiserror::Error;
+
+pub const VERSION: u8 = 1;
+/// Largest message (the hand-over carries the worker's settings).
+pub const MAX_MESSAGE: usize = 65535;
+
+const KIND_RUN_HOOK: u8 = 1;
+const KIND_REBIND: u8 = 2;
+const KIND_OK: u8 = 0x81;
+const KIND_REFUSED: u8 = 0x82;
+const KIND_SOCKET: u8 = 0x83;
+const KIND_HANDOVER: u8 = 0x90;
+
+/// Hook events the worker may ask for (tunnel up/down are the parent's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookEvent {
+    PathUp,
+    PathDown,
+}
+
+/// Worker → parent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Run `up_script` (PathUp) or `down_script` (PathDown) for a client path.
+    RunHook { event: HookEvent, path: u8 },
+    /// Bind a fresh socket for a path (its local address changed).
+    Rebind { path: u8 },
+}
+
+/// Parent → worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Ok,
+    Refused(String),
+    /// A new socket for the path follows as SCM_RIGHTS.
+    Socket {
+        path: u8,
+    },
+    /// The worker's settings (JSON); descriptors follow as SCM_RIGHTS.
+    Handover(Vec<u8>),
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum MsgError {
+    #[error("message of {0} bytes is too short")]
+    Short(usize),
+    #[error("declared length {declared} but {actual} bytes follow")]
+    Length { declared: usize, actual: usize },
+    #[error("unsupported version {0}")]
+    Version(u8),
+    #[error("unknown message kind {0:#04x}")]
+    Kind(u8),
+    #[error("message kind {kind:#04x} has {len} field bytes, expected {expected}")]
+    Fields { kind: u8, len: usize, expected: usize },
+    #[error("unknown hook event {0}")]
+    Event(u8),
+    #[error("message too large")]
+    TooLarge,
+    #[error("refusal reason is not UTF-8")]
+    Utf8,
+}
+
+fn frame(kind: u8, fields: &[u8]) -> Vec<u8> {
+    let len = 2 + fields.len();
+    let mut v = Vec::with_capacity(2 + len);
+    v.extend_from_slice(&(len.min(u16::MAX as usize) as u16).to_be_bytes());
+    v.push(VERSION);
+    v.push(kind);
+    v.extend_from_slice(fields);
+    v
+}
+
+/// Checks the envelope; returns (kind, fields).
+fn unframe(b: &[u8]) -> Result<(u8, &[u8]), MsgError> {
+    if b.len() < 4 {
+        return Err(MsgError::Short(b.len()));
+    }
+    if b.len() > MAX_MESSAGE {
+        return Err(MsgError::TooLarge);
+    }
+    let declared = u16::from_be_bytes([b[0], b[1]]) as usize;
+    if declared != b.len() - 2 {
+        return Err(MsgError::Length {
+            declared,
+            actual: b.len() - 2,
+        });
+    }
+    if b[2] != VERSION {
+        return Err(MsgError::Version(b[2]));
+    }
+    Ok((b[3], &b[4..]))
+}
+
+fn fixed(kind: u8, f: &[u8], expected: usize) -> Result<(), MsgError> {
+    if f.len() != expected {
+        return Err(MsgError::Fields {
+            kind,
+            len: f.len(),
+            expected,
+        });
+    }
+    Ok(())
+}
+
+impl Request {
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Request::RunHook { event, path } => {
+                let e = match event {
+                    HookEvent::PathUp => 1,
+                    HookEvent::PathDown => 2,
+                };
+                frame(KIND_RUN_HOOK, &[e, *path])
+            }
+            Request::Rebind { path } => frame(KIND_REBIND, &[*path]),
+        }
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Request, MsgError> {
+        let (kind, f) = unframe(b)?;
+        match kind {
+            KIND_RUN_HOOK => {
+                fixed(kind, f, 2)?;
+                let event = match f[0] {
+                    1 => HookEvent::PathUp,
+                    2 => HookEvent::PathDown,
+                    e => return Err(MsgError::Event(e)),
+                };
+                Ok(Request::RunHook { event, path: f[1] })
+            }
+            KIND_REBIND => {
+                fixed(kind, f, 1)?;
+                Ok(Request::Rebind { path: f[0] })
+            }
+            k => Err(MsgError::Kind(k)),
+        }
+    }
+}
+
+impl Reply {
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Reply::Ok => frame(KIND_OK, &[]),
+            Reply::Refused(why) => {
+                let mut s = why.as_bytes();
+                s = &s[..s.len().min(200)];
+                while std::str::from_utf8(s).is_err() {
+                    s = &s[..s.len() - 1];
+                }
+                frame(KIND_REFUSED, s)
+            }
+            Reply::Socket { path } => frame(KIND_SOCKET, &[*path]),
+            Reply::Handover(json) => frame(KIND_HANDOVER, json),
+        }
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Reply, MsgError> {
+        let (kind, f) = unframe(b)?;
+        match kind {
+            KIND_OK => fixed(kind, f, 0).map(|_| Reply::Ok),
+            KIND_REFUSED => Ok(Reply::Refused(
+                std::str::from_utf8(f).map_err(|_| MsgError::Utf8)?.to_string(),
+            )),
+            KIND_SOCKET => fixed(kind, f, 1).map(|_| Reply::Socket { path: f[0] }),
+            KIND_HANDOVER => Ok(Reply::Handover(f.to_vec())),
+            k => Err(MsgError::Kind(k)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrips() {
+        for r in [
+            Request::RunHook {
+                event: HookEvent::PathUp,
+                path: 3,
+            },
+            Request::RunHook {
+                event: HookEvent::PathDown,
+                path: 0,
+            },
+            Request::Rebind { path: 1 },
+        ] {
+            assert_eq!(Request::decode(&r.encode()), Ok(r));
+        }
+        for r in [
+            Reply::Ok,
+            Reply::Refused("no".into()),
+            Reply::Socket { path: 2 },
+            Reply::Handover(b"{}".to_vec()),
+        ] {
+            assert_eq!(Reply::decode(&r.encode()), Ok(r));
+        }
+    }
+
+    #[test]
+    fn every_malformation_is_an_error() {
+        let good = Request::Rebind { path: 1 }.encode();
+        assert_eq!(Request::decode(&good[..3]), Err(MsgError::Short(3)));
+        let mut bad = good.clone();
+        bad[1] += 1;
+        assert!(matches!(Request::decode(&bad), Err(MsgError::Length { .. })));
+        let mut bad = good.clone();
+        bad[2] = 9;
+        assert_eq!(Request::decode(&bad), Err(MsgError::Version(9)));
+        let mut bad = good.clone();
+        bad[3] = 0x7f;
+        assert_eq!(Request::decode(&bad), Err(MsgError::Kind(0x7f)));
+        let mut bad = good.clone();
+        bad.push(0);
+        bad[1] += 1;
+        assert!(matches!(Request::decode(&bad), Err(MsgError::Fields { .. })));
+        let bad = frame(KIND_RUN_HOOK, &[7, 0]);
+        assert_eq!(Request::decode(&bad), Err(MsgError::Event(7)));
+        // Replies are not requests.
+        assert_eq!(Request::decode(&Reply::Ok.encode()), Err(MsgError::Kind(KIND_OK)));
+        // Exhaustive short inputs never panic.
+        for len in 0..8 {
+            for b in 0..=255u8 {
+                let _ = Request::decode(&vec![b; len]);
+                let _ = Reply::decode(&vec![b; len]);
+            }
+        }
+    }
+}

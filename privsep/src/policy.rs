@@ -1,0 +1,104 @@
+//! What the parent agrees to do for the worker, and the loop that answers
+//! the worker's requests.
+//!
+//! Every request is decoded strictly ([`crate::msg`]) and then checked
+//! against the configuration: the path index must name a configured client
+//! path, a hook must be configured. Anything else is refused, logged (rate
+//! limited) and changes nothing.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use tracing::warn;
+
+use crate::channel::{buffer, AsyncChannel};
+use crate::msg::{HookEvent, Reply, Request};
+
+/// What the configuration allows.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Number of configured client paths (path indices are `0..paths`);
+    /// 0 on a server, whose paths are not named by the worker.
+    pub paths: usize,
+    pub up_script: bool,
+    pub down_script: bool,
+}
+
+/// The privileged operations, implemented by the daemon's parent (and by
+/// tests).
+pub trait Privileged {
+    /// Starts the hook for `event` on `path` (must not block).
+    fn run_hook(&mut self, event: HookEvent, path: u8);
+    /// Binds a fresh socket for `path`.
+    fn rebind(&mut self, path: u8) -> Result<OwnedFd, String>;
+}
+
+/// Decodes and checks one request.
+pub fn check(policy: &Policy, bytes: &[u8], fds: usize) -> Result<Request, String> {
+    if fds > 0 {
+        return Err(format!(
+            "request carried {fds} descriptors; the worker sends none"
+        ));
+    }
+    let req = Request::decode(bytes).map_err(|e| format!("malformed request: {e}"))?;
+    let path = match req {
+        Request::RunHook { path, .. } | Request::Rebind { path } => path,
+    };
+    if usize::from(path) >= policy.paths {
+        return Err(format!(
+            "path index {path} is not a configured client path (have {})",
+            policy.paths
+        ));
+    }
+    match req {
+        Request::RunHook {
+            event: HookEvent::PathUp,
+            ..
+        } if !policy.up_script => Err("no up_script configured".into()),
+        Request::RunHook {
+            event: HookEvent::PathDown,
+            ..
+        } if !policy.down_script => Err("no down_script configured".into()),
+        r => Ok(r),
+    }
+}
+
+/// Answers requests until the worker closes its end (returns Ok) or the
+/// channel fails.
+pub async fn serve(chan: &AsyncChannel, policy: &Policy, ops: &mut impl Privileged) -> std::io::Result<()> {
+    let mut buf = buffer();
+    let mut log_window = (Instant::now(), 0u32);
+    loop {
+        let (n, fds) = chan.recv(&mut buf).await?;
+        if n == 0 && fds.is_empty() {
+            return Ok(());
+        }
+        let reply = match check(policy, &buf[..n], fds.len()) {
+            Ok(Request::RunHook { event, path }) => {
+                ops.run_hook(event, path);
+                Reply::Ok
+            }
+            Ok(Request::Rebind { path }) => match ops.rebind(path) {
+                Ok(fd) => {
+                    chan.send(&Reply::Socket { path }.encode(), &[fd.as_fd()]).await?;
+                    continue;
+                }
+                Err(e) => Reply::Refused(format!("rebind failed: {e}")),
+            },
+            Err(why) => {
+                // At most 10 refusal lines per second: a compromised worker
+                // must not be able to flood the log.
+                if log_window.0.elapsed() > Duration::from_secs(1) {
+                    log_window = (Instant::now(), 0);
+                }
+                log_window.1 += 1;
+                if log_window.1 <= 10 {
+                    warn!("refused worker request: {why}");
+                }
+                Reply::Refused(why)
+            }
+        };
+        drop(fds);
+        chan.send(&reply.encode(), &[]).await?;
+    }
+}

@@ -1,0 +1,142 @@
+//! What the parent tells the worker at hand-over: exactly what the event
+//! loop needs, already validated, as JSON over the privsep channel. The
+//! private key travels here (the worker cannot read key files in its chroot);
+//! every buffer holding it is zeroized.
+
+use std::time::Duration;
+
+use ipnet::IpNet;
+use mlvpn_keys::{PrivateKey, PublicKey};
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::config::{Config, Mode};
+use crate::proto::tunnel::{PathSpec, PeerSpec};
+use crate::proto::TunnelConfig;
+use mlvpn_privsep::drop::Identity;
+
+#[derive(Serialize, Deserialize)]
+pub struct SetupPeer {
+    pub public_key: String,
+    pub allowed_ips: Vec<IpNet>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct SetupPath {
+    pub name: String,
+    pub endpoint: Option<std::net::SocketAddr>,
+    pub bandwidth_up: Option<u64>,
+    pub fallback: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct WorkerSetup {
+    pub client: bool,
+    pub interface: String,
+    pub private_key: String,
+    pub keepalive_ms: u64,
+    pub path_timeout_ms: u64,
+    pub peers: Vec<SetupPeer>,
+    pub paths: Vec<SetupPath>,
+    pub uid: u32,
+    pub gid: u32,
+    pub chroot: String,
+    pub up_script: bool,
+    pub down_script: bool,
+}
+
+impl Drop for WorkerSetup {
+    fn drop(&mut self) {
+        self.private_key.zeroize();
+    }
+}
+
+impl WorkerSetup {
+    pub fn new(config: &Config, id: Identity) -> WorkerSetup {
+        WorkerSetup {
+            client: config.mode == Mode::Client,
+            interface: config.interface.name.clone(),
+            private_key: config.interface.private_key.to_base64().to_string(),
+            keepalive_ms: config.interface.keepalive.as_millis() as u64,
+            path_timeout_ms: config.interface.path_timeout.as_millis() as u64,
+            peers: config
+                .peers
+                .iter()
+                .map(|p| SetupPeer {
+                    public_key: p.public_key.to_base64(),
+                    allowed_ips: p.allowed_ips.clone(),
+                })
+                .collect(),
+            paths: config
+                .paths
+                .iter()
+                .map(|p| SetupPath {
+                    name: p.name.clone(),
+                    endpoint: p.endpoint,
+                    bandwidth_up: p.bandwidth_up,
+                    fallback: p.fallback,
+                })
+                .collect(),
+            uid: id.uid,
+            gid: id.gid,
+            chroot: config.interface.chroot.display().to_string(),
+            up_script: config.interface.up_script.is_some(),
+            down_script: config.interface.down_script.is_some(),
+        }
+    }
+
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(serde_json::to_vec(self).expect("plain data serializes"))
+    }
+
+    pub fn decode(b: &[u8]) -> Result<WorkerSetup, String> {
+        serde_json::from_slice(b).map_err(|e| format!("bad hand-over: {e}"))
+    }
+
+    pub fn identity(&self) -> Identity {
+        Identity {
+            uid: self.uid,
+            gid: self.gid,
+        }
+    }
+
+    pub fn tunnel_config(&self) -> Result<TunnelConfig, String> {
+        let key = PrivateKey::from_base64(&self.private_key).map_err(|e| format!("hand-over key: {e}"))?;
+        let peers = self
+            .peers
+            .iter()
+            .map(|p| {
+                Ok(PeerSpec {
+                    public_key: PublicKey::from_base64(&p.public_key)
+                        .map_err(|e| format!("hand-over peer: {e}"))?,
+                    allowed_ips: p.allowed_ips.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let paths = if self.client {
+            self.paths
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| {
+                    Some(PathSpec {
+                        name: p.name.clone(),
+                        socket: i,
+                        endpoint: p.endpoint?,
+                        bandwidth_up: p.bandwidth_up,
+                        fallback: p.fallback,
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(TunnelConfig {
+            mode: if self.client { Mode::Client } else { Mode::Server },
+            private_key: key,
+            keepalive: Duration::from_millis(self.keepalive_ms),
+            path_timeout: Duration::from_millis(self.path_timeout_ms),
+            peers,
+            paths,
+        })
+    }
+}

@@ -1,0 +1,137 @@
+//! The unprivileged worker: receives its descriptors and settings from the
+//! parent, drops every privilege, and only then runs the tunnel.
+
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::sync::Arc;
+
+use mlvpn_privsep::channel::{self, AsyncChannel};
+use mlvpn_privsep::drop::drop_privileges;
+use mlvpn_privsep::msg::{HookEvent, Reply, Request};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+use zeroize::Zeroize;
+
+use super::setup::WorkerSetup;
+use crate::io::driver::{self, Resources};
+
+/// Runs the worker on the channel descriptor the parent passed as `fd_arg`.
+pub fn run(fd_arg: &str) -> Result<(), String> {
+    let raw: RawFd = fd_arg
+        .parse()
+        .ok()
+        .filter(|fd| *fd > 2)
+        .ok_or_else(|| format!("worker: bad channel descriptor {fd_arg:?}"))?;
+    // SAFETY: the parent created this descriptor for us and named it on our
+    // command line; nothing else in this fresh process owns it.
+    let chan = unsafe { OwnedFd::from_raw_fd(raw) };
+    nix::fcntl::fcntl(
+        &chan,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .map_err(|e| format!("worker: {e}"))?;
+
+    let mut buf = channel::buffer();
+    let (n, fds) = channel::recv(chan.as_fd(), &mut buf).map_err(|e| format!("worker: hand-over: {e}"))?;
+    let reply = Reply::decode(&buf[..n]);
+    buf.zeroize();
+    let Ok(Reply::Handover(mut json)) = reply else {
+        return Err("worker: expected the hand-over message".into());
+    };
+    let setup = WorkerSetup::decode(&json);
+    json.zeroize();
+    let setup = setup?;
+    if fds.len() != 2 + setup.paths.len() {
+        return Err(format!(
+            "worker: hand-over carried {} descriptors, expected {}",
+            fds.len(),
+            2 + setup.paths.len()
+        ));
+    }
+    let mut fds = fds.into_iter();
+    let tun = fds.next().expect("counted");
+    let control = std::os::unix::net::UnixListener::from(fds.next().expect("counted"));
+    let sockets = fds.map(std::net::UdpSocket::from).collect();
+    let res = Resources {
+        tun,
+        control,
+        sockets,
+    };
+
+    // Before the first network byte: chroot, user, no_new_privs, no caps.
+    drop_privileges(setup.identity(), Path::new(&setup.chroot)).map_err(|e| format!("worker: {e}"))?;
+    info!(uid = setup.uid, gid = setup.gid, chroot = %setup.chroot, "worker: privileges dropped");
+
+    let tunnel_config = setup.tunnel_config()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("worker: runtime: {e}"))?;
+    rt.block_on(async move {
+        let chan = Arc::new(AsyncChannel::new(chan).map_err(|e| format!("worker: channel: {e}"))?);
+        let (hook_tx, hook_rx) = mpsc::unbounded_channel();
+        let hooks = (setup.up_script || setup.down_script).then_some(hook_tx);
+        tokio::spawn(forward_hooks(
+            chan.clone(),
+            hook_rx,
+            setup.up_script,
+            setup.down_script,
+        ));
+        let parent_gone = watch_parent(chan.clone());
+        let shutdown = async {
+            tokio::select! {
+                _ = super::shutdown_signal() => {}
+                _ = parent_gone => warn!("parent closed the channel: stopping"),
+            }
+        };
+        driver::run(tunnel_config, &setup.interface, res, shutdown, hooks)
+            .await
+            .map_err(|e| format!("worker: {e}"))
+    })
+}
+
+/// Sends hook requests for path events the parent has hooks for.
+async fn forward_hooks(
+    chan: Arc<AsyncChannel>,
+    mut rx: mpsc::UnboundedReceiver<(u8, bool)>,
+    up: bool,
+    down: bool,
+) {
+    while let Some((path, is_up)) = rx.recv().await {
+        if (is_up && !up) || (!is_up && !down) {
+            continue;
+        }
+        let event = if is_up {
+            HookEvent::PathUp
+        } else {
+            HookEvent::PathDown
+        };
+        if chan
+            .send(&Request::RunHook { event, path }.encode(), &[])
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Reads the parent's replies (logging refusals); completes when the parent
+/// is gone.
+async fn watch_parent(chan: Arc<AsyncChannel>) {
+    let mut buf = vec![0u8; 512];
+    loop {
+        match chan.recv(&mut buf).await {
+            Ok((0, fds)) if fds.is_empty() => return,
+            Ok((n, _)) => {
+                if let Ok(Reply::Refused(why)) = Reply::decode(&buf[..n]) {
+                    warn!("parent refused a request: {why}");
+                }
+            }
+            Err(e) => {
+                warn!("privsep channel: {e}");
+                return;
+            }
+        }
+    }
+}
