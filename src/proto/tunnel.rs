@@ -29,7 +29,7 @@ use super::scheduler::{Candidate, Scheduler};
 use super::session::{Session, REKEY_AFTER_MESSAGES};
 use super::stats::{Drops, PathStatus, PeerStatus, ReorderStatus, Status};
 use super::wire::{self, Message, DATA_HEADER_LEN, TAG_LEN};
-use crate::config::{Config, Mode};
+use crate::config::Mode;
 
 /// Bytes before the IP packet in a buffer given to `handle_tun_packet`.
 pub const HEADROOM: usize = DATA_HEADER_LEN + DATA_FRAME_HEADER_LEN;
@@ -64,7 +64,7 @@ pub struct PathSpec {
     pub fallback: bool,
 }
 
-/// Everything the core needs to know; built from a [`Config`] or by tests.
+/// Everything the core needs to know; built from the worker's hand-over or by tests.
 pub struct TunnelConfig {
     pub mode: Mode,
     pub private_key: PrivateKey,
@@ -73,43 +73,6 @@ pub struct TunnelConfig {
     pub peers: Vec<PeerSpec>,
     /// Client only: the paths towards the (single) peer.
     pub paths: Vec<PathSpec>,
-}
-
-impl TunnelConfig {
-    /// Socket `i` is the socket of `config.paths[i]`.
-    pub fn from_config(config: &Config) -> TunnelConfig {
-        TunnelConfig {
-            mode: config.mode,
-            private_key: PrivateKey::from_bytes(*config.interface.private_key.as_bytes()),
-            keepalive: config.interface.keepalive,
-            path_timeout: config.interface.path_timeout,
-            peers: config
-                .peers
-                .iter()
-                .map(|p| PeerSpec {
-                    public_key: p.public_key,
-                    allowed_ips: p.allowed_ips.clone(),
-                })
-                .collect(),
-            paths: match config.mode {
-                Mode::Server => Vec::new(),
-                Mode::Client => config
-                    .paths
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, p)| {
-                        Some(PathSpec {
-                            name: p.name.clone(),
-                            socket: i,
-                            endpoint: p.endpoint?,
-                            bandwidth_up: p.bandwidth_up,
-                            fallback: p.fallback,
-                        })
-                    })
-                    .collect(),
-            },
-        }
-    }
 }
 
 /// A datagram to send: `buf[..len]` of the buffer passed in, from local

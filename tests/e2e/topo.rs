@@ -208,6 +208,11 @@ bind = "10.102.0.2:5081"
     }
 
     pub fn client_config(&self, key: &Path, server_pub: &str) -> PathBuf {
+        self.client_config_with(key, server_pub, "")
+    }
+
+    /// Client config with `extra` lines added to `[interface]`.
+    pub fn client_config_with(&self, key: &Path, server_pub: &str, extra: &str) -> PathBuf {
         let text = format!(
             r#"mode = "client"
 [interface]
@@ -217,6 +222,7 @@ private_key_file = "{}"
 control_socket = "{}"
 keepalive = "500ms"
 path_timeout = "2s"
+{extra}
 [[peer]]
 public_key = "{server_pub}"
 allowed_ips = ["10.42.0.0/30"]
@@ -282,6 +288,55 @@ endpoint = "10.102.0.2:5081"
             .iter_mut()
             .find(|d| d.name == name)
             .is_some_and(|d| matches!(d.child.try_wait(), Ok(None)))
+    }
+
+    /// (parent pid, worker pid) of a running daemon.
+    pub fn pids(&self, name: &str) -> (u32, u32) {
+        let parent = self
+            .daemons
+            .iter()
+            .find(|d| d.name == name)
+            .expect("daemon")
+            .child
+            .id();
+        let mut worker = None;
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...: comm may hold spaces, split after ')'.
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+                continue;
+            };
+            let ppid: u32 = rest
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            if ppid == parent {
+                worker = e.file_name().to_str().and_then(|p| p.parse().ok());
+            }
+        }
+        (parent, worker.expect("worker process"))
+    }
+
+    /// Waits for a daemon to exit by itself; returns its exit status.
+    pub fn wait_exit(&mut self, name: &str, limit: Duration) -> std::process::ExitStatus {
+        let d = self.daemons.iter_mut().find(|d| d.name == name).expect("daemon");
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(st) = d.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < end, "{name} did not exit within {limit:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `sig` to a daemon's parent process.
+    pub fn signal(&self, name: &str, sig: nix::sys::signal::Signal) {
+        let d = self.daemons.iter().find(|d| d.name == name).expect("daemon");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.child.id() as i32), sig).unwrap();
     }
 
     /// `mlvpn-rs status --json` of a daemon, `None` if it does not answer.

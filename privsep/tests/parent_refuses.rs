@@ -1,0 +1,103 @@
+//! A compromised worker talks to the parent over the real channel: every
+//! malformed or out-of-policy request is refused and changes nothing; valid
+//! ones are carried out.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+
+use mlvpn_privsep::channel::{self, AsyncChannel};
+use mlvpn_privsep::msg::{HookEvent, Reply, Request, VERSION};
+use mlvpn_privsep::policy::{serve, Policy, Privileged};
+
+#[derive(Default)]
+struct Calls {
+    hooks: Vec<(HookEvent, u8)>,
+    rebinds: Vec<u8>,
+}
+
+struct Mock(Arc<Mutex<Calls>>);
+
+impl Privileged for Mock {
+    fn run_hook(&mut self, event: HookEvent, path: u8) {
+        self.0.lock().unwrap().hooks.push((event, path));
+    }
+    fn rebind(&mut self, path: u8) -> Result<OwnedFd, String> {
+        self.0.lock().unwrap().rebinds.push(path);
+        Ok(OwnedFd::from(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()))
+    }
+}
+
+fn ask(worker: &OwnedFd, bytes: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]) -> (Reply, usize) {
+    channel::send(worker.as_fd(), bytes, fds).unwrap();
+    let mut buf = channel::buffer();
+    let (n, got) = channel::recv(worker.as_fd(), &mut buf).unwrap();
+    (Reply::decode(&buf[..n]).unwrap(), got.len())
+}
+
+fn refused(r: (Reply, usize)) -> String {
+    match r {
+        (Reply::Refused(why), 0) => why,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_requests_are_refused_valid_ones_served() {
+    let (parent, worker) = channel::pair().unwrap();
+    let calls = Arc::new(Mutex::new(Calls::default()));
+    let mock = Mock(calls.clone());
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let chan = AsyncChannel::new(parent).unwrap();
+            let policy = Policy {
+                paths: 2,
+                up_script: true,
+                down_script: false,
+            };
+            let mut mock = mock;
+            serve(&chan, &policy, &mut mock).await
+        })
+    });
+
+    // Malformed envelopes.
+    assert!(refused(ask(&worker, b"\x00", &[])).contains("malformed"));
+    assert!(refused(ask(&worker, &[0, 9, VERSION, 2, 0], &[])).contains("malformed"));
+    assert!(refused(ask(&worker, &[0, 3, 99, 2, 0], &[])).contains("version"));
+    assert!(refused(ask(&worker, &[0, 3, VERSION, 0x42, 0], &[])).contains("kind"));
+    assert!(refused(ask(&worker, &[0, 4, VERSION, 2, 0, 0], &[])).contains("field"));
+    assert!(refused(ask(&worker, &[0, 4, VERSION, 1, 9, 0], &[])).contains("event"));
+    assert!(refused(ask(&worker, &vec![0xff; 5000], &[])).contains("malformed"));
+    // Well-formed but out of policy.
+    assert!(refused(ask(&worker, &Request::Rebind { path: 2 }.encode(), &[])).contains("path index 2"));
+    let hook_down = Request::RunHook {
+        event: HookEvent::PathDown,
+        path: 0,
+    };
+    assert!(refused(ask(&worker, &hook_down.encode(), &[])).contains("no down_script"));
+    let up = Request::RunHook {
+        event: HookEvent::PathUp,
+        path: 1,
+    };
+    let stray = std::fs::File::open("/dev/null").unwrap();
+    assert!(refused(ask(&worker, &up.encode(), &[stray.as_fd()])).contains("descriptors"));
+    assert!(calls.lock().unwrap().hooks.is_empty() && calls.lock().unwrap().rebinds.is_empty());
+
+    // Valid requests are carried out.
+    assert_eq!(ask(&worker, &up.encode(), &[]), (Reply::Ok, 0));
+    assert_eq!(
+        ask(&worker, &Request::Rebind { path: 0 }.encode(), &[]),
+        (Reply::Socket { path: 0 }, 1)
+    );
+    {
+        let c = calls.lock().unwrap();
+        assert_eq!(c.hooks, vec![(HookEvent::PathUp, 1)]);
+        assert_eq!(c.rebinds, vec![0]);
+    }
+    // The worker going away ends the loop cleanly.
+    drop(worker);
+    server.join().unwrap().unwrap();
+}
