@@ -139,6 +139,31 @@ impl Peer {
     }
 }
 
+impl Path {
+    /// Makes `session` current; the old current stays acceptable until
+    /// `grace_until`. Returns the local index of a session dropped for good.
+    fn install(&mut self, session: Session, grace_until: Instant) -> Option<u32> {
+        let old = self.current.replace(session)?;
+        self.previous
+            .replace((old, grace_until))
+            .map(|(older, _)| older.local_index)
+    }
+
+    /// Takes an up path down; a client schedules a new handshake at once.
+    fn mark_down(&mut self, peer: PublicKey, reason: &'static str, client: bool, now: Instant) -> Event {
+        self.state = PathState::Down;
+        if client && self.handshake_due.is_none() {
+            self.handshake_due = Some(now);
+        }
+        Event::PathDown {
+            peer,
+            path: self.name.clone(),
+            id: self.id,
+            reason,
+        }
+    }
+}
+
 /// Which session of a path a local index names.
 #[derive(Debug, Clone, Copy)]
 struct IndexEntry {
@@ -455,10 +480,8 @@ impl Tunnel {
         };
         let session = Session::new(keys, resp.receiver, resp.sender, now);
         let rekey = path.current.is_some();
-        if let Some(old) = path.current.replace(session) {
-            if let Some((older, _)) = path.previous.replace((old, now + PREVIOUS_SESSION_GRACE)) {
-                self.indices.remove(&older.local_index);
-            }
+        if let Some(dropped) = path.install(session, now + PREVIOUS_SESSION_GRACE) {
+            self.indices.remove(&dropped);
         }
         path.handshake_due = None;
         path.handshake_attempts = 0;
@@ -532,10 +555,8 @@ impl Tunnel {
         let confirmed_next = path.next.as_ref().is_some_and(|s| s.local_index == h.receiver);
         if confirmed_next {
             let next = path.next.take().expect("checked above");
-            if let Some(old) = path.current.replace(next) {
-                if let Some((older, _)) = path.previous.replace((old, now + PREVIOUS_SESSION_GRACE)) {
-                    self.indices.remove(&older.local_index);
-                }
+            if let Some(dropped) = path.install(next, now + PREVIOUS_SESSION_GRACE) {
+                self.indices.remove(&dropped);
             }
             path.last_handshake = Some(now);
             path.counters.handshakes += 1;
@@ -702,15 +723,9 @@ impl Tunnel {
             let old = path.current.take().expect("checked");
             self.indices.remove(&old.local_index);
             if path.state == PathState::Up {
-                path.state = PathState::Down;
-                self.events.push_back(Event::PathDown {
-                    peer: peer_key,
-                    path: path.name.clone(),
-                    id: path.id,
-                    reason: "session expired",
-                });
-            }
-            if client && path.handshake_due.is_none() {
+                self.events
+                    .push_back(path.mark_down(peer_key, "session expired", client, now));
+            } else if client && path.handshake_due.is_none() {
                 path.handshake_due = Some(now);
             }
         }
@@ -719,16 +734,8 @@ impl Tunnel {
                 .last_rx
                 .is_some_and(|t| now.saturating_duration_since(t) >= self.path_timeout)
         {
-            path.state = PathState::Down;
-            self.events.push_back(Event::PathDown {
-                peer: peer_key,
-                path: path.name.clone(),
-                id: path.id,
-                reason: "peer silent",
-            });
-            if client && path.handshake_due.is_none() {
-                path.handshake_due = Some(now);
-            }
+            self.events
+                .push_back(path.mark_down(peer_key, "peer silent", client, now));
         }
         if client && path.handshake_due.is_none() {
             if let Some(s) = &path.current {
