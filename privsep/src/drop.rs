@@ -6,7 +6,6 @@
 
 use std::path::Path;
 
-use caps::CapSet;
 use nix::unistd::{chdir, chroot, setgroups, setresgid, setresuid, Gid, Uid, User};
 use thiserror::Error;
 
@@ -62,26 +61,12 @@ pub fn drop_privileges(id: Identity, root: &Path) -> Result<(), DropError> {
     }
     chroot(root).map_err(sys("chroot"))?;
     chdir("/").map_err(sys("chdir /"))?;
-    caps::clear(None, CapSet::Bounding).map_err(|e| DropError::Sys {
-        step: "clearing bounding set",
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    os::clear_bounding_set()?;
     let (uid, gid) = (Uid::from_raw(id.uid), Gid::from_raw(id.gid));
     setgroups(&[gid]).map_err(sys("setgroups"))?;
     setresgid(gid, gid, gid).map_err(sys("setresgid"))?;
     setresuid(uid, uid, uid).map_err(sys("setresuid"))?;
-    nix::sys::prctl::set_no_new_privs().map_err(sys("no_new_privs"))?;
-    for set in [
-        CapSet::Effective,
-        CapSet::Permitted,
-        CapSet::Inheritable,
-        CapSet::Ambient,
-    ] {
-        caps::clear(None, set).map_err(|e| DropError::Sys {
-            step: "clearing capabilities",
-            source: std::io::Error::other(e.to_string()),
-        })?;
-    }
+    os::no_new_privs_and_clear_capabilities()?;
     verify(id)
 }
 
@@ -104,25 +89,84 @@ pub fn verify(id: Identity) -> Result<(), DropError> {
             return Err(DropError::Verify(format!("gid is {v}")));
         }
     }
-    for set in [
-        CapSet::Effective,
-        CapSet::Permitted,
-        CapSet::Inheritable,
-        CapSet::Ambient,
-        CapSet::Bounding,
-    ] {
-        let held = caps::read(None, set).map_err(|e| DropError::Verify(e.to_string()))?;
-        if !held.is_empty() {
-            return Err(DropError::Verify(format!(
-                "{set:?} capabilities remain: {held:?}"
-            )));
-        }
-    }
-    if !nix::sys::prctl::get_no_new_privs().unwrap_or(false) {
-        return Err(DropError::Verify("no_new_privs is not set".into()));
-    }
+    os::verify_no_capabilities()?;
     if setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).is_ok() {
         return Err(DropError::Verify("setuid(0) succeeded".into()));
     }
     Ok(())
+}
+
+#[cfg(target_os = "linux")]
+mod os {
+    use caps::CapSet;
+
+    use super::DropError;
+
+    fn caps_err(step: &'static str) -> impl FnOnce(caps::errors::CapsError) -> DropError {
+        move |e| DropError::Sys {
+            step,
+            source: std::io::Error::other(e.to_string()),
+        }
+    }
+
+    /// Needs CAP_SETPCAP: call before giving up root.
+    pub fn clear_bounding_set() -> Result<(), DropError> {
+        caps::clear(None, CapSet::Bounding).map_err(caps_err("clearing bounding set"))
+    }
+
+    pub fn no_new_privs_and_clear_capabilities() -> Result<(), DropError> {
+        nix::sys::prctl::set_no_new_privs().map_err(|e| DropError::Sys {
+            step: "no_new_privs",
+            source: e.into(),
+        })?;
+        for set in [
+            CapSet::Effective,
+            CapSet::Permitted,
+            CapSet::Inheritable,
+            CapSet::Ambient,
+        ] {
+            caps::clear(None, set).map_err(caps_err("clearing capabilities"))?;
+        }
+        Ok(())
+    }
+
+    pub fn verify_no_capabilities() -> Result<(), DropError> {
+        for set in [
+            CapSet::Effective,
+            CapSet::Permitted,
+            CapSet::Inheritable,
+            CapSet::Ambient,
+            CapSet::Bounding,
+        ] {
+            let held = caps::read(None, set).map_err(|e| DropError::Verify(e.to_string()))?;
+            if !held.is_empty() {
+                return Err(DropError::Verify(format!(
+                    "{set:?} capabilities remain: {held:?}"
+                )));
+            }
+        }
+        if !nix::sys::prctl::get_no_new_privs().unwrap_or(false) {
+            return Err(DropError::Verify("no_new_privs is not set".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The BSDs have no capability sets: a non-root uid in a chroot is the
+/// baseline; pledge(2) / capsicum(4) belong here (not written yet).
+#[cfg(not(target_os = "linux"))]
+mod os {
+    use super::DropError;
+
+    pub fn clear_bounding_set() -> Result<(), DropError> {
+        Ok(())
+    }
+
+    pub fn no_new_privs_and_clear_capabilities() -> Result<(), DropError> {
+        Ok(())
+    }
+
+    pub fn verify_no_capabilities() -> Result<(), DropError> {
+        Ok(())
+    }
 }
