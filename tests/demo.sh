@@ -63,10 +63,13 @@ done
 echo "== starting the daemons"
 ip netns exec $B "$bin" run -c $work/server.toml 2> $work/server.log & pids+=($!)
 ip netns exec $A "$bin" run -c $work/client.toml 2> $work/client.log & pids+=($!)
+echo "== waiting for both paths to be up"
 for _ in $(seq 150); do
-  ip netns exec $A ping -c1 -W1 10.42.0.1 >/dev/null 2>&1 && break
+  up=$(ip netns exec $A "$bin" status --json -c $work/client.toml 2>/dev/null | grep -o '"state":"up"' | wc -l || true)
+  [ "$up" = 2 ] && break
   sleep 0.1
 done
+[ "$up" = 2 ] || { echo "paths did not come up; client log:"; cat $work/client.log; exit 1; }
 
 echo "== ping through the tunnel"
 ip netns exec $A ping -c 3 -i 0.2 10.42.0.1
