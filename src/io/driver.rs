@@ -143,6 +143,7 @@ impl Driver {
         let mut rotate = 0usize;
         loop {
             self.tunnel.handle_timeout(Instant::now());
+            self.deliver_released().await;
             self.flush_control().await;
             self.log_events();
             let deadline = self
@@ -206,8 +207,18 @@ impl Driver {
                     debug!("TUN write failed: {e}");
                 }
             }
+            self.deliver_released().await;
         }
         Ok(())
+    }
+
+    /// Writes the packets the resequencing queue released.
+    async fn deliver_released(&mut self) {
+        while let Some(n) = self.tunnel.poll_deliver(&mut self.inp) {
+            if let Err(e) = self.tun.write(&self.inp[..n]).await {
+                debug!("TUN write failed: {e}");
+            }
+        }
     }
 
     async fn flush_control(&mut self) {

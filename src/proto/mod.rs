@@ -13,6 +13,7 @@ pub mod handshake;
 pub mod ip;
 pub mod mac;
 pub mod path;
+pub mod reorder;
 pub mod replay;
 pub mod scheduler;
 pub mod session;

@@ -69,9 +69,28 @@ pub struct PathStatus {
     pub last_handshake_ago_ms: Option<u64>,
 }
 
-/// Resequencing counters (filled by the bonding work; empty for now).
+/// Resequencing queue counters (per peer, receive side).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct ReorderStatus {}
+pub struct ReorderStatus {
+    /// Delivered at once, in sequence.
+    pub in_order: u64,
+    /// Arrived early, held, then delivered in sequence.
+    pub reordered: u64,
+    /// Arrived after its hole was skipped; delivered out of order.
+    pub late: u64,
+    /// Seen before; dropped.
+    pub duplicate: u64,
+    /// Sequence numbers given up on (lost, or later than the timeout).
+    pub skipped: u64,
+    /// Times the queue was full and skipped a hole early.
+    pub overflows: u64,
+    /// Packets held now, and the most ever held.
+    pub held: u64,
+    pub max_held: u64,
+    /// Current adaptive hold timeout, and the longest hold so far.
+    pub hold_timeout_ms: f64,
+    pub max_hold_ms: f64,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PeerStatus {

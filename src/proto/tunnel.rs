@@ -25,9 +25,10 @@ use super::handshake::{InitPayload, Initiator, Responder, MAX_PATH_NAME};
 use super::ip;
 use super::mac::Mac1Key;
 use super::path::{handshake_backoff, Path, PathState};
+use super::reorder::{Arrival, ResequencingQueue, DEFAULT_MAX_TIMEOUT, MIN_TIMEOUT};
 use super::scheduler::{Candidate, Scheduler};
 use super::session::{Session, REKEY_AFTER_MESSAGES};
-use super::stats::{Drops, PathStatus, PeerStatus, ReorderStatus, Status};
+use super::stats::{Drops, PathStatus, PeerStatus, Status};
 use super::wire::{self, Message, DATA_HEADER_LEN, TAG_LEN};
 use crate::config::Mode;
 
@@ -131,6 +132,8 @@ struct Peer {
     next_seq: u64,
     /// Client: last initiation timestamp used (kept strictly increasing).
     last_init_unix_ns: u64,
+    /// Puts this peer's packets back in sequence order.
+    reorder: ResequencingQueue,
 }
 
 impl Peer {
@@ -202,6 +205,7 @@ impl Tunnel {
                 candidates: Vec::new(),
                 next_seq: 0,
                 last_init_unix_ns: 0,
+                reorder: ResequencingQueue::default(),
             })
             .collect();
         if config.mode == Mode::Client {
@@ -597,9 +601,9 @@ impl Tunnel {
                 return None;
             }
         };
-        let (times, data) = match frame {
-            Frame::Data { times, .. } => (times, true),
-            Frame::Keepalive { times } => (times, false),
+        let (times, seq) = match frame {
+            Frame::Data { times, seq } => (times, Some(seq)),
+            Frame::Keepalive { times } => (times, None),
         };
         path.echo = Some((times.ts, now));
         if times.echo != 0 && times.echo != path.last_echo_seen {
@@ -614,9 +618,7 @@ impl Tunnel {
                 path.rtt.sample(Duration::from_micros(u64::from(rtt_us)));
             }
         }
-        if !data {
-            return None;
-        }
+        let seq = seq?;
         let packet_start = plain.start + DATA_FRAME_HEADER_LEN;
         let Some(summary) = ip::summarize(&buf[packet_start..plain.end]) else {
             self.drops.malformed += 1;
@@ -626,7 +628,26 @@ impl Tunnel {
             self.drops.source_not_allowed += 1;
             return None;
         }
-        Some(packet_start..packet_start + summary.len)
+        let packet = packet_start..packet_start + summary.len;
+        match peer.reorder.arrive(seq, &buf[packet.clone()], now) {
+            Arrival::Deliver => Some(packet),
+            Arrival::Held | Arrival::Duplicate => None,
+        }
+    }
+
+    /// Next packet the resequencing queues released, copied into `out`;
+    /// returns its length. Drain after every `handle_datagram` (after writing
+    /// the packet it returned) and every `handle_timeout`.
+    pub fn poll_deliver(&mut self, out: &mut [u8]) -> Option<usize> {
+        for peer in &mut self.peers {
+            if let Some(p) = peer.reorder.pop_ready() {
+                let n = p.len().min(out.len());
+                out[..n].copy_from_slice(&p[..n]);
+                peer.reorder.recycle(p);
+                return Some(n);
+            }
+        }
+        None
     }
 
     // ------------------------------------------------------------- control
@@ -678,6 +699,7 @@ impl Tunnel {
             }
         };
         for peer in &self.peers {
+            consider(peer.reorder.poll_timeout());
             for path in &peer.paths {
                 consider(path.handshake_due);
                 consider(path.previous.as_ref().map(|(_, t)| *t));
@@ -700,6 +722,11 @@ impl Tunnel {
 
     /// Runs every timer that is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        for peer in &mut self.peers {
+            let timeout = hold_timeout(&peer.paths);
+            peer.reorder.set_timeout(timeout);
+            peer.reorder.handle_timeout(now);
+        }
         for peer_idx in 0..self.peers.len() {
             for path_idx in 0..self.peers[peer_idx].paths.len() {
                 self.path_timers(peer_idx, path_idx, now);
@@ -840,9 +867,27 @@ impl Tunnel {
                                 .map(|t| now.saturating_duration_since(t).as_millis() as u64),
                         })
                         .collect(),
-                    reorder: ReorderStatus::default(),
+                    reorder: peer.reorder.stats(),
                 })
                 .collect(),
         }
     }
+}
+
+/// How long the receiver holds an early packet: the spread of the usable
+/// paths' one-way delays (half their SRTTs) plus a jitter margin, so a
+/// packet sent at the same time on the slowest path normally arrives in time.
+fn hold_timeout(paths: &[Path]) -> Duration {
+    let owds = paths
+        .iter()
+        .filter(|p| p.state == PathState::Up)
+        .filter_map(|p| p.rtt.srtt().map(|s| (s / 2, p.rtt.rttvar())));
+    let (mut lo, mut hi, mut var) = (Duration::MAX, Duration::ZERO, Duration::ZERO);
+    for (owd, v) in owds {
+        lo = lo.min(owd);
+        hi = hi.max(owd);
+        var = var.max(v);
+    }
+    let spread = hi.saturating_sub(lo);
+    (spread + var * 2 + Duration::from_millis(2)).clamp(MIN_TIMEOUT, DEFAULT_MAX_TIMEOUT)
 }

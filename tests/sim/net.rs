@@ -202,6 +202,15 @@ impl Net {
         if let Some(r) = self.nodes[n].tunnel.handle_datagram(s, d.from, &mut bytes, now) {
             self.nodes[n].delivered.push(bytes[r].to_vec());
         }
+        self.drain_released(n);
+    }
+
+    /// Collects what node `n`'s resequencing queue released.
+    fn drain_released(&mut self, n: usize) {
+        let mut out = vec![0u8; 65536];
+        while let Some(len) = self.nodes[n].tunnel.poll_deliver(&mut out) {
+            self.nodes[n].delivered.push(out[..len].to_vec());
+        }
     }
 
     /// Advances time to `until`, processing deliveries and timers in order.
@@ -220,8 +229,9 @@ impl Net {
                 last_now = self.now;
             }
             self.flush();
-            for n in &mut self.nodes {
-                n.tunnel.handle_timeout(self.now);
+            for n in 0..self.nodes.len() {
+                self.nodes[n].tunnel.handle_timeout(self.now);
+                self.drain_released(n);
             }
             self.flush();
             let next_timer = self.nodes.iter().filter_map(|n| n.tunnel.poll_timeout()).min();
