@@ -8,8 +8,12 @@
 //!
 //! ```text
 //! kind u8, 0,0,0, ts u32 (µs, wraps), echo u32, echo_delay u32 (µs)
-//! data only: seq u64, then the IP packet
+//! data:      seq u64, then the IP packet
+//! keepalive: rx_packets u64, rx_bytes u64 (receive report)
 //! ```
+//! A keepalive doubles as the receive report: how many datagrams and bytes
+//! of this path the sender of the report has received so far, from which
+//! the other side derives the path's loss and delivery rate.
 
 use thiserror::Error;
 
@@ -20,6 +24,15 @@ pub const KIND_KEEPALIVE: u8 = 2;
 pub const FRAME_HEADER_LEN: usize = 16;
 /// Header of a data frame (common header + sequence number).
 pub const DATA_FRAME_HEADER_LEN: usize = FRAME_HEADER_LEN + 8;
+/// A keepalive with its receive report.
+pub const KEEPALIVE_LEN: usize = FRAME_HEADER_LEN + 16;
+
+/// Cumulative receive counters of one path, as seen by its receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Report {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Timestamps {
@@ -35,8 +48,8 @@ pub struct Timestamps {
 pub enum Frame {
     /// A tunnelled IP packet at `payload_offset..` of the plaintext.
     Data { times: Timestamps, seq: u64 },
-    /// Keeps NAT mappings and liveness; carries timestamps only.
-    Keepalive { times: Timestamps },
+    /// Keeps NAT mappings and liveness; carries the receive report.
+    Keepalive { times: Timestamps, report: Report },
 }
 
 #[derive(Debug, Error, PartialEq, Eq, Clone, Copy)]
@@ -62,7 +75,16 @@ pub fn decode(b: &[u8]) -> Result<Frame, FrameError> {
         echo_delay: u32_at(b, 12),
     };
     match b[0] {
-        KIND_KEEPALIVE => Ok(Frame::Keepalive { times }),
+        KIND_KEEPALIVE => {
+            if b.len() < KEEPALIVE_LEN {
+                return Err(FrameError::Short(b.len()));
+            }
+            let report = Report {
+                rx_packets: u64::from_le_bytes(b[16..24].try_into().expect("8 bytes")),
+                rx_bytes: u64::from_le_bytes(b[24..32].try_into().expect("8 bytes")),
+            };
+            Ok(Frame::Keepalive { times, report })
+        }
         KIND_DATA => {
             if b.len() < DATA_FRAME_HEADER_LEN {
                 return Err(FrameError::Short(b.len()));
@@ -88,9 +110,11 @@ pub fn encode_data_header(out: &mut [u8], t: Timestamps, seq: u64) {
     out[16..24].copy_from_slice(&seq.to_le_bytes());
 }
 
-/// Writes a keepalive frame into `out[..FRAME_HEADER_LEN]`.
-pub fn encode_keepalive(out: &mut [u8], t: Timestamps) {
+/// Writes a keepalive frame into `out[..KEEPALIVE_LEN]`.
+pub fn encode_keepalive(out: &mut [u8], t: Timestamps, r: Report) {
     encode_common(out, KIND_KEEPALIVE, t);
+    out[16..24].copy_from_slice(&r.rx_packets.to_le_bytes());
+    out[24..32].copy_from_slice(&r.rx_bytes.to_le_bytes());
 }
 
 #[cfg(test)]
@@ -107,8 +131,19 @@ mod tests {
         let mut b = [0u8; 40];
         encode_data_header(&mut b, t, 99);
         assert_eq!(decode(&b).unwrap(), Frame::Data { times: t, seq: 99 });
-        encode_keepalive(&mut b, t);
-        assert_eq!(decode(&b[..16]).unwrap(), Frame::Keepalive { times: t });
+        let r = Report {
+            rx_packets: 5,
+            rx_bytes: 6000,
+        };
+        encode_keepalive(&mut b, t, r);
+        assert_eq!(
+            decode(&b[..KEEPALIVE_LEN]).unwrap(),
+            Frame::Keepalive { times: t, report: r }
+        );
+        assert_eq!(
+            decode(&b[..KEEPALIVE_LEN - 1]),
+            Err(FrameError::Short(KEEPALIVE_LEN - 1))
+        );
     }
 
     #[test]

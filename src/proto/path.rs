@@ -13,6 +13,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::estimator::PathEstimator;
 use super::handshake::Initiator;
 use super::session::Session;
 
@@ -111,6 +112,13 @@ pub struct Path {
     pub bandwidth_up: Option<u64>,
     pub fallback: bool,
     pub counters: PathCounters,
+    /// Loss and delivery rate from the peer's receive reports.
+    pub estimator: PathEstimator,
+    /// Last data packet (not keepalive) sent on this path.
+    pub last_data_tx: Option<Instant>,
+    /// Last receive report we sent, and our rx count it carried.
+    pub last_report_tx: Option<Instant>,
+    pub reported_rx: u64,
 }
 
 impl Path {
@@ -137,6 +145,10 @@ impl Path {
             bandwidth_up: None,
             fallback: false,
             counters: PathCounters::default(),
+            estimator: PathEstimator::default(),
+            last_data_tx: None,
+            last_report_tx: None,
+            reported_rx: 0,
         }
     }
 
@@ -155,6 +167,22 @@ impl Path {
             .chain(self.pending.iter().map(|p| p.sender))
     }
 }
+
+/// A path carrying traffic that has heard nothing for this long is down:
+/// 3 × SRTT, at least 200 ms (reports come every ≤ 100 ms).
+pub fn silence_limit(srtt: Option<Duration>) -> Duration {
+    srtt.map_or(Duration::ZERO, |s| s * 3)
+        .max(Duration::from_millis(200))
+}
+
+/// How often a receiving path reports: half an RTT, 10 to 100 ms.
+pub fn report_interval(srtt: Option<Duration>) -> Duration {
+    srtt.map_or(Duration::from_millis(100), |s| s / 2)
+        .clamp(Duration::from_millis(10), Duration::from_millis(100))
+}
+
+/// How often a down path with a session is probed (restored paths return fast).
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Delay before handshake retry `attempt` (1-based): 1 s doubling to 8 s.
 pub fn handshake_backoff(attempt: u32) -> Duration {

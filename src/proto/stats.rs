@@ -58,8 +58,10 @@ pub struct PathStatus {
     pub endpoint: Option<String>,
     pub srtt_ms: Option<f64>,
     pub rttvar_ms: Option<f64>,
-    /// Loss rate; `None` until receive reports exist.
+    /// Loss rate (0..1) from receive reports; `None` until enough was sent.
     pub loss: Option<f64>,
+    /// Highest delivery rate measured in the last second (Mbit/s).
+    pub rate_mbps: Option<f64>,
     pub tx_bytes: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,

@@ -20,11 +20,11 @@ use ipnet::IpNet;
 use mlvpn_keys::{PrivateKey, PublicKey};
 
 use super::clock::Clock;
-use super::frame::{self, Frame, Timestamps, DATA_FRAME_HEADER_LEN, FRAME_HEADER_LEN};
+use super::frame::{self, Frame, Report, Timestamps, DATA_FRAME_HEADER_LEN, KEEPALIVE_LEN};
 use super::handshake::{InitPayload, Initiator, Responder, MAX_PATH_NAME};
 use super::ip;
 use super::mac::Mac1Key;
-use super::path::{handshake_backoff, Path, PathState};
+use super::path::{handshake_backoff, report_interval, silence_limit, Path, PathState, PROBE_INTERVAL};
 use super::reorder::{Arrival, ResequencingQueue, DEFAULT_MAX_TIMEOUT, MIN_TIMEOUT};
 use super::scheduler::{Candidate, Scheduler};
 use super::session::{Session, REKEY_AFTER_MESSAGES};
@@ -313,7 +313,9 @@ impl Tunnel {
             self.timestamps(path, now)
         };
         frame::encode_data_header(&mut buf[DATA_HEADER_LEN..HEADROOM], times, seq);
-        self.seal_on_path(peer_idx, path_idx, buf, DATA_FRAME_HEADER_LEN + len, now)
+        let t = self.seal_on_path(peer_idx, path_idx, buf, DATA_FRAME_HEADER_LEN + len, now)?;
+        self.peers[peer_idx].paths[path_idx].last_data_tx = Some(now);
+        Some(t)
     }
 
     /// Encrypts the frame at `buf[DATA_HEADER_LEN..][..frame_len]` with the
@@ -333,6 +335,7 @@ impl Tunnel {
         path.last_tx = Some(now);
         path.counters.tx_bytes += n as u64;
         path.counters.tx_packets += 1;
+        path.estimator.on_send(now, path.counters.tx_packets);
         Some(Transmit {
             socket: path.socket,
             dest,
@@ -603,7 +606,11 @@ impl Tunnel {
         };
         let (times, seq) = match frame {
             Frame::Data { times, seq } => (times, Some(seq)),
-            Frame::Keepalive { times } => (times, None),
+            Frame::Keepalive { times, report } => {
+                path.estimator
+                    .on_report(now, times.ts, report, path.rtt.srtt().unwrap_or_default());
+                (times, None)
+            }
         };
         path.echo = Some((times.ts, now));
         if times.echo != 0 && times.echo != path.last_echo_seen {
@@ -677,11 +684,19 @@ impl Tunnel {
                         continue;
                     };
                     let times = self.timestamps(p, now);
+                    let report = Report {
+                        rx_packets: p.counters.rx_packets,
+                        rx_bytes: p.counters.rx_bytes,
+                    };
                     frame::encode_keepalive(
-                        &mut buf[DATA_HEADER_LEN..DATA_HEADER_LEN + FRAME_HEADER_LEN],
+                        &mut buf[DATA_HEADER_LEN..DATA_HEADER_LEN + KEEPALIVE_LEN],
                         times,
+                        report,
                     );
-                    if let Some(t) = self.seal_on_path(peer, path, buf, FRAME_HEADER_LEN, now) {
+                    let p = &mut self.peers[peer].paths[path];
+                    p.last_report_tx = Some(now);
+                    p.reported_rx = report.rx_packets;
+                    if let Some(t) = self.seal_on_path(peer, path, buf, KEEPALIVE_LEN, now) {
                         return Some(t);
                     }
                 }
@@ -709,10 +724,11 @@ impl Tunnel {
                         consider(Some(s.created + REKEY_AFTER_TIME));
                     }
                 }
+                consider(self.keepalive_due(path));
                 if path.state == PathState::Up {
                     consider(path.last_rx.map(|t| t + self.path_timeout));
-                    if path.current.is_some() {
-                        consider(path.last_tx.map(|t| t + self.keepalive).or(path.last_rx));
+                    if path.last_data_tx > path.last_rx {
+                        consider(path.last_rx.map(|t| t + silence_limit(path.rtt.srtt())));
                     }
                 }
             }
@@ -763,6 +779,14 @@ impl Tunnel {
         {
             self.events
                 .push_back(path.mark_down(peer_key, "peer silent", client, now));
+        } else if path.state == PathState::Up
+            && path.last_data_tx > path.last_rx
+            && path
+                .last_rx
+                .is_some_and(|t| now.saturating_duration_since(t) >= silence_limit(path.rtt.srtt()))
+        {
+            self.events
+                .push_back(path.mark_down(peer_key, "no report while sending", client, now));
         }
         if client && path.handshake_due.is_none() {
             if let Some(s) = &path.current {
@@ -775,20 +799,40 @@ impl Tunnel {
         if client && path.handshake_due.is_some_and(|t| t <= now) {
             self.send_initiation(peer_idx, path_idx, now);
         }
-        let path = &self.peers[peer_idx].paths[path_idx];
-        if path.state == PathState::Up
-            && path.current.is_some()
-            && path
-                .last_tx
-                .is_none_or(|t| now.saturating_duration_since(t) >= self.keepalive)
-        {
+        let due = self.keepalive_due(&self.peers[peer_idx].paths[path_idx]);
+        if due.is_some_and(|t| t <= now) {
             self.push_pending(Pending::Keepalive {
                 peer: peer_idx,
                 path: path_idx,
             });
             // Mark as sent now so the timer does not fire again before
             // poll_transmit drains the queue.
-            self.peers[peer_idx].paths[path_idx].last_tx = Some(now);
+            let path = &mut self.peers[peer_idx].paths[path_idx];
+            path.last_tx = Some(now);
+            path.last_report_tx = Some(now);
+            path.reported_rx = path.counters.rx_packets;
+        }
+    }
+
+    /// When the path next needs a keepalive: idle for `keepalive`, a receive
+    /// report owed (every half RTT while receiving), or a probe of a down
+    /// path (so a restored path is noticed within a probe interval).
+    fn keepalive_due(&self, path: &Path) -> Option<Instant> {
+        path.current.as_ref()?;
+        match path.state {
+            PathState::Up => {
+                let idle = path.last_tx.map(|t| t + self.keepalive).or(path.last_rx);
+                let report = (path.counters.rx_packets > path.reported_rx)
+                    .then(|| {
+                        path.last_report_tx
+                            .map(|t| t + report_interval(path.rtt.srtt()))
+                            .or(path.last_rx)
+                    })
+                    .flatten();
+                [idle, report].into_iter().flatten().min()
+            }
+            PathState::Down => path.last_tx.map(|t| t + PROBE_INTERVAL).or(path.last_rx),
+            PathState::Handshaking => None,
         }
     }
 
@@ -855,7 +899,8 @@ impl Tunnel {
                             endpoint: p.endpoint.map(|e| e.to_string()),
                             srtt_ms: p.rtt.srtt().map(|d| d.as_secs_f64() * 1000.0),
                             rttvar_ms: p.rtt.srtt().map(|_| p.rtt.rttvar().as_secs_f64() * 1000.0),
-                            loss: None,
+                            loss: p.estimator.loss(),
+                            rate_mbps: p.estimator.rate_bps().map(|r| r / 1e6),
                             tx_bytes: p.counters.tx_bytes,
                             rx_bytes: p.counters.rx_bytes,
                             tx_packets: p.counters.tx_packets,

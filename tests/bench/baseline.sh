@@ -75,6 +75,7 @@ mlvpn() { # $1 = number of paths
   pids+=($s $c)
   if wait_ping 10.42.0.1; then iperf 10.42.0.1; else echo "no tunnel"; fi
   kill $s $c; wait $s $c 2>/dev/null || true
+  grep -h "path down" $work/s.log $work/c.log >&2 || true
 }
 result[mlvpn1]=$(mlvpn 1)
 result[mlvpn2]=$(mlvpn 2)

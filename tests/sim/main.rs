@@ -543,3 +543,104 @@ fn resequencing_skips_lost_packets_after_the_timeout() {
     assert_eq!(ids.len() as u64 + r.skipped, ids.last().unwrap() + 1, "{r:?}");
     assert_eq!(r.held, 0);
 }
+
+fn path_state(net: &Net, node: usize, path: usize) -> String {
+    status(net, node).peers[0].paths[path].state.clone()
+}
+
+/// Client→server data every ms and server→client every 2 ms, for `d`.
+fn traffic(net: &mut Net, d: Duration, mut each_ms: impl FnMut(&Net)) {
+    let end = net.now + d;
+    let mut i = 0u64;
+    while net.now < end {
+        net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, i, 1000));
+        if i % 2 == 0 {
+            net.tun_send(0, &ipv4_packet(SERVER_IP, CLIENT_IP, i, 100));
+        }
+        i += 1;
+        net.run_for(Duration::from_millis(1));
+        each_ms(net);
+    }
+}
+
+#[test]
+fn blackholed_path_is_detected_fast_and_a_restored_one_returns_within_a_second() {
+    let mut net = two_path_net();
+    traffic(&mut net, Duration::from_secs(2), |_| {});
+    assert_eq!(states(&status(&net, 1)), ["up", "up"]);
+    let srtt = status(&net, 1).peers[0].paths[0].srtt_ms.unwrap();
+    assert!((19.0..25.0).contains(&srtt), "{srtt}");
+    // Cut path 0 silently, both directions.
+    let cut_at = net.now;
+    for (a, b) in [
+        ("10.101.0.1:40000", "10.101.0.2:5080"),
+        ("10.101.0.2:5080", "10.101.0.1:40000"),
+    ] {
+        net.link(addr(a), addr(b)).cut = true;
+    }
+    let mut down_at = None;
+    traffic(&mut net, Duration::from_secs(1), |n| {
+        if down_at.is_none() && path_state(n, 1, 0) == "down" {
+            down_at = Some(n.now);
+        }
+    });
+    let detect = down_at.expect("client noticed the dead path") - cut_at;
+    // Last report arrived at most ~one-way delay + one report interval
+    // after the cut; the limit is max(3 x SRTT, 200 ms) after it.
+    assert!(
+        detect >= Duration::from_millis(200) && detect <= Duration::from_millis(240),
+        "{detect:?}"
+    );
+    assert_eq!(path_state(&net, 1, 1), "up");
+    // After detection everything goes over the live path.
+    for i in 0..100u64 {
+        net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, 1_000_000 + i, 1000));
+    }
+    net.run_for(Duration::from_millis(100));
+    let marked = net.nodes[0]
+        .delivered
+        .iter()
+        .filter(|p| packet_id(p) >= 1_000_000)
+        .count();
+    assert_eq!(marked, 100, "nothing sent after detection is lost");
+    // Restore: back in use within a second.
+    for (a, b) in [
+        ("10.101.0.1:40000", "10.101.0.2:5080"),
+        ("10.101.0.2:5080", "10.101.0.1:40000"),
+    ] {
+        net.link(addr(a), addr(b)).cut = false;
+    }
+    let restored_at = net.now;
+    let mut up_at = None;
+    traffic(&mut net, Duration::from_secs(2), |n| {
+        if up_at.is_none() && path_state(n, 1, 0) == "up" {
+            up_at = Some(n.now);
+        }
+    });
+    let back = up_at.expect("path came back") - restored_at;
+    assert!(
+        back <= Duration::from_secs(1),
+        "restored path back after {back:?}"
+    );
+    let tx0 = status(&net, 1).peers[0].paths[0].tx_packets;
+    traffic(&mut net, Duration::from_millis(100), |_| {});
+    assert!(
+        status(&net, 1).peers[0].paths[0].tx_packets > tx0 + 40,
+        "carries traffic again"
+    );
+}
+
+#[test]
+fn loss_and_delivery_rate_are_estimated_from_reports() {
+    let mut net = two_path_net();
+    set_path_delay(&mut net, 1, Duration::from_millis(10), 0.1);
+    traffic(&mut net, Duration::from_secs(3), |_| {});
+    let c = status(&net, 1);
+    let (clean, lossy) = (&c.peers[0].paths[0], &c.peers[0].paths[1]);
+    assert!(clean.loss.unwrap() < 0.02, "{clean:?}");
+    let l = lossy.loss.unwrap();
+    assert!((0.05..0.15).contains(&l), "10 % loss measured as {l}");
+    // Each path carries ~500 x 1056-byte datagrams/s ≈ 4.2 Mbit/s.
+    let r = clean.rate_mbps.unwrap();
+    assert!((3.5..5.5).contains(&r), "clean path rate {r}");
+}

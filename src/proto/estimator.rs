@@ -1,0 +1,223 @@
+//! Per-path loss and delivery-rate estimates from the peer's receive reports.
+//!
+//! The peer periodically reports how many of this path's datagrams (and
+//! bytes) it has received so far. Loss compares the packets it reported
+//! received with the packets we had sent one RTT before the report arrived
+//! (those are the ones it could have seen); delivery rate divides the bytes
+//! it received between two reports by the time between them on the peer's own
+//! clock, max-filtered over the last second (a path is only measured at its
+//! capacity when it is kept busy).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::frame::Report;
+
+/// Keep a send-history sample at most this often.
+const HISTORY_STEP: Duration = Duration::from_millis(2);
+const HISTORY_MAX: usize = 1024;
+/// A loss sample needs at least this many packets sent in its interval.
+const MIN_LOSS_PACKETS: u64 = 16;
+/// Weight of a new loss sample.
+const LOSS_GAIN: f64 = 0.25;
+/// Rate samples are max-filtered over this window.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+const RATE_MAX_SAMPLES: usize = 256;
+
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    at: Instant,
+    packets: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LastReport {
+    peer_ts: u32,
+    report: Report,
+    /// Our tx count the report is compared with.
+    tx_ref: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct PathEstimator {
+    history: VecDeque<Sent>,
+    last: Option<LastReport>,
+    loss: Option<f64>,
+    rates: VecDeque<(Instant, f64)>,
+}
+
+impl PathEstimator {
+    /// Records our cumulative sent count (call after sending).
+    pub fn on_send(&mut self, now: Instant, tx_packets: u64) {
+        if self
+            .history
+            .back()
+            .is_some_and(|s| now.saturating_duration_since(s.at) < HISTORY_STEP)
+        {
+            if let Some(last) = self.history.back_mut() {
+                last.packets = tx_packets;
+            }
+            return;
+        }
+        if self.history.len() >= HISTORY_MAX {
+            self.history.pop_front();
+        }
+        self.history.push_back(Sent {
+            at: now,
+            packets: tx_packets,
+        });
+    }
+
+    /// Packets we had sent by `t` (the newest sample not after it).
+    fn sent_by(&self, t: Instant) -> Option<u64> {
+        self.history.iter().rev().find(|s| s.at <= t).map(|s| s.packets)
+    }
+
+    /// Takes a receive report that arrived at `now`, stamped `peer_ts` on
+    /// the peer's clock (µs).
+    pub fn on_report(&mut self, now: Instant, peer_ts: u32, report: Report, srtt: Duration) {
+        let tx_ref = self.sent_by(now.checked_sub(srtt).unwrap_or(now)).unwrap_or(0);
+        let Some(prev) = self.last else {
+            self.last = Some(LastReport {
+                peer_ts,
+                report,
+                tx_ref,
+            });
+            return;
+        };
+        if report.rx_packets < prev.report.rx_packets || report.rx_bytes < prev.report.rx_bytes {
+            // The peer's counters restarted (its daemon restarted).
+            self.last = Some(LastReport {
+                peer_ts,
+                report,
+                tx_ref,
+            });
+            return;
+        }
+        let dt_us = peer_ts.wrapping_sub(prev.peer_ts);
+        if (2_000..60_000_000).contains(&dt_us) {
+            let bps = (report.rx_bytes - prev.report.rx_bytes) as f64 * 8.0 / (f64::from(dt_us) / 1e6);
+            if self.rates.len() >= RATE_MAX_SAMPLES {
+                self.rates.pop_front();
+            }
+            self.rates.push_back((now, bps));
+        }
+        while self
+            .rates
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > RATE_WINDOW)
+        {
+            self.rates.pop_front();
+        }
+        let sent = tx_ref.saturating_sub(prev.tx_ref);
+        if sent >= MIN_LOSS_PACKETS {
+            let got = report.rx_packets - prev.report.rx_packets;
+            let sample = (1.0 - got as f64 / sent as f64).clamp(0.0, 1.0);
+            self.loss = Some(match self.loss {
+                Some(l) => l + LOSS_GAIN * (sample - l),
+                None => sample,
+            });
+            self.last = Some(LastReport {
+                peer_ts,
+                report,
+                tx_ref,
+            });
+        } else if let Some(l) = &mut self.last {
+            // Keep the loss interval open, but rate samples are consecutive.
+            l.peer_ts = peer_ts;
+            l.report.rx_bytes = report.rx_bytes;
+        }
+    }
+
+    /// Smoothed loss rate (0..1) once enough was sent.
+    pub fn loss(&self) -> Option<f64> {
+        self.loss
+    }
+
+    /// Highest delivery rate (bit/s) measured in the last second.
+    pub fn rate_bps(&self) -> Option<f64> {
+        self.rates.iter().map(|(_, r)| *r).reduce(f64::max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A path carrying `pps` packets/s of `size` bytes with loss `loss`
+    /// (deterministic: every k-th packet lost), reports every 20 ms, RTT 40 ms.
+    fn run(pps: u64, size: u64, lose_every: u64) -> PathEstimator {
+        let mut e = PathEstimator::default();
+        let t0 = Instant::now();
+        let rtt = Duration::from_millis(40);
+        let (mut sent, mut got, mut got_bytes) = (0u64, 0u64, 0u64);
+        for ms in 0..3000u64 {
+            let now = t0 + Duration::from_millis(ms);
+            for _ in 0..pps / 1000 {
+                sent += 1;
+                e.on_send(now, sent);
+            }
+            // The receiver sees what was sent 20 ms (one way) ago.
+            if ms % 20 == 0 && ms >= 40 {
+                let seen = (ms - 20) * (pps / 1000);
+                while got < seen {
+                    got += 1;
+                    if lose_every == 0 || got % lose_every != 0 {
+                        got_bytes += size;
+                    }
+                }
+                let received = got - got.checked_div(lose_every).unwrap_or(0);
+                let report = Report {
+                    rx_packets: received,
+                    rx_bytes: got_bytes,
+                };
+                // Report stamped at generation (20 ms before arrival).
+                e.on_report(now, ((ms - 20) * 1000) as u32, report, rtt);
+            }
+        }
+        e
+    }
+
+    #[test]
+    fn no_loss_and_rate() {
+        let e = run(5000, 1000, 0);
+        assert!(e.loss().unwrap() < 0.01, "{:?}", e.loss());
+        let r = e.rate_bps().unwrap();
+        assert!((r - 40e6).abs() < 2e6, "5000 pps x 8000 bit = 40 Mbit/s, got {r}");
+    }
+
+    #[test]
+    fn loss_is_measured() {
+        let e = run(5000, 1000, 10);
+        let l = e.loss().unwrap();
+        assert!((l - 0.1).abs() < 0.02, "10 % loss, got {l}");
+        let r = e.rate_bps().unwrap();
+        assert!((r - 36e6).abs() < 2e6, "90 % of 40 Mbit/s delivered, got {r}");
+    }
+
+    #[test]
+    fn peer_restart_resets() {
+        let mut e = PathEstimator::default();
+        let t = Instant::now();
+        e.on_report(
+            t,
+            0,
+            Report {
+                rx_packets: 100,
+                rx_bytes: 1000,
+            },
+            Duration::from_millis(10),
+        );
+        e.on_report(
+            t,
+            10_000,
+            Report {
+                rx_packets: 1,
+                rx_bytes: 10,
+            },
+            Duration::from_millis(10),
+        );
+        assert_eq!(e.rate_bps(), None);
+        assert_eq!(e.loss(), None);
+    }
+}
