@@ -244,6 +244,12 @@ impl Driver {
                     warn!(%peer, %path, reason, "path down");
                     self.hook(id, false);
                 }
+                Event::PathLossy { peer, path, loss } => {
+                    warn!(%peer, %path, loss, "path lossy: used only as fallback")
+                }
+                Event::PathRecovered { peer, path, loss } => {
+                    info!(%peer, %path, loss, "path recovered from loss")
+                }
                 Event::HandshakeCompleted { peer, path, rekey } => {
                     if rekey {
                         debug!(%peer, %path, "rekeyed");

@@ -23,6 +23,8 @@ const LOSS_GAIN: f64 = 0.25;
 /// Rate samples are max-filtered over this window.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
 const RATE_MAX_SAMPLES: usize = 256;
+/// Packets a report interval must carry to count as a rate sample.
+const MIN_RATE_PACKETS: u64 = 8;
 
 #[derive(Debug, Clone, Copy)]
 struct Sent {
@@ -95,7 +97,10 @@ impl PathEstimator {
             return;
         }
         let dt_us = peer_ts.wrapping_sub(prev.peer_ts);
-        if (2_000..60_000_000).contains(&dt_us) {
+        // A rate sample needs a busy interval: a few keepalives say nothing
+        // about capacity and would make an idle path look slow.
+        let busy = report.rx_packets - prev.report.rx_packets >= MIN_RATE_PACKETS;
+        if busy && (2_000..60_000_000).contains(&dt_us) {
             let bps = (report.rx_bytes - prev.report.rx_bytes) as f64 * 8.0 / (f64::from(dt_us) / 1e6);
             if self.rates.len() >= RATE_MAX_SAMPLES {
                 self.rates.pop_front();
@@ -127,6 +132,13 @@ impl PathEstimator {
             l.peer_ts = peer_ts;
             l.report.rx_bytes = report.rx_bytes;
         }
+    }
+
+    /// Forgets the loss history (a path back from down starts clean: its
+    /// outage was not loss of a working path).
+    pub fn reset_loss(&mut self) {
+        self.loss = None;
+        self.last = None;
     }
 
     /// Smoothed loss rate (0..1) once enough was sent.

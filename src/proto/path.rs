@@ -21,6 +21,9 @@ use super::session::Session;
 pub enum PathState {
     Handshaking,
     Up,
+    /// Up, but losing more than `LOSSY_ENTER`: used only when no good path
+    /// is, and probed until its loss falls below `LOSSY_LEAVE`.
+    Lossy,
     Down,
 }
 
@@ -29,6 +32,7 @@ impl PathState {
         match self {
             PathState::Handshaking => "handshaking",
             PathState::Up => "up",
+            PathState::Lossy => "lossy",
             PathState::Down => "down",
         }
     }
@@ -39,10 +43,21 @@ impl PathState {
 pub struct RttEstimator {
     srtt: Option<Duration>,
     rttvar: Duration,
+    /// Smallest sample of the last ~10 s: the path's delay without queueing.
+    min: Option<(Duration, Instant)>,
 }
 
+/// How long a minimum RTT sample is trusted (routes change).
+const MIN_RTT_WINDOW: Duration = Duration::from_secs(10);
+
 impl RttEstimator {
-    pub fn sample(&mut self, rtt: Duration) {
+    pub fn sample(&mut self, rtt: Duration, now: Instant) {
+        if self
+            .min
+            .is_none_or(|(m, at)| rtt <= m || now.saturating_duration_since(at) > MIN_RTT_WINDOW)
+        {
+            self.min = Some((rtt, now));
+        }
         match self.srtt {
             None => {
                 self.srtt = Some(rtt);
@@ -62,6 +77,11 @@ impl RttEstimator {
 
     pub fn rttvar(&self) -> Duration {
         self.rttvar
+    }
+
+    /// RTT without queueing delay (windowed minimum).
+    pub fn min_rtt(&self) -> Option<Duration> {
+        self.min.map(|(m, _)| m)
     }
 }
 
@@ -154,7 +174,12 @@ impl Path {
 
     /// Can carry data now.
     pub fn is_usable(&self) -> bool {
-        self.state == PathState::Up && self.current.is_some() && self.endpoint.is_some()
+        self.is_alive() && self.current.is_some() && self.endpoint.is_some()
+    }
+
+    /// Up or lossy: hearing from the peer.
+    pub fn is_alive(&self) -> bool {
+        matches!(self.state, PathState::Up | PathState::Lossy)
     }
 
     /// Local indices of every session this path holds (to unregister them).
@@ -181,6 +206,12 @@ pub fn report_interval(srtt: Option<Duration>) -> Duration {
         .clamp(Duration::from_millis(10), Duration::from_millis(100))
 }
 
+/// Loss above which a path is demoted to lossy, and below which it returns.
+pub const LOSSY_ENTER: f64 = 0.10;
+pub const LOSSY_LEAVE: f64 = 0.03;
+/// Probe interval of a lossy path (enough packets to re-measure its loss).
+pub const LOSSY_PROBE_INTERVAL: Duration = Duration::from_millis(20);
+
 /// How often a down path with a session is probed (restored paths return fast).
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -196,10 +227,11 @@ mod tests {
     #[test]
     fn rtt_converges() {
         let mut r = RttEstimator::default();
-        r.sample(Duration::from_millis(100));
+        let t = Instant::now();
+        r.sample(Duration::from_millis(100), t);
         assert_eq!(r.srtt(), Some(Duration::from_millis(100)));
         for _ in 0..50 {
-            r.sample(Duration::from_millis(20));
+            r.sample(Duration::from_millis(20), t);
         }
         let s = r.srtt().unwrap();
         assert!(
@@ -207,6 +239,13 @@ mod tests {
             "{s:?}"
         );
         assert!(r.rttvar() < Duration::from_millis(2));
+        assert_eq!(r.min_rtt(), Some(Duration::from_millis(20)));
+        r.sample(Duration::from_millis(50), t + Duration::from_secs(11));
+        assert_eq!(
+            r.min_rtt(),
+            Some(Duration::from_millis(50)),
+            "old minimum expired"
+        );
     }
 
     #[test]

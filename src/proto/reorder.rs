@@ -21,7 +21,7 @@ use super::stats::ReorderStatus;
 pub const DEFAULT_MAX_PACKETS: usize = 4096;
 pub const DEFAULT_MAX_BYTES: usize = 4 << 20;
 /// Hold timeout bounds; the tunnel adapts the timeout within them.
-pub const MIN_TIMEOUT: Duration = Duration::from_millis(5);
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(10);
 pub const DEFAULT_MAX_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// What to do with an arriving packet.

@@ -1,61 +1,78 @@
-//! Path choice for each outgoing packet (simple version).
+//! Path choice for each outgoing packet: earliest expected arrival.
 //!
-//! Smooth weighted round robin (as in nginx): each usable path gets a share
-//! proportional to its `bandwidth_up` (paths without one get the mean of the
-//! others, or all share equally), interleaved rather than in bursts.
-//! `fallback` paths are used only when no normal path is usable.
+//! For every usable path the scheduler predicts when the packet would reach
+//! the peer: `max(now, busy_until) + size / rate + one_way_delay`, where
+//! `busy_until` is when the bytes already given to that path will have left
+//! at its rate (a virtual queue). The packet goes to the earliest arrival,
+//! so the fastest path fills first and slower paths take the overflow; the
+//! receiver then sees little reordering, and no weights need configuring.
+//!
+//! `rate` is the path's measured delivery rate with a probing gain (so a path
+//! that could carry more gets the chance to show it), at least `MIN_RATE`,
+//! at most the configured `bandwidth_up`. `fallback` (and lossy) paths carry
+//! traffic only when no normal path is usable.
 
-/// One candidate: index of the path and whether it may carry traffic.
+use std::time::{Duration, Instant};
+
+/// Send slightly more than measured, so the estimate can grow to capacity.
+const PROBE_GAIN: f64 = 1.1;
+/// A measured path is never scheduled as if it were slower than this.
+pub const MIN_RATE: f64 = 1e6;
+/// Rate assumed for a path with no recent measurement: optimistic, so an
+/// idle path is tried (and measured) rather than starved; `bandwidth_up`
+/// caps it.
+pub const UNMEASURED_RATE: f64 = 100e6;
+
+/// What the scheduler knows of one path.
 #[derive(Debug, Clone, Copy)]
 pub struct Candidate {
     pub usable: bool,
     pub fallback: bool,
-    pub bandwidth_up: Option<u64>,
+    /// Estimated one-way delay (SRTT / 2).
+    pub owd: Duration,
+    /// Measured delivery rate (bit/s), if any.
+    pub rate: Option<f64>,
+    /// Configured `bandwidth_up` (bit/s): a cap.
+    pub cap: Option<u64>,
+}
+
+impl Candidate {
+    fn rate(&self) -> f64 {
+        let r = self
+            .rate
+            .map_or(UNMEASURED_RATE, |r| (r * PROBE_GAIN).max(MIN_RATE));
+        self.cap.map_or(r, |c| r.min(c as f64))
+    }
 }
 
 #[derive(Debug, Default)]
 pub struct Scheduler {
-    credit: Vec<i64>,
+    busy_until: Vec<Option<Instant>>,
 }
 
 impl Scheduler {
-    /// Picks the index of the path for the next packet.
-    pub fn pick(&mut self, paths: &[Candidate]) -> Option<usize> {
-        if self.credit.len() != paths.len() {
-            self.credit.resize(paths.len(), 0);
+    /// Picks the path for a datagram of `size` bytes sent at `now`.
+    pub fn pick(&mut self, paths: &[Candidate], size: usize, now: Instant) -> Option<usize> {
+        if self.busy_until.len() != paths.len() {
+            self.busy_until.resize(paths.len(), None);
         }
         let any_normal = paths.iter().any(|p| p.usable && !p.fallback);
-        let eligible = |p: &Candidate| p.usable && p.fallback != any_normal;
-        let (mut known_sum, mut known_n) = (0u64, 0u64);
-        for p in paths.iter().filter(|p| eligible(p)) {
-            if let Some(b) = p.bandwidth_up {
-                known_sum = known_sum.saturating_add(b / 1000);
-                known_n += 1;
-            }
-        }
-        let default_weight = known_sum.checked_div(known_n).unwrap_or(1).max(1);
-        let mut total: i64 = 0;
-        let mut best: Option<usize> = None;
+        let mut best: Option<(Instant, usize, Instant)> = None;
         for (i, p) in paths.iter().enumerate() {
-            if !eligible(p) {
-                self.credit[i] = 0;
+            if !p.usable || p.fallback == any_normal {
+                self.busy_until[i] = None;
                 continue;
             }
-            let w = p
-                .bandwidth_up
-                .map(|b| (b / 1000).max(1))
-                .unwrap_or(default_weight);
-            let w = i64::try_from(w).unwrap_or(i64::MAX / 64).min(i64::MAX / 64);
-            self.credit[i] += w;
-            total += w;
-            if best.is_none_or(|b| self.credit[i] > self.credit[b]) {
-                best = Some(i);
+            let start = self.busy_until[i].map_or(now, |b| b.max(now));
+            let done = start + Duration::from_secs_f64(size as f64 * 8.0 / p.rate());
+            let arrival = done + p.owd;
+            if best.is_none_or(|(a, _, _)| arrival < a) {
+                best = Some((arrival, i, done));
             }
         }
-        if let Some(b) = best {
-            self.credit[b] -= total;
-        }
-        best
+        let (_, i, done) = best?;
+        self.busy_until[i] = Some(done);
+        Some(i)
     }
 }
 
@@ -63,56 +80,75 @@ impl Scheduler {
 mod tests {
     use super::*;
 
-    fn c(usable: bool, fallback: bool, bw: Option<u64>) -> Candidate {
+    fn c(owd_ms: u64, rate_mbit: Option<f64>) -> Candidate {
         Candidate {
-            usable,
-            fallback,
-            bandwidth_up: bw,
+            usable: true,
+            fallback: false,
+            owd: Duration::from_millis(owd_ms),
+            rate: rate_mbit.map(|r| r * 1e6 / PROBE_GAIN),
+            cap: None,
         }
     }
 
-    fn shares(s: &mut Scheduler, paths: &[Candidate], n: usize) -> Vec<usize> {
+    /// Shares of `n` packets of 1250 bytes offered at `offered_mbit`.
+    fn shares(paths: &[Candidate], n: usize, offered_mbit: f64) -> Vec<usize> {
+        let mut s = Scheduler::default();
+        let t0 = Instant::now();
+        let gap = Duration::from_secs_f64(1250.0 * 8.0 / (offered_mbit * 1e6));
         let mut counts = vec![0; paths.len()];
-        for _ in 0..n {
-            counts[s.pick(paths).unwrap()] += 1;
+        for k in 0..n {
+            counts[s.pick(paths, 1250, t0 + gap * k as u32).unwrap()] += 1;
         }
         counts
     }
 
     #[test]
-    fn equal_round_robin_without_bandwidth() {
+    fn equal_paths_alternate() {
         let mut s = Scheduler::default();
-        let p = [c(true, false, None), c(true, false, None)];
-        let picks: Vec<_> = (0..4).map(|_| s.pick(&p).unwrap()).collect();
+        let p = [c(10, None), c(10, None)];
+        let now = Instant::now();
+        let picks: Vec<_> = (0..4).map(|_| s.pick(&p, 1000, now).unwrap()).collect();
         assert_eq!(picks, vec![0, 1, 0, 1]);
     }
 
     #[test]
-    fn weighted_by_bandwidth() {
-        let mut s = Scheduler::default();
-        let p = [c(true, false, Some(80_000_000)), c(true, false, Some(20_000_000))];
-        assert_eq!(shares(&mut s, &p, 1000), vec![800, 200]);
+    fn saturated_paths_share_by_rate() {
+        let s = shares(&[c(10, Some(80.0)), c(10, Some(20.0))], 10_000, 200.0);
+        assert!((7900..=8100).contains(&s[0]), "{s:?}");
     }
 
     #[test]
-    fn unknown_bandwidth_gets_mean() {
-        let mut s = Scheduler::default();
-        let p = [
-            c(true, false, Some(30_000_000)),
-            c(true, false, None),
-            c(true, false, Some(10_000_000)),
-        ];
-        assert_eq!(shares(&mut s, &p, 900), vec![450, 300, 150]);
+    fn light_load_uses_only_the_fast_path() {
+        // 10 Mbit/s offered; the 10 ms path can carry it all.
+        let s = shares(&[c(10, Some(50.0)), c(60, Some(50.0))], 5_000, 10.0);
+        assert_eq!(s, vec![5_000, 0]);
     }
 
     #[test]
-    fn down_paths_and_fallback() {
+    fn heavy_load_overflows_to_the_slow_path() {
+        // 100 Mbit/s offered over 50 + 50: both needed; the fast one carries more.
+        let s = shares(&[c(10, Some(50.0)), c(60, Some(50.0))], 20_000, 100.0);
+        assert!(s[1] > 5_000 && s[0] > s[1], "{s:?}");
+    }
+
+    #[test]
+    fn cap_limits_a_path() {
+        let mut capped = c(5, Some(100.0));
+        capped.cap = Some(10_000_000);
+        let s = shares(&[capped, c(20, Some(100.0))], 10_000, 100.0);
+        assert!(s[0] < 1_300, "capped at 10 of 100 Mbit/s: {s:?}");
+    }
+
+    #[test]
+    fn unusable_and_fallback_paths() {
         let mut s = Scheduler::default();
-        let p = [c(false, false, None), c(true, false, None), c(true, true, None)];
-        assert_eq!(shares(&mut s, &p, 10), vec![0, 10, 0]);
-        let p = [c(false, false, None), c(false, false, None), c(true, true, None)];
-        assert_eq!(shares(&mut s, &p, 10), vec![0, 0, 10]);
-        let p = [c(false, false, None), c(false, false, None), c(false, true, None)];
-        assert_eq!(s.pick(&p), None);
+        let now = Instant::now();
+        let mut down = c(1, None);
+        down.usable = false;
+        let mut fb = c(1, None);
+        fb.fallback = true;
+        assert_eq!(s.pick(&[down, c(10, None), fb], 100, now), Some(1));
+        assert_eq!(s.pick(&[down, down, fb], 100, now), Some(2));
+        assert_eq!(s.pick(&[down, down], 100, now), None);
     }
 }

@@ -24,7 +24,10 @@ use super::frame::{self, Frame, Report, Timestamps, DATA_FRAME_HEADER_LEN, KEEPA
 use super::handshake::{InitPayload, Initiator, Responder, MAX_PATH_NAME};
 use super::ip;
 use super::mac::Mac1Key;
-use super::path::{handshake_backoff, report_interval, silence_limit, Path, PathState, PROBE_INTERVAL};
+use super::path::{
+    handshake_backoff, report_interval, silence_limit, Path, PathState, LOSSY_ENTER, LOSSY_LEAVE,
+    LOSSY_PROBE_INTERVAL, PROBE_INTERVAL,
+};
 use super::reorder::{Arrival, ResequencingQueue, DEFAULT_MAX_TIMEOUT, MIN_TIMEOUT};
 use super::scheduler::{Candidate, Scheduler};
 use super::session::{Session, REKEY_AFTER_MESSAGES};
@@ -86,7 +89,7 @@ pub struct Transmit {
 }
 
 /// Something worth a log line, drained by [`Tunnel::poll_event`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     PathUp {
         peer: PublicKey,
@@ -98,6 +101,18 @@ pub enum Event {
         path: String,
         id: u8,
         reason: &'static str,
+    },
+    /// Demoted: losing too much to carry traffic while a good path exists.
+    PathLossy {
+        peer: PublicKey,
+        path: String,
+        loss: f64,
+    },
+    /// A lossy path's loss fell back below the threshold.
+    PathRecovered {
+        peer: PublicKey,
+        path: String,
+        loss: f64,
     },
     HandshakeCompleted {
         peer: PublicKey,
@@ -299,10 +314,14 @@ impl Tunnel {
         peer.candidates.clear();
         peer.candidates.extend(peer.paths.iter().map(|p| Candidate {
             usable: p.is_usable(),
-            fallback: p.fallback,
-            bandwidth_up: p.bandwidth_up,
+            fallback: p.fallback || p.state == PathState::Lossy,
+            // Propagation delay only: queueing is the virtual queue's part.
+            owd: p.rtt.min_rtt().unwrap_or_default() / 2,
+            rate: p.estimator.rate_bps(),
+            cap: p.bandwidth_up,
         }));
-        let Some(path_idx) = peer.scheduler.pick(&peer.candidates) else {
+        let size = len + OVERHEAD;
+        let Some(path_idx) = peer.scheduler.pick(&peer.candidates, size, now) else {
             self.drops.no_path += 1;
             return None;
         };
@@ -495,8 +514,11 @@ impl Tunnel {
         path.last_handshake = Some(now);
         path.last_rx = Some(now);
         path.counters.handshakes += 1;
-        let was_up = path.state == PathState::Up;
-        path.state = PathState::Up;
+        let was_up = path.is_alive();
+        if !was_up {
+            path.state = PathState::Up;
+            path.estimator.reset_loss();
+        }
         let name = path.name.clone();
         self.events.push_back(Event::HandshakeCompleted {
             peer: peer_key,
@@ -589,8 +611,9 @@ impl Tunnel {
                 endpoint: from,
             });
         }
-        if path.state != PathState::Up && path.current.is_some() {
+        if !path.is_alive() && path.current.is_some() {
             path.state = PathState::Up;
+            path.estimator.reset_loss();
             self.events.push_back(Event::PathUp {
                 peer: peer.public_key,
                 path: path.name.clone(),
@@ -622,7 +645,7 @@ impl Tunnel {
                 .wrapping_sub(times.echo_delay);
             // Ignore samples that can only come from clock wrap or garbage.
             if rtt_us < 60_000_000 {
-                path.rtt.sample(Duration::from_micros(u64::from(rtt_us)));
+                path.rtt.sample(Duration::from_micros(u64::from(rtt_us)), now);
             }
         }
         let seq = seq?;
@@ -725,7 +748,7 @@ impl Tunnel {
                     }
                 }
                 consider(self.keepalive_due(path));
-                if path.state == PathState::Up {
+                if path.is_alive() {
                     consider(path.last_rx.map(|t| t + self.path_timeout));
                     if path.last_data_tx > path.last_rx {
                         consider(path.last_rx.map(|t| t + silence_limit(path.rtt.srtt())));
@@ -772,14 +795,14 @@ impl Tunnel {
                 path.handshake_due = Some(now);
             }
         }
-        if path.state == PathState::Up
+        if path.is_alive()
             && path
                 .last_rx
                 .is_some_and(|t| now.saturating_duration_since(t) >= self.path_timeout)
         {
             self.events
                 .push_back(path.mark_down(peer_key, "peer silent", client, now));
-        } else if path.state == PathState::Up
+        } else if path.is_alive()
             && path.last_data_tx > path.last_rx
             && path
                 .last_rx
@@ -787,6 +810,25 @@ impl Tunnel {
         {
             self.events
                 .push_back(path.mark_down(peer_key, "no report while sending", client, now));
+        }
+        match (path.state, path.estimator.loss()) {
+            (PathState::Up, Some(l)) if l > LOSSY_ENTER => {
+                path.state = PathState::Lossy;
+                self.events.push_back(Event::PathLossy {
+                    peer: peer_key,
+                    path: path.name.clone(),
+                    loss: l,
+                });
+            }
+            (PathState::Lossy, Some(l)) if l < LOSSY_LEAVE => {
+                path.state = PathState::Up;
+                self.events.push_back(Event::PathRecovered {
+                    peer: peer_key,
+                    path: path.name.clone(),
+                    loss: l,
+                });
+            }
+            _ => {}
         }
         if client && path.handshake_due.is_none() {
             if let Some(s) = &path.current {
@@ -820,8 +862,13 @@ impl Tunnel {
     fn keepalive_due(&self, path: &Path) -> Option<Instant> {
         path.current.as_ref()?;
         match path.state {
-            PathState::Up => {
-                let idle = path.last_tx.map(|t| t + self.keepalive).or(path.last_rx);
+            PathState::Up | PathState::Lossy => {
+                let interval = if path.state == PathState::Lossy {
+                    LOSSY_PROBE_INTERVAL
+                } else {
+                    self.keepalive
+                };
+                let idle = path.last_tx.map(|t| t + interval).or(path.last_rx);
                 let report = (path.counters.rx_packets > path.reported_rx)
                     .then(|| {
                         path.last_report_tx
@@ -925,7 +972,7 @@ impl Tunnel {
 fn hold_timeout(paths: &[Path]) -> Duration {
     let owds = paths
         .iter()
-        .filter(|p| p.state == PathState::Up)
+        .filter(|p| p.is_alive())
         .filter_map(|p| p.rtt.srtt().map(|s| (s / 2, p.rtt.rttvar())));
     let (mut lo, mut hi, mut var) = (Duration::MAX, Duration::ZERO, Duration::ZERO);
     for (owd, v) in owds {
@@ -934,5 +981,5 @@ fn hold_timeout(paths: &[Path]) -> Duration {
         var = var.max(v);
     }
     let spread = hi.saturating_sub(lo);
-    (spread + var * 2 + Duration::from_millis(2)).clamp(MIN_TIMEOUT, DEFAULT_MAX_TIMEOUT)
+    (spread + var * 4 + Duration::from_millis(5)).clamp(MIN_TIMEOUT, DEFAULT_MAX_TIMEOUT)
 }

@@ -94,7 +94,7 @@ start_link() { # $1 = link, $2 = spec (both directions)
   echo "linkemu $1 did not start" >&2; exit 1
 }
 
-paths_up() { ip netns exec $A "$bin" status --json -c $work/c.toml 2>/dev/null | grep -o '"state":"up"' | wc -l; }
+paths_up() { ip netns exec $A "$bin" status --json -c $work/c.toml 2>/dev/null | grep -oE '"state":"(up|lossy)"' | wc -l; }
 wait_paths() { # $1 = number of paths that must be up
   for _ in $(seq 200); do [ "$(paths_up)" = "$1" ] && return 0; sleep 0.05; done
   echo "paths did not reach $1 up" >&2; return 1

@@ -412,36 +412,45 @@ fn client_cannot_spoof_another_clients_inner_address() {
 }
 
 #[test]
-fn bandwidth_hints_weight_the_paths() {
+fn bandwidth_up_caps_a_path() {
     let start = Instant::now();
     let mut net = Net::new(start);
     net.add(
         server(start, vec![(key(2).public_key(), "10.42.0.2/32")]),
         server_sockets(),
     );
+    // Path 0 is faster (5 ms) but capped at 2 Mbit/s; path 1 (20 ms) is not.
     let (c, socks) = client(
         start,
         2,
         &["10.101.0.1:40000", "10.102.0.1:40001"],
-        &[Some(80_000_000), Some(20_000_000)],
+        &[Some(2_000_000), None],
     );
     net.add(c, socks);
-    net.run_for(Duration::from_secs(1));
+    set_path_delay(&mut net, 0, Duration::from_millis(5), 0.0);
+    set_path_delay(&mut net, 1, Duration::from_millis(20), 0.0);
+    net.run_for(Duration::from_secs(2));
     let before: Vec<u64> = status(&net, 1).peers[0]
         .paths
         .iter()
-        .map(|p| p.tx_packets)
+        .map(|p| p.tx_bytes)
         .collect();
-    for i in 0..1000 {
-        net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, i, 100));
-    }
+    // 8 Mbit/s offered for 3 s.
+    traffic(&mut net, Duration::from_secs(3), |_| {});
     let after: Vec<u64> = status(&net, 1).peers[0]
         .paths
         .iter()
-        .map(|p| p.tx_packets)
+        .map(|p| p.tx_bytes)
         .collect();
-    assert_eq!(after[0] - before[0], 800);
-    assert_eq!(after[1] - before[1], 200);
+    let capped_mbit = (after[0] - before[0]) as f64 * 8.0 / 3.0 / 1e6;
+    assert!(
+        capped_mbit <= 2.2 && capped_mbit > 1.0,
+        "capped path carried {capped_mbit} Mbit/s"
+    );
+    assert!(
+        after[1] - before[1] > 2 * (after[0] - before[0]),
+        "the rest went over the uncapped path"
+    );
 }
 
 #[test]
@@ -476,7 +485,10 @@ fn lossy_paths_still_handshake_and_stay_up() {
     let (c, socks) = client(start, 2, &["10.101.0.1:40000", "10.102.0.1:40001"], &[]);
     net.add(c, socks);
     net.run_for(Duration::from_secs(30));
-    assert_eq!(states(&status(&net, 1)), ["up", "up"]);
+    // 10 % loss is at the lossy threshold: alive either way, never down.
+    for st in states(&status(&net, 1)) {
+        assert!(st == "up" || st == "lossy", "{st}");
+    }
 }
 
 /// Sets the one-way delay of both directions of path `i` of `two_path_net`.
@@ -507,7 +519,7 @@ fn resequencing_delivers_in_order_over_paths_of_different_delay() {
     let ids: Vec<u64> = net.nodes[0].delivered.iter().map(|p| packet_id(p)).collect();
     assert_eq!(ids, (0..2000).collect::<Vec<_>>(), "every packet, in order");
     let r = &status(&net, 0).peers[0].reorder;
-    assert!(r.reordered > 500, "{r:?}");
+    assert!(r.reordered > 0, "the slow path carried some traffic: {r:?}");
     assert_eq!((r.late, r.skipped, r.duplicate, r.held), (0, 0, 0, 0), "{r:?}");
     assert!(
         r.hold_timeout_ms >= 50.0 && r.hold_timeout_ms < 150.0,
@@ -537,7 +549,7 @@ fn resequencing_skips_lost_packets_after_the_timeout() {
         "delivered in increasing order"
     );
     let r = &status(&net, 0).peers[0].reorder;
-    assert!(r.skipped > 100, "lost packets skipped: {r:?}");
+    assert!(r.skipped > 0, "lost packets skipped: {r:?}");
     // Every sequence number up to the last delivered one was delivered or
     // skipped (a lost tail has nothing after it to skip to).
     assert_eq!(ids.len() as u64 + r.skipped, ids.last().unwrap() + 1, "{r:?}");
@@ -622,25 +634,35 @@ fn blackholed_path_is_detected_fast_and_a_restored_one_returns_within_a_second()
         back <= Duration::from_secs(1),
         "restored path back after {back:?}"
     );
+    // Back in use: it carries traffic again.
     let tx0 = status(&net, 1).peers[0].paths[0].tx_packets;
-    traffic(&mut net, Duration::from_millis(100), |_| {});
+    traffic(&mut net, Duration::from_millis(500), |_| {});
     assert!(
-        status(&net, 1).peers[0].paths[0].tx_packets > tx0 + 40,
-        "carries traffic again"
+        status(&net, 1).peers[0].paths[0].tx_packets > tx0 + 100,
+        "restored path carries traffic"
     );
 }
 
 #[test]
-fn loss_and_delivery_rate_are_estimated_from_reports() {
+fn lossy_path_is_measured_demoted_and_recovers() {
     let mut net = two_path_net();
-    set_path_delay(&mut net, 1, Duration::from_millis(10), 0.1);
+    set_path_delay(&mut net, 1, Duration::from_millis(10), 0.3);
     traffic(&mut net, Duration::from_secs(3), |_| {});
     let c = status(&net, 1);
     let (clean, lossy) = (&c.peers[0].paths[0], &c.peers[0].paths[1]);
     assert!(clean.loss.unwrap() < 0.02, "{clean:?}");
     let l = lossy.loss.unwrap();
-    assert!((0.05..0.15).contains(&l), "10 % loss measured as {l}");
-    // Each path carries ~500 x 1056-byte datagrams/s ≈ 4.2 Mbit/s.
+    assert!((0.2..0.4).contains(&l), "30 % loss measured as {l}");
+    assert_eq!(lossy.state, "lossy");
+    // The clean path carries the whole 8.4 Mbit/s (1000 x 1056 bytes/s).
     let r = clean.rate_mbps.unwrap();
-    assert!((3.5..5.5).contains(&r), "clean path rate {r}");
+    assert!((7.0..11.0).contains(&r), "clean path rate {r}");
+    let tx = lossy.tx_packets;
+    traffic(&mut net, Duration::from_secs(1), |_| {});
+    let probes = status(&net, 1).peers[0].paths[1].tx_packets - tx;
+    assert!(probes < 100, "a lossy path only carries probes: {probes}");
+    // The loss goes away: the path is measured again and returns.
+    set_path_delay(&mut net, 1, Duration::from_millis(10), 0.0);
+    traffic(&mut net, Duration::from_secs(5), |_| {});
+    assert_eq!(states(&status(&net, 1)), ["up", "up"]);
 }
