@@ -1,6 +1,7 @@
 //! End-to-end tests: two real daemons in network namespaces, real traffic.
 //! Need root (skip loudly otherwise); CI runs them as root.
 
+mod failover;
 mod privsep;
 mod topo;
 

@@ -1,0 +1,79 @@
+//! Failover and recovery with a silent blackhole: the dsl path goes through
+//! a link emulator (running inside site A) that we cut and restore in the
+//! middle of a TCP transfer.
+
+use std::time::Duration;
+
+use mlvpn_linkemu::relay::Relay;
+use mlvpn_linkemu::spec::Spec;
+
+use crate::topo::{can_run, wait_until, Topo};
+
+#[test]
+fn blackholed_path_fails_over_and_recovers_during_a_transfer() {
+    if !can_run("blackholed_path_fails_over_and_recovers_during_a_transfer") {
+        return;
+    }
+    let mut t = Topo::new();
+    let relay = t.in_ns(&t.a, || {
+        let listen = "10.101.0.1:6080".parse().unwrap();
+        Relay::start(
+            listen,
+            "10.101.0.2:5080".parse().unwrap(),
+            Spec::default(),
+            Spec::default(),
+            1,
+        )
+        .unwrap()
+    });
+    let (skey, spub) = t.key("server");
+    let (ckey, cpub) = t.key("client");
+    let s = t.server_config(&skey, &cpub);
+    let c = t.client_config(&ckey, &spub);
+    let text = std::fs::read_to_string(&c)
+        .unwrap()
+        .replace("10.101.0.2:5080", "10.101.0.1:6080");
+    std::fs::write(&c, text).unwrap();
+    let (a, b) = (t.a.clone(), t.b.clone());
+    // lte is the slower uplink (20 Mbit/s), so dsl carries most of the load.
+    let tbf = [
+        "tc", "qdisc", "add", "dev", "va2", "root", "tbf", "rate", "20mbit", "burst", "32kbit", "latency",
+        "50ms",
+    ];
+    assert!(t.ns_cmd(&a, &tbf).status.success(), "tc tbf on va2");
+    t.start("server", &b, &s);
+    t.start("client", &a, &c);
+    t.wait_paths("client", &["up", "up"], Duration::from_secs(15));
+    t.iperf_server();
+    let client = t.iperf_client(&["-t", "8"]);
+    let dsl_tx = |t: &Topo| {
+        t.status("client").unwrap()["peers"][0]["paths"][0]["tx_bytes"]
+            .as_u64()
+            .unwrap()
+    };
+    let start = dsl_tx(&t);
+    wait_until("traffic on dsl", Duration::from_secs(10), || {
+        dsl_tx(&t) > start + 1_000_000
+    });
+    assert_eq!(relay.command("cut both"), "ok");
+    t.wait_paths("client", &["down", "up"], Duration::from_secs(5));
+    assert_eq!(relay.command("restore both"), "ok");
+    t.wait_paths("client", &["up", "up"], Duration::from_secs(5));
+    let back = dsl_tx(&t);
+    wait_until("dsl carries traffic again", Duration::from_secs(5), || {
+        dsl_tx(&t) > back + 100_000
+    });
+    let out = client.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "transfer survived: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["end"]["sum_received"]["bytes"].as_u64().unwrap() > 1_000_000);
+    let log = std::fs::read_to_string(t.dir.join("client.log")).unwrap_or_default();
+    assert!(
+        log.contains("no report while sending"),
+        "detected by missing reports, not the idle timeout"
+    );
+}
