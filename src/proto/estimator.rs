@@ -17,7 +17,7 @@ use super::frame::Report;
 const HISTORY_STEP: Duration = Duration::from_millis(2);
 const HISTORY_MAX: usize = 1024;
 /// A loss sample needs at least this many packets sent in its interval.
-const MIN_LOSS_PACKETS: u64 = 16;
+const MIN_LOSS_PACKETS: u64 = 32;
 /// Weight of a new loss sample.
 const LOSS_GAIN: f64 = 0.25;
 /// Rate samples are max-filtered over this window.
@@ -38,6 +38,8 @@ struct LastReport {
     report: Report,
     /// Our tx count the report is compared with.
     tx_ref: u64,
+    /// rx_packets of the previous report (rate samples are consecutive).
+    rate_packets: u64,
 }
 
 #[derive(Debug, Default)]
@@ -84,6 +86,7 @@ impl PathEstimator {
                 peer_ts,
                 report,
                 tx_ref,
+                rate_packets: report.rx_packets,
             });
             return;
         };
@@ -93,13 +96,14 @@ impl PathEstimator {
                 peer_ts,
                 report,
                 tx_ref,
+                rate_packets: report.rx_packets,
             });
             return;
         }
         let dt_us = peer_ts.wrapping_sub(prev.peer_ts);
         // A rate sample needs a busy interval: a few keepalives say nothing
         // about capacity and would make an idle path look slow.
-        let busy = report.rx_packets - prev.report.rx_packets >= MIN_RATE_PACKETS;
+        let busy = report.rx_packets.saturating_sub(prev.rate_packets) >= MIN_RATE_PACKETS;
         if busy && (2_000..60_000_000).contains(&dt_us) {
             let bps = (report.rx_bytes - prev.report.rx_bytes) as f64 * 8.0 / (f64::from(dt_us) / 1e6);
             if self.rates.len() >= RATE_MAX_SAMPLES {
@@ -126,11 +130,13 @@ impl PathEstimator {
                 peer_ts,
                 report,
                 tx_ref,
+                rate_packets: report.rx_packets,
             });
         } else if let Some(l) = &mut self.last {
             // Keep the loss interval open, but rate samples are consecutive.
             l.peer_ts = peer_ts;
             l.report.rx_bytes = report.rx_bytes;
+            l.rate_packets = report.rx_packets;
         }
     }
 

@@ -163,13 +163,11 @@ impl ResequencingQueue {
             .map(|t| t + self.timeout)
     }
 
-    /// Skips holes whose first waiting packet has waited out the timeout.
+    /// Skips holes until no held packet has waited out the timeout (the
+    /// oldest arrival need not be the lowest sequence number: a packet
+    /// from a fast path can wait behind one still on a slow path).
     pub fn handle_timeout(&mut self, now: Instant) {
-        while self
-            .held
-            .first_key_value()
-            .is_some_and(|(_, h)| now.saturating_duration_since(h.arrived) >= self.timeout)
-        {
+        while self.poll_timeout().is_some_and(|t| t <= now) {
             self.skip_to_first_held(now);
         }
     }
@@ -264,6 +262,23 @@ mod tests {
         assert_eq!(q.arrive(1, &[1], t), Arrival::Deliver, "late");
         assert_eq!(q.arrive(1, &[1], t), Arrival::Duplicate);
         assert_eq!(q.stats().late, 1);
+        assert_eq!(q.poll_timeout(), None);
+    }
+
+    #[test]
+    fn timeout_counts_from_the_oldest_arrival_not_the_lowest_sequence() {
+        let mut q = ResequencingQueue::default();
+        q.set_timeout(Duration::from_millis(20));
+        let t = Instant::now();
+        q.arrive(0, &[0], t);
+        q.arrive(5, &[5], t);
+        q.arrive(3, &[3], t + Duration::from_millis(15));
+        q.handle_timeout(t + Duration::from_millis(20));
+        assert_eq!(
+            drain(&mut q),
+            vec![3, 5],
+            "packet 5 waited 20 ms: holes 1, 2 and 4 skipped"
+        );
         assert_eq!(q.poll_timeout(), None);
     }
 

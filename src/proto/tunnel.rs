@@ -770,6 +770,7 @@ impl Tunnel {
             for path_idx in 0..self.peers[peer_idx].paths.len() {
                 self.path_timers(peer_idx, path_idx, now);
             }
+            self.demote_lossy(peer_idx);
         }
     }
 
@@ -811,25 +812,6 @@ impl Tunnel {
             self.events
                 .push_back(path.mark_down(peer_key, "no report while sending", client, now));
         }
-        match (path.state, path.estimator.loss()) {
-            (PathState::Up, Some(l)) if l > LOSSY_ENTER => {
-                path.state = PathState::Lossy;
-                self.events.push_back(Event::PathLossy {
-                    peer: peer_key,
-                    path: path.name.clone(),
-                    loss: l,
-                });
-            }
-            (PathState::Lossy, Some(l)) if l < LOSSY_LEAVE => {
-                path.state = PathState::Up;
-                self.events.push_back(Event::PathRecovered {
-                    peer: peer_key,
-                    path: path.name.clone(),
-                    loss: l,
-                });
-            }
-            _ => {}
-        }
         if client && path.handshake_due.is_none() {
             if let Some(s) = &path.current {
                 let old = now.saturating_duration_since(s.created) >= REKEY_AFTER_TIME;
@@ -853,6 +835,50 @@ impl Tunnel {
             path.last_tx = Some(now);
             path.last_report_tx = Some(now);
             path.reported_rx = path.counters.rx_packets;
+        }
+    }
+
+    /// Demotes a path that loses much more than the peer's best other path
+    /// (and brings it back when it no longer does). Loss every path shares
+    /// (an overloaded receiver, say) demotes nothing: there is no better path.
+    fn demote_lossy(&mut self, peer_idx: usize) {
+        let peer = &mut self.peers[peer_idx];
+        let losses: Vec<Option<f64>> = peer
+            .paths
+            .iter()
+            // Only measured, alive paths take part: unmeasured is not loss-free.
+            .map(|p| p.is_alive().then(|| p.estimator.loss()).flatten())
+            .collect();
+        for (i, path) in peer.paths.iter_mut().enumerate() {
+            let Some(loss) = losses[i] else { continue };
+            let best_other = losses
+                .iter()
+                .enumerate()
+                .filter(|(j, l)| *j != i && l.is_some())
+                .filter_map(|(_, l)| *l)
+                .reduce(f64::min);
+            let Some(best) = best_other else {
+                if path.state == PathState::Lossy {
+                    path.state = PathState::Up;
+                }
+                continue;
+            };
+            let much_worse = |margin: f64| loss > best * 2.0 + margin;
+            if path.state == PathState::Up && loss > LOSSY_ENTER && much_worse(0.05) {
+                path.state = PathState::Lossy;
+                self.events.push_back(Event::PathLossy {
+                    peer: peer.public_key,
+                    path: path.name.clone(),
+                    loss,
+                });
+            } else if path.state == PathState::Lossy && (loss < LOSSY_LEAVE || !much_worse(0.02)) {
+                path.state = PathState::Up;
+                self.events.push_back(Event::PathRecovered {
+                    peer: peer.public_key,
+                    path: path.name.clone(),
+                    loss,
+                });
+            }
         }
     }
 

@@ -121,10 +121,10 @@ fn handshake_brings_both_paths_up_and_traffic_flows_both_ways() {
     assert_eq!(got, (0..1000).collect::<Vec<_>>());
     assert_eq!(net.nodes[1].delivered.len(), 1000);
     assert_eq!(net.nodes[0].delivered[0].len(), 500);
-    // Round robin without bandwidth hints: both paths carry half.
+    // Both paths carry a share (earliest arrival, no capacity limits here).
     let c = status(&net, 1);
     let (a, b) = (c.peers[0].paths[0].tx_packets, c.peers[0].paths[1].tx_packets);
-    assert!(a.abs_diff(b) <= 10, "tx packets per path {a} / {b}");
+    assert!(a.min(b) * 20 > a + b, "tx packets per path {a} / {b}");
     // RTT measured from timestamp echo: 2 x 10 ms.
     let srtt = c.peers[0].paths[0].srtt_ms.unwrap();
     assert!((19.0..=22.0).contains(&srtt), "srtt {srtt}");
@@ -637,9 +637,11 @@ fn blackholed_path_is_detected_fast_and_a_restored_one_returns_within_a_second()
     // Back in use: it carries traffic again.
     let tx0 = status(&net, 1).peers[0].paths[0].tx_packets;
     traffic(&mut net, Duration::from_millis(500), |_| {});
+    let st = status(&net, 1);
     assert!(
-        status(&net, 1).peers[0].paths[0].tx_packets > tx0 + 100,
-        "restored path carries traffic"
+        st.peers[0].paths[0].tx_packets > tx0 + 100,
+        "restored path carries traffic: {:?}",
+        st.peers[0].paths
     );
 }
 
@@ -652,7 +654,7 @@ fn lossy_path_is_measured_demoted_and_recovers() {
     let (clean, lossy) = (&c.peers[0].paths[0], &c.peers[0].paths[1]);
     assert!(clean.loss.unwrap() < 0.02, "{clean:?}");
     let l = lossy.loss.unwrap();
-    assert!((0.2..0.4).contains(&l), "30 % loss measured as {l}");
+    assert!((0.15..0.45).contains(&l), "30 % loss measured as {l}");
     assert_eq!(lossy.state, "lossy");
     // The clean path carries the whole 8.4 Mbit/s (1000 x 1056 bytes/s).
     let r = clean.rate_mbps.unwrap();
@@ -663,6 +665,23 @@ fn lossy_path_is_measured_demoted_and_recovers() {
     assert!(probes < 100, "a lossy path only carries probes: {probes}");
     // The loss goes away: the path is measured again and returns.
     set_path_delay(&mut net, 1, Duration::from_millis(10), 0.0);
-    traffic(&mut net, Duration::from_secs(5), |_| {});
+    traffic(&mut net, Duration::from_secs(8), |_| {});
     assert_eq!(states(&status(&net, 1)), ["up", "up"]);
+}
+
+#[test]
+fn loss_shared_by_every_path_demotes_none() {
+    let mut net = two_path_net();
+    set_path_delay(&mut net, 0, Duration::from_millis(10), 0.2);
+    set_path_delay(&mut net, 1, Duration::from_millis(10), 0.2);
+    let mut demoted = false;
+    traffic(&mut net, Duration::from_secs(3), |n| {
+        demoted |= states(&status(n, 1)).iter().any(|s| s == "lossy");
+    });
+    assert!(!demoted, "no path is better: none is demoted");
+    let c = status(&net, 1);
+    assert!(
+        c.peers[0].paths.iter().all(|p| p.loss.unwrap() > 0.1),
+        "loss is measured on both"
+    );
 }

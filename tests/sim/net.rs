@@ -220,10 +220,22 @@ impl Net {
         loop {
             if self.now == last_now {
                 spins_at_same_instant += 1;
-                assert!(
-                    spins_at_same_instant < 100_000,
-                    "a timer keeps firing without progress"
-                );
+                if spins_at_same_instant >= 100_000 {
+                    for n in &self.nodes {
+                        let st = n.tunnel.status("x", self.now);
+                        eprintln!(
+                            "due in {:?}: {:?}",
+                            n.tunnel
+                                .poll_timeout()
+                                .map(|t| t.saturating_duration_since(self.now)),
+                            st.peers
+                                .iter()
+                                .map(|p| (&p.paths, &p.reorder))
+                                .collect::<Vec<_>>()
+                        );
+                    }
+                    panic!("a timer keeps firing without progress");
+                }
             } else {
                 spins_at_same_instant = 0;
                 last_now = self.now;
