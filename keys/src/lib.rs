@@ -6,7 +6,7 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -17,28 +17,43 @@ use rand_core::{OsRng, RngCore};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-/// Largest key file read (a key is 44 characters; leave room for comments
-/// of editors and trailing newlines, refuse anything else).
+/// Largest key file read: a key is one 44-character line; anything much
+/// bigger is the wrong file, and reading it whole would be pointless.
 const MAX_KEY_FILE: u64 = 4096;
 
+/// What is wrong with a key or key file. Never contains key material.
 #[derive(Debug, Error)]
 pub enum KeyError {
-    #[error("not base64 (expected 44 characters as printed by `mlvpn-rs genkey`)")]
+    #[error("not base64 (a key is 44 characters of base64, as printed by `mlvpn-rs genkey` or `pubkey`)")]
     NotBase64,
     #[error("decodes to {0} bytes, expected 32")]
     BadLength(usize),
-    #[error("{path}: {source}")]
-    Io {
+    #[error("cannot read private key file {path}: {source}")]
+    Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} is readable by group or others (mode {mode:04o}); run: chmod 600 {path}")]
+    #[error("cannot write private key file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("private key file {path} is not a regular file")]
+    NotAFile { path: PathBuf },
+    #[error(
+        "private key file {path} is readable by group or others (mode {mode:04o}); run chmod 600 {path}"
+    )]
     Permissions { path: PathBuf, mode: u32 },
-    #[error("{path}: larger than {MAX_KEY_FILE} bytes, not a key file")]
+    #[error("private key file {path} is larger than {MAX_KEY_FILE} bytes; not a key file")]
     TooLarge { path: PathBuf },
-    #[error("{path}: {reason}")]
-    Malformed { path: PathBuf, reason: Box<KeyError> },
+    #[error("private key file {path}: {reason}")]
+    Malformed {
+        path: PathBuf,
+        #[source]
+        reason: Box<KeyError>,
+    },
 }
 
 /// A private X25519 key.
@@ -56,33 +71,39 @@ impl fmt::Debug for PrivateKey {
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PublicKey({})", self)
+        write!(f, "PublicKey({self})")
     }
 }
 
+/// The base64 text form, as `mlvpn-rs pubkey` prints it.
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_base64())
     }
 }
 
+/// Decodes 32 bytes of padded standard base64, ignoring surrounding
+/// whitespace (key files end in a newline). The intermediate buffer is
+/// wiped, since it may hold a private key.
 fn decode32(s: &str) -> Result<Zeroizing<[u8; 32]>, KeyError> {
     let bytes = Zeroizing::new(STANDARD.decode(s.trim()).map_err(|_| KeyError::NotBase64)?);
-    if bytes.len() != 32 {
+    let mut out = Zeroizing::new([0u8; 32]);
+    if bytes.len() != out.len() {
         return Err(KeyError::BadLength(bytes.len()));
     }
-    let mut out = Zeroizing::new([0u8; 32]);
     out.copy_from_slice(&bytes);
     Ok(out)
 }
 
 impl PrivateKey {
-    /// Wraps raw key bytes (clamping happens in every use, as X25519 says).
+    /// Wraps raw key bytes; X25519 clamps on every use, so any 32 bytes
+    /// are a valid key.
     pub fn from_bytes(b: [u8; 32]) -> Self {
         PrivateKey(Zeroizing::new(b))
     }
 
-    /// A new random key from the OS generator, clamped.
+    /// A new random key from the OS generator, clamped as RFC 7748 and
+    /// `wg genkey` do, so the stored form is canonical.
     pub fn generate() -> Self {
         let mut b = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(&mut *b);
@@ -101,6 +122,7 @@ impl PrivateKey {
         PublicKey(x25519_dalek::PublicKey::from(&s).to_bytes())
     }
 
+    /// The 44-character text form, in a buffer wiped on drop.
     pub fn to_base64(&self) -> Zeroizing<String> {
         Zeroizing::new(STANDARD.encode(*self.0))
     }
@@ -111,6 +133,7 @@ impl PrivateKey {
 }
 
 impl PublicKey {
+    /// The 44-character text form.
     pub fn to_base64(&self) -> String {
         STANDARD.encode(self.0)
     }
@@ -127,40 +150,46 @@ impl FromStr for PublicKey {
     }
 }
 
-/// Reads a private key file: one base64 line, mode 0600 or stricter.
+/// Reads a private key file: one base64 line, no permission bits for group
+/// or others (as ssh does, refuse rather than use a key others may have
+/// read).
 pub fn read_private_key_file(path: &Path) -> Result<PrivateKey, KeyError> {
-    let io = |source| KeyError::Io {
-        path: path.to_path_buf(),
+    let path_buf = || path.to_path_buf();
+    let read = |source| KeyError::Read {
+        path: path_buf(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let meta = file.metadata().map_err(io)?;
+    let file = std::fs::File::open(path).map_err(read)?;
+    let meta = file.metadata().map_err(read)?;
+    if !meta.is_file() {
+        return Err(KeyError::NotAFile { path: path_buf() });
+    }
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
         return Err(KeyError::Permissions {
-            path: path.to_path_buf(),
+            path: path_buf(),
             mode,
         });
     }
-    let mut text = Zeroizing::new(String::new());
+    // Sized up front so the buffer never reallocates (a reallocation would
+    // leave an unwiped copy of the key behind).
+    let mut text = Zeroizing::new(String::with_capacity(MAX_KEY_FILE as usize + 1));
     file.take(MAX_KEY_FILE + 1)
         .read_to_string(&mut text)
-        .map_err(io)?;
+        .map_err(read)?;
     if text.len() as u64 > MAX_KEY_FILE {
-        return Err(KeyError::TooLarge {
-            path: path.to_path_buf(),
-        });
+        return Err(KeyError::TooLarge { path: path_buf() });
     }
     PrivateKey::from_base64(&text).map_err(|e| KeyError::Malformed {
-        path: path.to_path_buf(),
+        path: path_buf(),
         reason: Box::new(e),
     })
 }
 
-/// Writes a private key file with mode 0600.
+/// Writes a private key file (one base64 line) with mode 0600, tightening
+/// the mode of an existing file before the key is written into it.
 pub fn write_private_key_file(path: &Path, key: &PrivateKey) -> Result<(), KeyError> {
-    use std::io::Write;
-    let io = |source| KeyError::Io {
+    let write = |source| KeyError::Write {
         path: path.to_path_buf(),
         source,
     };
@@ -170,12 +199,12 @@ pub fn write_private_key_file(path: &Path, key: &PrivateKey) -> Result<(), KeyEr
         .truncate(true)
         .mode(0o600)
         .open(path)
-        .map_err(io)?;
+        .map_err(write)?;
     f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(io)?;
-    let mut line = key.to_base64();
-    line.push('\n');
-    f.write_all(line.as_bytes()).map_err(io)
+        .map_err(write)?;
+    f.write_all(key.to_base64().as_bytes()).map_err(write)?;
+    f.write_all(b"\n").map_err(write)?;
+    f.sync_all().map_err(write)
 }
 
 #[cfg(test)]
@@ -184,14 +213,19 @@ mod tests {
 
     fn hex(s: &str) -> [u8; 32] {
         let mut b = [0u8; 32];
-        for i in 0..32 {
-            b[i] = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
+        for (i, byte) in b.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
         }
         b
     }
 
+    fn set_mode(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
     #[test]
     fn rfc7748_vector() {
+        // RFC 7748 section 6.1, Alice.
         let k = PrivateKey::from_bytes(hex(
             "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
         ));
@@ -202,61 +236,118 @@ mod tests {
     }
 
     #[test]
-    fn base64_roundtrip_and_errors() {
+    fn generated_keys_are_clamped_and_distinct() {
+        let (a, b) = (PrivateKey::generate(), PrivateKey::generate());
+        assert_ne!(a.as_bytes(), b.as_bytes());
+        let k = a.as_bytes();
+        assert_eq!((k[0] & 7, k[31] & 0xc0), (0, 0x40));
+    }
+
+    #[test]
+    fn base64_roundtrip() {
         let k = PrivateKey::generate();
         let text = k.to_base64();
         assert_eq!(text.len(), 44);
         let back = PrivateKey::from_base64(&format!("  {}\n", &*text)).unwrap();
         assert_eq!(back.as_bytes(), k.as_bytes());
         let p = k.public_key();
+        assert_eq!(p.to_string().len(), 44);
         assert_eq!(p.to_string().parse::<PublicKey>().unwrap(), p);
+        assert_eq!(PublicKey::from_base64(&format!("{p}\n")).unwrap(), p);
+    }
+
+    #[test]
+    fn bad_base64_and_wrong_length() {
+        let e = PublicKey::from_base64("not base64!").unwrap_err();
+        assert!(matches!(e, KeyError::NotBase64), "{e}");
+        assert!(e.to_string().contains("not base64"));
         assert!(matches!(
-            PublicKey::from_base64("not base64!"),
+            PublicKey::from_base64("@SERVER_PUBLIC_KEY@"),
             Err(KeyError::NotBase64)
         ));
+        let e = PrivateKey::from_base64("AAAA").unwrap_err();
+        assert!(matches!(e, KeyError::BadLength(3)));
+        assert_eq!(e.to_string(), "decodes to 3 bytes, expected 32");
+        // 33 bytes
+        let long = STANDARD.encode([1u8; 33]);
         assert!(matches!(
-            PublicKey::from_base64("AAAA"),
-            Err(KeyError::BadLength(3))
+            PublicKey::from_base64(&long),
+            Err(KeyError::BadLength(33))
         ));
     }
 
     #[test]
-    fn debug_never_shows_private_key() {
+    fn secrets_are_never_shown() {
         let k = PrivateKey::from_bytes([0x41; 32]);
         let shown = format!("{k:?}");
         assert!(!shown.contains(&*k.to_base64()) && shown.contains("redacted"));
     }
 
     #[test]
-    fn key_files() {
-        let dir = std::env::temp_dir().join(format!("mlvpn-keys-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("k");
+    fn key_file_roundtrip_is_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        // An existing, looser file is tightened before the key goes in.
+        std::fs::write(&path, "old").unwrap();
+        set_mode(&path, 0o644);
         let k = PrivateKey::generate();
         write_private_key_file(&path, &k).unwrap();
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(meta.len(), 45);
         assert_eq!(read_private_key_file(&path).unwrap().as_bytes(), k.as_bytes());
+    }
 
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = read_private_key_file(&path).unwrap_err().to_string();
+    #[test]
+    fn group_or_world_access_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        write_private_key_file(&path, &PrivateKey::generate()).unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o620] {
+            set_mode(&path, mode);
+            let e = read_private_key_file(&path).unwrap_err();
+            assert!(matches!(e, KeyError::Permissions { .. }), "{e}");
+            let shown = e.to_string();
+            assert!(shown.contains("readable by group or others"), "{shown}");
+            assert!(shown.contains(&format!("{mode:04o}")), "{shown}");
+            assert!(
+                shown.contains(&format!("chmod 600 {}", path.display())),
+                "{shown}"
+            );
+        }
+        set_mode(&path, 0o400);
+        assert!(read_private_key_file(&path).is_ok());
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing.key");
+        let e = read_private_key_file(&path).unwrap_err();
+        assert!(matches!(e, KeyError::Read { .. }), "{e}");
+        assert!(e.to_string().contains(&*path.to_string_lossy()), "{e}");
+    }
+
+    #[test]
+    fn malformed_large_and_non_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad");
+        std::fs::write(&bad, "hello\n").unwrap();
+        set_mode(&bad, 0o600);
+        let e = read_private_key_file(&bad).unwrap_err().to_string();
         assert!(
-            e.contains("readable by group or others") && e.contains("0644"),
+            e.contains("not base64") && e.contains(&*bad.to_string_lossy()),
             "{e}"
         );
 
-        let missing = read_private_key_file(&dir.join("missing"))
-            .unwrap_err()
-            .to_string();
-        assert!(missing.contains("missing"), "{missing}");
+        std::fs::write(&bad, "A".repeat(5000)).unwrap();
+        let e = read_private_key_file(&bad).unwrap_err();
+        assert!(matches!(e, KeyError::TooLarge { .. }), "{e}");
 
-        let bad = dir.join("bad");
-        std::fs::write(&bad, "hello\n").unwrap();
-        std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let e = read_private_key_file(&bad).unwrap_err().to_string();
-        assert!(e.contains("not base64"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
+        let sub = dir.path().join("dir");
+        std::fs::create_dir(&sub).unwrap();
+        set_mode(&sub, 0o700);
+        let e = read_private_key_file(&sub).unwrap_err();
+        assert!(matches!(e, KeyError::NotAFile { .. }), "{e}");
     }
 }

@@ -4,8 +4,6 @@
 //! spans (`toml::Spanned`), so that every semantic check can name the line of
 //! the key it is about.
 
-use std::collections::HashSet;
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -14,27 +12,20 @@ use mlvpn_keys::PublicKey;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::units::{parse_duration, parse_rate};
+use super::units::{parse_duration, parse_rate, parse_size};
 use super::{Config, Interface, Mode, PathConfig, PeerConfig};
 
-/// A config mistake: renders as `FILE:LINE: message`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A config mistake: renders as `FILE:LINE: message`, or `FILE: message`
+/// when no single line is at fault (a missing section, an unreadable file),
+/// the form editors and `mlvpn-rs check` users expect.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}: {message}", .file.display(), .line.map(|l| format!(":{l}")).unwrap_or_default())]
 pub struct ConfigError {
     pub file: PathBuf,
+    /// 1-based.
     pub line: Option<usize>,
     pub message: String,
 }
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "{}:{}: {}", self.file.display(), l, self.message),
-            None => write!(f, "{}: {}", self.file.display(), self.message),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,11 +48,11 @@ struct RawInterface {
     chroot: Option<Spanned<String>>,
     up_script: Option<Spanned<String>>,
     down_script: Option<Spanned<String>>,
-    hook_timeout: Option<Spanned<String>>,
+    hook_timeout: Option<Spanned<toml::Value>>,
     control_socket: Option<Spanned<String>>,
     mtu: Option<Spanned<toml::Value>>,
-    keepalive: Option<Spanned<String>>,
-    path_timeout: Option<Spanned<String>>,
+    keepalive: Option<Spanned<toml::Value>>,
+    path_timeout: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -98,18 +89,52 @@ impl Ctx<'_> {
         self.text[..offset.min(self.text.len())].matches('\n').count() + 1
     }
 
-    /// A TOML or type error, prefixed with the key of its line when there
-    /// is one (serde's messages do not name it).
+    /// A TOML or type error, prefixed with the key (or `[table]`) of its
+    /// line, since serde's messages name neither.
     fn syntax_error(&self, e: &toml::de::Error) -> ConfigError {
-        let line = e.span().map(|s| self.line_of(s.start));
-        let mut message = e.message().trim().replace('\n', "; ");
-        if let Some(l) = line {
-            let text = self.text.lines().nth(l - 1).unwrap_or("");
-            if let Some((key, _)) = text.split_once('=') {
-                let key = key.trim();
-                if !key.is_empty() && !message.contains(key) {
-                    message = format!("{key}: {message}");
-                }
+        let mut message = e
+            .message()
+            .trim()
+            .replace('\n', "; ")
+            .replace("missing field", "missing required key")
+            .replace("unknown field", "unknown key");
+        let span = e.span().filter(|s| s.start < self.text.len());
+        let mut line = span.as_ref().map(|s| self.line_of(s.start));
+        // Only the first line: a table's span runs to its last key.
+        let spanned = span
+            .and_then(|s| self.text.get(s))
+            .and_then(|t| t.lines().next())
+            .unwrap_or("")
+            .trim();
+        if is_table_header(spanned) {
+            // toml points a missing key at its table's header.
+            message = format!("{spanned}: {message}");
+        } else if message.starts_with("missing required key") {
+            // A missing top-level key has a meaningless span.
+            line = None;
+        } else if let Some(l) = line {
+            // Name the key as `table.key`, like the semantic errors do.
+            let lines: Vec<&str> = self.text.lines().take(l).collect();
+            let table = lines
+                .iter()
+                .rev()
+                .map(|t| t.trim())
+                .find(|t| is_table_header(t))
+                .map(|t| t.trim_start_matches('[').trim_end_matches(']'))
+                .filter(|t| !message.contains(&format!("`{t}`")));
+            let key = lines
+                .last()
+                .and_then(|t| t.split_once('='))
+                .map(|(k, _)| k.trim())
+                .filter(|k| !k.is_empty() && !message.contains(&format!("`{k}`")));
+            let prefix = match (table, key) {
+                (Some(t), Some(k)) => format!("{t}.{k}"),
+                (Some(t), None) => t.to_string(),
+                (None, Some(k)) => k.to_string(),
+                (None, None) => String::new(),
+            };
+            if !prefix.is_empty() {
+                message = format!("{prefix}: {message}");
             }
         }
         ConfigError {
@@ -117,6 +142,15 @@ impl Ctx<'_> {
             line,
             message,
         }
+    }
+
+    /// An error about the file as a whole.
+    fn err_file<T>(&self, message: impl Into<String>) -> Result<T, ConfigError> {
+        Err(ConfigError {
+            file: self.file.to_path_buf(),
+            line: None,
+            message: message.into(),
+        })
     }
 
     fn err<T>(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> Result<T, ConfigError> {
@@ -128,11 +162,31 @@ impl Ctx<'_> {
     }
 }
 
+/// `[name]` or `[[name]]` (not an array value such as `["a"]`).
+fn is_table_header(s: &str) -> bool {
+    let name = s.trim_start_matches('[').trim_end_matches(']');
+    s.starts_with('[')
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
+}
+
 fn valid_name(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
         && s.bytes()
             .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
+}
+
+/// Two binds that the kernel would refuse side by side (without
+/// SO_REUSEADDR): same non-zero port and same address, or a wildcard
+/// address of the same family.
+fn binds_clash(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip()
+            || (a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified())))
 }
 
 /// `IP`, `IP:PORT`, `[IPv6]:PORT` or bare IPv6; missing port = 0.
@@ -174,138 +228,8 @@ impl Config {
             }
         };
         let interface = parse_interface(&cx, raw.interface.into_inner())?;
-        let our_public = interface.private_key.public_key();
-
-        if raw.peer.is_empty() {
-            return cx.err(
-                0..0,
-                "no [[peer]]: a client needs its server's public key, a server one [[peer]] per client",
-            );
-        }
-        if mode == Mode::Client && raw.peer.len() > 1 {
-            return cx.err(
-                raw.peer[1].span(),
-                "a client has exactly one [[peer]] (its server)",
-            );
-        }
-        let mut peers = Vec::new();
-        let mut seen_keys = HashSet::new();
-        for p in &raw.peer {
-            let p = p.get_ref();
-            let public_key = PublicKey::from_base64(p.public_key.get_ref()).map_err(|e| ConfigError {
-                file: file.to_path_buf(),
-                line: Some(cx.line_of(p.public_key.span().start)),
-                message: format!("peer.public_key: {e}; expected the base64 output of `mlvpn-rs pubkey`"),
-            })?;
-            if public_key == our_public {
-                return cx.err(
-                    p.public_key.span(),
-                    "peer.public_key: this is our own public key; expected the other side's",
-                );
-            }
-            if !seen_keys.insert(public_key) {
-                return cx.err(p.public_key.span(), "peer.public_key: duplicate peer");
-            }
-            let allowed_ips = match &p.allowed_ips {
-                Some(list) => {
-                    let nets = parse_cidrs(&cx, "peer.allowed_ips", list.get_ref())?;
-                    if nets.is_empty() {
-                        return cx.err(list.span(), "peer.allowed_ips: empty; expected at least one CIDR");
-                    }
-                    nets
-                }
-                None if mode == Mode::Client => vec!["0.0.0.0/0".parse().expect("valid"), "::/0".parse().expect("valid")],
-                None => {
-                    return cx.err(
-                        p.public_key.span(),
-                        "peer: a server peer needs allowed_ips (the client's inner addresses, e.g. [\"10.42.0.2/32\"])",
-                    )
-                }
-            };
-            peers.push(PeerConfig {
-                public_key,
-                allowed_ips,
-            });
-        }
-
-        if raw.path.is_empty() {
-            return cx.err(0..0, "no [[path]]: expected at least one");
-        }
-        let mut paths: Vec<PathConfig> = Vec::new();
-        for sp in &raw.path {
-            let p = sp.get_ref();
-            let name = p.name.get_ref();
-            if !valid_name(name, 32) {
-                return cx.err(
-                    p.name.span(),
-                    format!("path.name: \"{name}\" must be 1 to 32 characters of A-Z a-z 0-9 _ . -"),
-                );
-            }
-            if paths.iter().any(|q| &q.name == name) {
-                return cx.err(
-                    p.name.span(),
-                    format!("path.name: duplicate path name \"{name}\""),
-                );
-            }
-            let bind = parse_bind(p.bind.get_ref()).ok_or(()).or_else(|_| {
-                cx.err(
-                    p.bind.span(),
-                    format!(
-                        "path.bind: \"{}\" is not an address; expected \"IP\" or \"IP:PORT\"",
-                        p.bind.get_ref()
-                    ),
-                )
-            })?;
-            if mode == Mode::Server && bind.port() == 0 {
-                return cx.err(
-                    p.bind.span(),
-                    "path.bind: a server path needs a port to listen on (e.g. \"203.0.113.1:5080\")",
-                );
-            }
-            if bind.port() != 0 && paths.iter().any(|q| q.bind == bind) {
-                return cx.err(
-                    p.bind.span(),
-                    format!("path.bind: {bind} is already bound by another path"),
-                );
-            }
-            let endpoint = match (&p.endpoint, mode) {
-                (Some(e), Mode::Client) => {
-                    let a: SocketAddr = e.get_ref().parse().ok().filter(|a: &SocketAddr| a.port() != 0).ok_or(()).or_else(|_| {
-                        cx.err(e.span(), format!("path.endpoint: \"{}\" is not an address with a port; expected \"IP:PORT\"", e.get_ref()))
-                    })?;
-                    Some(a)
-                }
-                (Some(e), Mode::Server) => {
-                    return cx.err(
-                        e.span(),
-                        "path.endpoint: a server path has no endpoint (it learns the client's address)",
-                    );
-                }
-                (None, Mode::Client) => {
-                    return cx.err(
-                        p.name.span(),
-                        format!("path \"{name}\": a client path needs endpoint = \"SERVER_IP:PORT\""),
-                    );
-                }
-                (None, Mode::Server) => None,
-            };
-            let bandwidth_up = match &p.bandwidth_up {
-                Some(v) => {
-                    let text = value_text(v.get_ref()).ok_or(()).or_else(|_| {
-                        cx.err(v.span(), "path.bandwidth_up: expected a rate such as \"50mbit\"")
-                    })?;
-                    Some(parse_rate(&text).or_else(|e| cx.err(v.span(), format!("path.bandwidth_up: {e}")))?)
-                }
-                None => None,
-            };
-            paths.push(PathConfig {
-                name: name.clone(),
-                bind,
-                endpoint,
-                bandwidth_up,
-                fallback: p.fallback.as_ref().map(|f| *f.get_ref()).unwrap_or(false),
-            });
-        }
+        let peers = parse_peers(&cx, mode, &raw.peer, interface.private_key.public_key())?;
+        let paths = parse_paths(&cx, mode, &raw.path)?;
         Ok(Config {
             file: file.to_path_buf(),
             mode,
@@ -314,6 +238,150 @@ impl Config {
             paths,
         })
     }
+}
+
+fn parse_peers(
+    cx: &Ctx<'_>,
+    mode: Mode,
+    raw: &[Spanned<RawPeer>],
+    our_public: PublicKey,
+) -> Result<Vec<PeerConfig>, ConfigError> {
+    if raw.is_empty() {
+        return cx.err_file(
+            "no [[peer]]: a client needs its server's public key, a server one [[peer]] per client",
+        );
+    }
+    if mode == Mode::Client && raw.len() > 1 {
+        return cx.err(raw[1].span(), "a client has exactly one [[peer]] (its server)");
+    }
+    let mut peers: Vec<PeerConfig> = Vec::new();
+    for p in raw.iter().map(Spanned::get_ref) {
+        let key_span = p.public_key.span();
+        let text = p.public_key.get_ref().trim();
+        // The example configs carry @...@ placeholders for deployments to fill.
+        if text.len() > 1 && text.starts_with('@') && text.ends_with('@') {
+            return cx.err(
+                key_span,
+                format!(
+                    "peer.public_key: \"{text}\" is a placeholder; replace it with the peer's key \
+                     (`mlvpn-rs pubkey < KEYFILE` on the other side)"
+                ),
+            );
+        }
+        let public_key = match PublicKey::from_base64(text) {
+            Ok(k) => k,
+            Err(e) => {
+                let msg = format!("peer.public_key: {e}; expected the output of `mlvpn-rs pubkey`");
+                return cx.err(key_span, msg);
+            }
+        };
+        if public_key == our_public {
+            let msg = "peer.public_key: this is our own public key; expected the other side's";
+            return cx.err(key_span, msg);
+        }
+        if peers.iter().any(|q| q.public_key == public_key) {
+            return cx.err(key_span, "peer.public_key: duplicate peer");
+        }
+        let allowed_ips = match &p.allowed_ips {
+            Some(list) => {
+                let nets = parse_cidrs(cx, "peer.allowed_ips", list.get_ref())?;
+                if nets.is_empty() {
+                    return cx.err(list.span(), "peer.allowed_ips: empty; expected at least one CIDR");
+                }
+                nets
+            }
+            // A client routes everything by default; the daemon leaves
+            // routes that contain a path endpoint to policy routing.
+            None if mode == Mode::Client => ["0.0.0.0/0", "::/0"]
+                .iter()
+                .map(|n| n.parse().expect("valid CIDR"))
+                .collect(),
+            None => {
+                return cx.err(
+                    key_span,
+                    "peer: a server peer needs allowed_ips \
+                     (the client's inner addresses, e.g. [\"10.42.0.2/32\"])",
+                )
+            }
+        };
+        peers.push(PeerConfig {
+            public_key,
+            allowed_ips,
+        });
+    }
+    Ok(peers)
+}
+
+fn parse_paths(cx: &Ctx<'_>, mode: Mode, raw: &[Spanned<RawPath>]) -> Result<Vec<PathConfig>, ConfigError> {
+    if raw.is_empty() {
+        return cx.err_file("no [[path]]: expected at least one");
+    }
+    let mut paths: Vec<PathConfig> = Vec::new();
+    for p in raw.iter().map(Spanned::get_ref) {
+        let name = p.name.get_ref();
+        if !valid_name(name, 32) {
+            let msg = format!("path.name: \"{name}\" must be 1 to 32 characters of A-Z a-z 0-9 _ . -");
+            return cx.err(p.name.span(), msg);
+        }
+        if paths.iter().any(|q| &q.name == name) {
+            return cx.err(
+                p.name.span(),
+                format!("path.name: duplicate path name \"{name}\""),
+            );
+        }
+        let Some(bind) = parse_bind(p.bind.get_ref()) else {
+            let msg = format!(
+                "path.bind: \"{}\" is not an address; expected \"IP\", \"IP:PORT\" or \"[IPv6]:PORT\"",
+                p.bind.get_ref()
+            );
+            return cx.err(p.bind.span(), msg);
+        };
+        if mode == Mode::Server && bind.port() == 0 {
+            let msg = "path.bind: a server path needs a port to listen on (e.g. \"203.0.113.1:5080\")";
+            return cx.err(p.bind.span(), msg);
+        }
+        if let Some(q) = paths.iter().find(|q| binds_clash(q.bind, bind)) {
+            let msg = format!("path.bind: {bind} clashes with {} of path \"{}\"", q.bind, q.name);
+            return cx.err(p.bind.span(), msg);
+        }
+        let endpoint = match (&p.endpoint, mode) {
+            (Some(e), Mode::Client) => match e.get_ref().parse::<SocketAddr>() {
+                Ok(a) if a.port() != 0 => Some(a),
+                _ => {
+                    let msg = format!(
+                        "path.endpoint: \"{}\" is not an address with a port; expected \"IP:PORT\"",
+                        e.get_ref()
+                    );
+                    return cx.err(e.span(), msg);
+                }
+            },
+            (Some(e), Mode::Server) => {
+                let msg = "path.endpoint: a server path has no endpoint (it learns the client's address)";
+                return cx.err(e.span(), msg);
+            }
+            (None, Mode::Client) => {
+                let msg = format!("path \"{name}\": a client path needs endpoint = \"SERVER_IP:PORT\"");
+                return cx.err(p.name.span(), msg);
+            }
+            (None, Mode::Server) => None,
+        };
+        let bandwidth_up = match &p.bandwidth_up {
+            Some(v) => match value_text(v.get_ref()).as_deref().map(parse_rate) {
+                Some(Ok(rate)) => Some(rate),
+                Some(Err(e)) => return cx.err(v.span(), format!("path.bandwidth_up: {e}")),
+                None => return cx.err(v.span(), "path.bandwidth_up: expected a rate such as \"50mbit\""),
+            },
+            None => None,
+        };
+        paths.push(PathConfig {
+            name: name.clone(),
+            bind,
+            endpoint,
+            bandwidth_up,
+            fallback: p.fallback.as_ref().is_some_and(|f| *f.get_ref()),
+        });
+    }
+    Ok(paths)
 }
 
 fn parse_cidrs(cx: &Ctx<'_>, key: &str, list: &[Spanned<String>]) -> Result<Vec<IpNet>, ConfigError> {
@@ -357,25 +425,29 @@ fn parse_interface(cx: &Ctx<'_>, raw: RawInterface) -> Result<Interface, ConfigE
     let mtu = match &raw.mtu {
         Some(v) => {
             let text = value_text(v.get_ref()).unwrap_or_default();
+            // IPv6 requires links of at least 1280 bytes (RFC 8200).
             let min = if address.iter().any(|a| a.addr().is_ipv6()) {
                 1280
             } else {
                 576
             };
-            match text.trim().parse::<u16>() {
-                Ok(m) if (min..=9000).contains(&m) => Some(m),
+            match parse_size(&text) {
+                Ok(m) if (min..=9000).contains(&m) => Some(m as u16),
                 _ => {
                     return cx.err(
                         v.span(),
-                        format!("interface.mtu: expected a number from {min} to 9000"),
+                        format!("interface.mtu: expected a number of bytes from {min} to 9000"),
                     )
                 }
             }
         }
         None => None,
     };
-    let duration = |v: &Option<Spanned<String>>, key: &str, default: &str| match v {
-        Some(s) => parse_duration(s.get_ref()).or_else(|e| cx.err(s.span(), format!("interface.{key}: {e}"))),
+    let duration = |v: &Option<Spanned<toml::Value>>, key: &str, default: &str| match v {
+        Some(s) => value_text(s.get_ref())
+            .ok_or_else(|| "expected a duration such as \"250ms\" or \"3s\"".to_string())
+            .and_then(|t| parse_duration(&t))
+            .or_else(|e| cx.err(s.span(), format!("interface.{key}: {e}"))),
         None => Ok(parse_duration(default).expect("valid default")),
     };
     let keepalive = duration(&raw.keepalive, "keepalive", DEFAULT_KEEPALIVE)?;

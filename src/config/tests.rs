@@ -1,23 +1,29 @@
-//! Config parsing: valid files and one test per class of mistake, each
-//! checking the reported line and that the message names the key.
+//! Config parsing: valid files (including the shipped examples) and one
+//! check per class of mistake, each asserting the reported line and that the
+//! message names the key.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mlvpn_keys::{write_private_key_file, PrivateKey};
+use tempfile::TempDir;
 
-use super::{Config, Mode};
+use super::{Config, ConfigError, Mode};
 
-/// A temp dir with a private key `k` (0600) and the peer's public key.
-fn setup(tag: &str) -> (PathBuf, String) {
-    let dir = std::env::temp_dir().join(format!("mlvpn-config-test-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    write_private_key_file(&dir.join("k"), &PrivateKey::from_bytes([7; 32])).unwrap();
-    (dir, PrivateKey::from_bytes([9; 32]).public_key().to_string())
+/// Our key is `[7; 32]`, written to `k` (mode 0600) in a fresh directory.
+fn key_dir() -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_private_key_file(&dir.path().join("k"), &PrivateKey::from_bytes([7; 32])).unwrap();
+    dir
 }
 
-fn client(peer: &str) -> String {
+fn public(seed: u8) -> String {
+    PrivateKey::from_bytes([seed; 32]).public_key().to_string()
+}
+
+/// A client config; the comments give the line numbers tests refer to.
+fn client() -> String {
     format!(
         r#"mode = "client"
 [interface]
@@ -41,20 +47,57 @@ name = "lte"
 bind = "198.51.100.7"
 endpoint = "203.0.113.1:5081"
 fallback = true
-"#
+"#,
+        peer = public(9)
     )
 }
+// Lines: 1 mode, 2 [interface], 3 name, 4 address, 5 private_key_file,
+// 6 user, 7 control_socket, 9 [[peer]], 10 public_key, 12 [[path]],
+// 13 name, 14 bind, 15 endpoint, 16 bandwidth_up, 18 [[path]], 19 name,
+// 20 bind, 21 endpoint, 22 fallback.
 
-fn parse(tag: &str, edit: impl Fn(String) -> String) -> Result<Config, super::ConfigError> {
-    let (dir, peer) = setup(tag);
-    let r = Config::parse(&edit(client(&peer)), &dir.join("c.toml"));
-    std::fs::remove_dir_all(&dir).unwrap();
-    r
+/// A server config with two peers.
+fn server() -> String {
+    format!(
+        r#"mode = "server"
+[interface]
+name = "mlvpn0"
+address = ["10.42.0.1/30", "fd42::1/64"]
+private_key_file = "k"
+mtu = 1400
+keepalive = "250ms"
+path_timeout = "1s"
+[[peer]]
+public_key = "{a}"
+allowed_ips = ["10.42.0.2/32"]
+[[peer]]
+public_key = "{b}"
+allowed_ips = ["10.42.0.6/32", "fd42::6/128"]
+[[path]]
+name = "isp1"
+bind = "10.101.0.2:5080"
+[[path]]
+name = "isp2"
+bind = "[::]:5081"
+"#,
+        a = public(9),
+        b = public(10)
+    )
+}
+// Lines: 6 mtu, 7 keepalive, 8 path_timeout, 9 [[peer]], 10 public_key,
+// 11 allowed_ips, 13 public_key, 15 [[path]], 16 name, 17 bind, 19 name,
+// 20 bind.
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    let dir = key_dir();
+    Config::parse(text, &dir.path().join("c.toml"))
 }
 
-/// Asserts the error is on `line` and mentions `needle`.
-fn fails(tag: &str, line: usize, needle: &str, edit: impl Fn(String) -> String) {
-    let e = parse(tag, edit).expect_err("config should be refused");
+/// Asserts that `text` is refused on `line` with a message containing
+/// `needle`, in the `FILE:LINE: message` form.
+#[track_caller]
+fn fails(text: String, line: usize, needle: &str) {
+    let e = parse(&text).expect_err("config should be refused");
     let shown = e.to_string();
     assert_eq!(e.line, Some(line), "{shown}");
     assert!(shown.contains(needle), "{shown:?} should mention {needle:?}");
@@ -66,140 +109,355 @@ fn fails(tag: &str, line: usize, needle: &str, edit: impl Fn(String) -> String) 
 
 #[test]
 fn valid_client() {
-    let c = parse("valid", |s| s).unwrap();
+    let c = parse(&client()).unwrap();
     assert_eq!(c.mode, Mode::Client);
-    assert_eq!(c.interface.name, "mlvpn0");
-    assert_eq!(c.interface.keepalive, Duration::from_secs(1));
-    assert_eq!(c.interface.path_timeout, Duration::from_secs(3));
-    assert_eq!(c.interface.user, "nobody");
-    assert_eq!(c.interface.chroot, PathBuf::from("/run/mlvpn-rs/empty"));
-    assert_eq!(c.interface.hook_timeout, Duration::from_secs(10));
+    let i = &c.interface;
+    assert_eq!(i.name, "mlvpn0");
+    assert_eq!(i.address, vec!["10.42.0.2/30".parse().unwrap()]);
+    assert_eq!(i.keepalive, Duration::from_secs(1));
+    assert_eq!(i.path_timeout, Duration::from_secs(3));
+    assert_eq!(i.user, "nobody");
+    assert_eq!(i.mtu, None);
+    assert_eq!(i.chroot, PathBuf::from("/run/mlvpn-rs/empty"));
+    assert_eq!(i.hook_timeout, Duration::from_secs(10));
+    assert_eq!(i.control_socket, PathBuf::from("/run/mlvpn-rs/mlvpn0.sock"));
+    assert!(i.private_key_file.ends_with("k") && i.private_key_file.is_absolute());
+    assert_eq!(i.private_key.public_key().to_string(), public(7));
+    assert_eq!(c.peers.len(), 1);
+    assert_eq!(c.peers[0].public_key.to_string(), public(9));
     assert_eq!(
-        c.peers[0].allowed_ips.len(),
-        2,
-        "client default: 0.0.0.0/0 and ::/0"
+        c.peers[0].allowed_ips,
+        vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()],
+        "client default"
     );
-    assert_eq!(c.paths[0].bandwidth_up, Some(50_000_000));
-    assert_eq!(c.paths[1].bind.port(), 0);
-    assert!(c.paths[1].fallback);
-    assert_eq!(
-        c.interface.private_key.public_key(),
-        PrivateKey::from_bytes([7; 32]).public_key()
-    );
+    let (dsl, lte) = (&c.paths[0], &c.paths[1]);
+    assert_eq!(dsl.name, "dsl");
+    assert_eq!(dsl.bind, "192.0.2.10:0".parse().unwrap());
+    assert_eq!(dsl.endpoint, Some("203.0.113.1:5080".parse().unwrap()));
+    assert_eq!(dsl.bandwidth_up, Some(50_000_000));
+    assert!(!dsl.fallback);
+    assert_eq!(lte.bind, "198.51.100.7:0".parse().unwrap());
+    assert_eq!(lte.bandwidth_up, None);
+    assert!(lte.fallback);
 }
 
 #[test]
 fn valid_server() {
-    let (dir, peer) = setup("server");
-    let text = format!(
-        r#"mode = "server"
-[interface]
-name = "mlvpn0"
-address = ["10.42.0.1/30", "fd42::1/64"]
-private_key_file = "k"
-mtu = 1400
-keepalive = "250ms"
-path_timeout = "1s"
-[[peer]]
-public_key = "{peer}"
-allowed_ips = ["10.42.0.2/32"]
-[[path]]
-name = "isp1"
-bind = "0.0.0.0:5080"
-[[path]]
-name = "isp2"
-bind = "[::]:5081"
-"#
-    );
-    let c = Config::parse(&text, &dir.join("s.toml")).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+    let c = parse(&server()).unwrap();
     assert_eq!(c.mode, Mode::Server);
     assert_eq!(c.interface.mtu, Some(1400));
     assert_eq!(c.interface.keepalive, Duration::from_millis(250));
+    assert_eq!(c.interface.path_timeout, Duration::from_secs(1));
     assert_eq!(
         c.interface.control_socket,
         PathBuf::from("/run/mlvpn-rs/mlvpn0.sock")
     );
+    assert_eq!(c.peers.len(), 2);
+    assert_eq!(c.peers[1].allowed_ips.len(), 2);
+    assert_eq!(c.paths[0].bind, "10.101.0.2:5080".parse().unwrap());
     assert_eq!(c.paths[1].bind, "[::]:5081".parse().unwrap());
+    assert!(c.paths.iter().all(|p| p.endpoint.is_none()));
 }
 
 #[test]
-fn mistakes_name_their_line() {
-    fails("mode", 1, "mode", |s| s.replace("\"client\"", "\"clinet\""));
-    fails("unknown", 6, "colour", |s| {
-        s.replace("user = \"nobody\"", "colour = \"blue\"")
-    });
-    fails("cidr", 4, "interface.address", |s| {
-        s.replace("10.42.0.2/30", "10.42.0.300/30")
-    });
-    fails("name", 3, "interface.name", |s| {
-        s.replace("\"mlvpn0\"", "\"a-very-long-interface-name\"")
-    });
-    fails("dup", 19, "duplicate path name", |s| {
-        s.replace("name = \"lte\"", "name = \"dsl\"")
-    });
-    fails("endpoint", 13, "endpoint", |s| {
-        s.replace("endpoint = \"203.0.113.1:5080\"\n", "")
-    });
-    fails("rate", 16, "bandwidth_up", |s| s.replace("50mbit", "50 furlongs"));
-    fails("key", 10, "public_key", |s| {
-        s.replace("public_key = \"", "public_key = \"x")
-    });
-    fails("bind", 14, "path.bind", |s| {
-        s.replace("192.0.2.10:0", "somewhere")
-    });
-    fails("type", 22, "fallback", |s| {
-        s.replace("fallback = true", "fallback = \"yes\"")
-    });
-    fails("mtu", 6, "mtu", |s| s.replace("user = \"nobody\"", "mtu = 70000"));
-    fails("duration", 6, "needs a unit", |s| {
-        s.replace("user = \"nobody\"", "keepalive = \"5\"")
-    });
-    fails("root", 6, "unprivileged", |s| s.replace("\"nobody\"", "\"root\""));
-    fails("hook", 6, "absolute", |s| {
-        s.replace("user = \"nobody\"", "up_script = \"up.sh\"")
-    });
-    fails("keyfile", 5, "private_key_file", |s| {
-        s.replace("\"k\"", "\"missing.key\"")
-    });
+fn units_accept_integers_and_strings() {
+    let c = parse(
+        &client()
+            .replace("\"50mbit\"", "2000000")
+            .replace("user = \"nobody\"", "mtu = \"1280\"\nkeepalive = \"500ms\""),
+    )
+    .unwrap();
+    assert_eq!(c.paths[0].bandwidth_up, Some(2_000_000));
+    assert_eq!(c.interface.mtu, Some(1280));
+    assert_eq!(c.interface.keepalive, Duration::from_millis(500));
+}
+
+/// The shipped examples parse once the placeholders a deployment fills in
+/// are replaced (as tests/demo.sh does).
+#[test]
+fn example_configs_parse() {
+    let dir = key_dir();
+    for (side, other) in [("client", "SERVER"), ("server", "CLIENT")] {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("conf/{side}.toml"));
+        let text = std::fs::read_to_string(&example)
+            .unwrap()
+            .replace(&format!("/etc/mlvpn-rs/{side}.key"), "k");
+        let file = dir.path().join("c.toml");
+        let e = Config::parse(&text, &file).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("\"@{other}_PUBLIC_KEY@\" is a placeholder")),
+            "{e}"
+        );
+        let text = text.replace(&format!("@{other}_PUBLIC_KEY@"), &public(9));
+        let c = Config::parse(&text, &file).unwrap();
+        assert_eq!(c.interface.name, "mlvpn0");
+        assert_eq!(c.interface.user, "nobody");
+        assert_eq!(
+            c.interface.control_socket,
+            PathBuf::from("/run/mlvpn-rs/mlvpn0.sock")
+        );
+        let names: Vec<_> = c.paths.iter().map(|p| p.name.as_str()).collect();
+        if side == "client" {
+            assert_eq!(c.mode, Mode::Client);
+            assert_eq!(c.interface.address, vec!["10.42.0.2/30".parse().unwrap()]);
+            assert_eq!(names, ["dsl", "lte"]);
+            assert_eq!(c.paths[0].bind, "10.101.0.1:0".parse().unwrap());
+            assert_eq!(c.paths[0].endpoint, Some("10.101.0.2:5080".parse().unwrap()));
+            assert_eq!(c.paths[1].bind, "10.102.0.1:0".parse().unwrap());
+            assert_eq!(c.paths[1].endpoint, Some("10.102.0.2:5081".parse().unwrap()));
+        } else {
+            assert_eq!(c.mode, Mode::Server);
+            assert_eq!(c.interface.address, vec!["10.42.0.1/30".parse().unwrap()]);
+            assert_eq!(names, ["isp1", "isp2"]);
+            assert_eq!(c.paths[0].bind, "10.101.0.2:5080".parse().unwrap());
+            assert_eq!(c.paths[1].bind, "10.102.0.2:5081".parse().unwrap());
+        }
+    }
 }
 
 #[test]
-fn missing_sections_are_refused() {
-    let e = parse("nopath", |s| s[..s.find("[[path]]").unwrap()].to_string()).unwrap_err();
-    assert!(e.to_string().contains("no [[path]]"), "{e}");
-    let e = parse("nopeer", |s| {
-        s.replace("[[peer]]", "").replace("public_key", "# public_key")
-    })
-    .unwrap_err();
-    assert!(e.to_string().contains("[[peer]]"), "{e}");
+fn syntax_and_type_errors() {
+    fails(client().replace("\"client\"", "client"), 1, "mode");
+    fails(
+        client().replace("user = \"nobody\"", "colour = \"blue\""),
+        6,
+        "unknown key `colour`",
+    );
+    fails(
+        client().replace("user = \"nobody\"", "colour = \"blue\""),
+        6,
+        "private_key_file",
+    );
+    fails(
+        client().replace("[interface]", "[interfaces]"),
+        2,
+        "unknown key `interfaces`",
+    );
+    fails(
+        client().replace("name = \"mlvpn0\"\n", ""),
+        2,
+        "missing required key `name`",
+    );
+    fails(
+        client().replace("bind = \"198.51.100.7\"\n", ""),
+        18,
+        "[[path]]: missing required key `bind`",
+    );
+    fails(
+        client().replace("fallback = true", "fallback = \"yes\""),
+        22,
+        "path.fallback",
+    );
+    fails(
+        client().replace("[\"10.42.0.2/30\"]", "\"10.42.0.2/30\""),
+        4,
+        "interface.address",
+    );
+    fails(
+        client().replace("name = \"lte\"", "name = \"lte\"\nname = \"x\""),
+        20,
+        "duplicate key `name`",
+    );
+    // A missing top-level key has no line.
+    let e = parse(&client().replace("mode = \"client\"\n", "")).unwrap_err();
+    assert_eq!(e.line, None, "{e}");
+    assert!(e.to_string().contains("missing required key `mode`"), "{e}");
+}
+
+#[test]
+fn interface_mistakes() {
+    let c = client;
+    fails(c().replace("\"client\"", "\"clinet\""), 1, "mode");
+    fails(
+        c().replace("\"mlvpn0\"", "\"a-very-long-interface-name\""),
+        3,
+        "interface.name",
+    );
+    fails(c().replace("\"mlvpn0\"", "\"mlvpn 0\""), 3, "interface.name");
+    fails(
+        c().replace("10.42.0.2/30", "10.42.0.300/30"),
+        4,
+        "interface.address",
+    );
+    fails(c().replace("10.42.0.2/30", "10.42.0.2"), 4, "not a CIDR");
+    fails(c().replace("[\"10.42.0.2/30\"]", "[]"), 4, "interface.address");
+    fails(c().replace("\"k\"", "\"missing.key\""), 5, "private_key_file");
+    fails(c().replace("\"nobody\"", "\"root\""), 6, "unprivileged");
+    fails(
+        c().replace("user = \"nobody\"", "mtu = 70000"),
+        6,
+        "interface.mtu",
+    );
+    fails(c().replace("user = \"nobody\"", "mtu = 500"), 6, "576");
+    let v6 = c().replace("[\"10.42.0.2/30\"]", "[\"10.42.0.2/30\", \"fd42::2/64\"]");
+    fails(v6.replace("user = \"nobody\"", "mtu = 1000"), 6, "1280");
+    fails(
+        c().replace("user = \"nobody\"", "keepalive = \"5\""),
+        6,
+        "needs a unit",
+    );
+    fails(
+        c().replace("user = \"nobody\"", "keepalive = 5"),
+        6,
+        "needs a unit",
+    );
+    fails(
+        c().replace("user = \"nobody\"", "keepalive = \"5 weeks\""),
+        6,
+        "interface.keepalive",
+    );
+    fails(
+        c().replace("user = \"nobody\"", "path_timeout = \"1s\""),
+        6,
+        "path_timeout",
+    );
+    fails(
+        c().replace("user = \"nobody\"", "keepalive = \"5s\""),
+        6,
+        "longer than keepalive",
+    );
+    fails(
+        c().replace("user = \"nobody\"", "up_script = \"up.sh\""),
+        6,
+        "absolute",
+    );
+}
+
+#[test]
+fn peer_mistakes() {
+    fails(
+        client().replace("public_key = \"", "public_key = \"x"),
+        10,
+        "peer.public_key",
+    );
+    fails(
+        client().replace(&public(9), "AAAA"),
+        10,
+        "decodes to 3 bytes, expected 32",
+    );
+    fails(
+        client().replace(&public(9), "@SERVER_PUBLIC_KEY@"),
+        10,
+        "placeholder",
+    );
+    fails(client().replace(&public(9), &public(7)), 10, "our own public key");
+    let two = client().replace(
+        "\n[[path]]\nname = \"dsl\"",
+        "[[peer]]\npublic_key = \"AAAA\"\n[[path]]\nname = \"dsl\"",
+    );
+    fails(two, 11, "exactly one [[peer]]");
+    fails(
+        client().replace(
+            "\n\n[[path]]\nname = \"dsl\"",
+            "\nallowed_ips = [\"nope\"]\n[[path]]\nname = \"dsl\"",
+        ),
+        11,
+        "peer.allowed_ips",
+    );
+    fails(server().replace(&public(10), &public(9)), 13, "duplicate peer");
+    fails(
+        server().replace("allowed_ips = [\"10.42.0.2/32\"]\n", ""),
+        10,
+        "allowed_ips",
+    );
+    fails(
+        server().replace("[\"10.42.0.2/32\"]", "[]"),
+        11,
+        "peer.allowed_ips",
+    );
+}
+
+#[test]
+fn path_mistakes() {
+    fails(
+        client().replace("name = \"lte\"", "name = \"dsl\""),
+        19,
+        "duplicate path name",
+    );
+    fails(client().replace("name = \"lte\"", "name = \"\""), 19, "path.name");
+    fails(
+        client().replace("endpoint = \"203.0.113.1:5080\"\n", ""),
+        13,
+        "endpoint",
+    );
+    fails(
+        client().replace("203.0.113.1:5080", "203.0.113.1"),
+        15,
+        "path.endpoint",
+    );
+    fails(
+        client().replace("203.0.113.1:5080", "203.0.113.1:0"),
+        15,
+        "path.endpoint",
+    );
+    fails(client().replace("50mbit", "50 furlongs"), 16, "bandwidth_up");
+    fails(client().replace("\"50mbit\"", "0"), 16, "bandwidth_up");
+    fails(client().replace("\"50mbit\"", "true"), 16, "bandwidth_up");
+    fails(client().replace("192.0.2.10:0", "somewhere"), 14, "path.bind");
+    fails(
+        client().replace("192.0.2.10:0", "192.0.2.10:99999"),
+        14,
+        "path.bind",
+    );
+    fails(
+        server().replace("10.101.0.2:5080", "10.101.0.2"),
+        17,
+        "needs a port",
+    );
+    fails(
+        server().replace("[::]:5081", "10.101.0.2:5080"),
+        20,
+        "clashes with 10.101.0.2:5080",
+    );
+    fails(server().replace("[::]:5081", "0.0.0.0:5080"), 20, "clashes");
+    fails(
+        format!("{}endpoint = \"1.2.3.4:5\"\n", server()),
+        21,
+        "no endpoint",
+    );
+}
+
+#[test]
+fn missing_sections_have_no_line() {
+    let text = client();
+    let e = parse(&text[..text.find("[[path]]").unwrap()]).unwrap_err();
+    assert_eq!(e.line, None);
+    assert!(
+        e.to_string().ends_with(": no [[path]]: expected at least one"),
+        "{e}"
+    );
+    let e = parse(&text.replace("[[peer]]\npublic_key", "# public_key")).unwrap_err();
+    assert_eq!(e.line, None);
+    assert!(e.to_string().contains("no [[peer]]"), "{e}");
 }
 
 #[test]
 fn group_readable_key_is_refused() {
-    let (dir, peer) = setup("perm");
-    std::fs::set_permissions(dir.join("k"), std::fs::Permissions::from_mode(0o640)).unwrap();
-    let e = Config::parse(&client(&peer), &dir.join("c.toml"))
-        .unwrap_err()
-        .to_string();
-    std::fs::remove_dir_all(&dir).unwrap();
-    assert!(e.contains("readable by group or others"), "{e}");
+    let dir = key_dir();
+    let key = dir.path().join("k");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = Config::parse(&client(), &dir.path().join("c.toml")).unwrap_err();
+    assert_eq!(e.line, Some(5));
+    let shown = e.to_string();
+    assert!(shown.contains("interface.private_key_file: "), "{shown}");
+    assert!(
+        shown.contains("readable by group or others (mode 0644)"),
+        "{shown}"
+    );
+    assert!(shown.contains(&format!("chmod 600 {}", key.display())), "{shown}");
 }
 
 #[test]
-fn server_needs_ports_and_allowed_ips() {
-    let (dir, peer) = setup("srv");
-    let base = format!(
-        "mode = \"server\"\n[interface]\nname = \"m\"\naddress = [\"10.42.0.1/30\"]\nprivate_key_file = \"k\"\n\
-         [[peer]]\npublic_key = \"{peer}\"\nallowed_ips = [\"10.42.0.2/32\"]\n[[path]]\nname = \"a\"\nbind = \"0.0.0.0:5080\"\n"
+fn load_reads_the_file_and_reports_missing_ones() {
+    let dir = key_dir();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, client()).unwrap();
+    assert_eq!(Config::load(&file).unwrap().file, file);
+    let e = Config::load(&dir.path().join("nope.toml")).unwrap_err();
+    assert_eq!(e.line, None);
+    assert!(e.to_string().contains("nope.toml: cannot open"), "{e}");
+    assert_eq!(
+        super::control_socket_of(&file).unwrap(),
+        PathBuf::from("/run/mlvpn-rs/mlvpn0.sock")
     );
-    let f = dir.join("s.toml");
-    assert!(Config::parse(&base, &f).is_ok());
-    let e = Config::parse(&base.replace(":5080", ""), &f).unwrap_err();
-    assert!(e.to_string().contains("needs a port"), "{e}");
-    let e = Config::parse(&base.replace("allowed_ips = [\"10.42.0.2/32\"]\n", ""), &f).unwrap_err();
-    assert!(e.to_string().contains("allowed_ips"), "{e}");
-    let e = Config::parse(&format!("{base}endpoint = \"1.2.3.4:5\"\n"), &f).unwrap_err();
-    assert!(e.to_string().contains("no endpoint"), "{e}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

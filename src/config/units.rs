@@ -5,6 +5,9 @@
 /// number is bit/s.
 pub fn parse_rate(s: &str) -> Result<u64, String> {
     let t = s.trim().to_ascii_lowercase();
+    if t.starts_with('-') {
+        return Err(format!("rate \"{s}\" must be positive, e.g. \"50mbit\""));
+    }
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
@@ -16,7 +19,8 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
         "gbit" | "gbps" => 1_000_000_000,
         u => {
             return Err(format!(
-                "unknown rate unit \"{u}\"; expected bit, kbit, mbit or gbit (e.g. \"50mbit\")"
+                "unknown rate unit \"{u}\"; expected bit, kbit, mbit, gbit \
+                 (or bps, kbps, mbps, gbps), e.g. \"50mbit\""
             ))
         }
     };
@@ -33,6 +37,9 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
 /// Parses a duration with a unit: `us`, `ms`, `s`, `m`, `h`.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let t = s.trim();
+    if t.starts_with('-') {
+        return Err(format!("duration \"{s}\" must be positive, e.g. \"250ms\""));
+    }
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
@@ -62,6 +69,18 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs_f64(secs))
 }
 
+/// Parses a size in bytes (an MTU): digits only, since a unit on an MTU
+/// would only invite "1.5k" mistakes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if t.is_empty() || !t.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "\"{s}\" is not a size; expected a number of bytes, e.g. 1400"
+        ));
+    }
+    t.parse().map_err(|_| format!("size \"{s}\" is too large"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,7 +94,11 @@ mod tests {
         assert_eq!(parse_rate("800kbps"), Ok(800_000));
         assert_eq!(parse_rate("1200"), Ok(1200));
         assert!(parse_rate("0").is_err());
-        assert!(parse_rate("-5mbit").is_err());
+        assert!(parse_rate("-5mbit").unwrap_err().contains("positive"));
+        assert!(parse_rate("5 furlongs").unwrap_err().contains("mbit, gbit"));
+        assert!(parse_rate("0.1bit").is_err());
+        assert_eq!(parse_rate("10000gbit"), Ok(10_000_000_000_000));
+        assert!(parse_rate("10001gbit").is_err());
         assert!(parse_rate("5 furlongs")
             .unwrap_err()
             .contains("unknown rate unit"));
@@ -91,6 +114,23 @@ mod tests {
         assert_eq!(parse_duration("500us"), Ok(Duration::from_micros(500)));
         assert!(parse_duration("3").unwrap_err().contains("needs a unit"));
         assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("3 weeks").is_err());
+        assert!(parse_duration("3 weeks")
+            .unwrap_err()
+            .contains("us, ms, s, m or h"));
+        assert!(parse_duration("-1s").unwrap_err().contains("positive"));
+        assert!(parse_duration("25h").is_err());
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1400"), Ok(1400));
+        assert_eq!(parse_size(" 9000 "), Ok(9000));
+        assert!(parse_size("1.5k").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("99999999999999999999999")
+            .unwrap_err()
+            .contains("too large"));
     }
 }
