@@ -4,7 +4,8 @@
 #   sudo tests/demo.sh
 #
 # Builds mlvpn-rs, creates site A (client) and site B (server) joined by two
-# uplinks (veth pairs "dsl" and "lte"), starts both daemons from the example
+# uplinks (veth pairs "dsl" 50 Mbit/s and "lte" 20 Mbit/s, shaped with tc
+# tbf), starts both daemons from the example
 # configs in conf/, pings through the tunnel, runs a 5-second TCP transfer
 # (iperf3) and prints how many bytes each uplink carried. Everything it made
 # is removed when it exits, also on failure or Ctrl-C.
@@ -48,6 +49,10 @@ for i in 1 2; do
   ip -n $A addr add 10.10$i.0.1/24 dev va$i; ip -n $B addr add 10.10$i.0.2/24 dev vb$i
   ip -n $A link set va$i up; ip -n $B link set vb$i up
 done
+# Uplinks like a branch office's: dsl 50 Mbit/s, lte 20 Mbit/s (upload).
+ip netns exec $A tc qdisc add dev va1 root tbf rate 50mbit burst 512kbit latency 100ms
+ip netns exec $A tc qdisc add dev va2 root tbf rate 20mbit burst 512kbit latency 100ms
+echo "   uplinks shaped: dsl 50 Mbit/s, lte 20 Mbit/s (one TCP stream needs both)"
 
 echo "== keys and configs (from conf/client.toml, conf/server.toml)"
 (umask 077; "$bin" genkey > $work/client.key; "$bin" genkey > $work/server.key)
