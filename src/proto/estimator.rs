@@ -25,6 +25,8 @@ const RATE_WINDOW: Duration = Duration::from_secs(1);
 const RATE_MAX_SAMPLES: usize = 256;
 /// Packets a report interval must carry to count as a rate sample.
 const MIN_RATE_PACKETS: u64 = 8;
+/// Average datagram size a rate-sample interval needs (bytes).
+const MIN_RATE_AVG_SIZE: u64 = 200;
 
 #[derive(Debug, Clone, Copy)]
 struct Sent {
@@ -103,7 +105,11 @@ impl PathEstimator {
         let dt_us = peer_ts.wrapping_sub(prev.peer_ts);
         // A rate sample needs a busy interval: a few keepalives say nothing
         // about capacity and would make an idle path look slow.
-        let busy = report.rx_packets.saturating_sub(prev.rate_packets) >= MIN_RATE_PACKETS;
+        // Keepalives and probes (64-byte datagrams) are not load either: the
+        // interval must carry full-size traffic on average.
+        let packets = report.rx_packets.saturating_sub(prev.rate_packets);
+        let bytes = report.rx_bytes.saturating_sub(prev.report.rx_bytes);
+        let busy = packets >= MIN_RATE_PACKETS && bytes >= packets * MIN_RATE_AVG_SIZE;
         if busy && (2_000..60_000_000).contains(&dt_us) {
             let bps = (report.rx_bytes - prev.report.rx_bytes) as f64 * 8.0 / (f64::from(dt_us) / 1e6);
             if self.rates.len() >= RATE_MAX_SAMPLES {

@@ -134,11 +134,19 @@ pub struct Path {
     pub counters: PathCounters,
     /// Loss and delivery rate from the peer's receive reports.
     pub estimator: PathEstimator,
-    /// Last data packet (not keepalive) sent on this path.
-    pub last_data_tx: Option<Instant>,
-    /// Last receive report we sent, and our rx count it carried.
+    /// First data packet sent since the peer was last heard on this path:
+    /// silence is measured from here (an idle path may not have heard from
+    /// its peer for a keepalive interval, and that is fine).
+    pub unanswered_since: Option<Instant>,
+    /// Last receive report we sent, and the data packets received by then
+    /// (a report is owed for data only: reports answering keepalives would
+    /// bounce between the peers forever).
     pub last_report_tx: Option<Instant>,
+    pub rx_data_packets: u64,
     pub reported_rx: u64,
+    /// All packets received when the last report went out: a burst of
+    /// probes (a lossy path being re-measured) also earns a report.
+    pub reported_all: u64,
 }
 
 impl Path {
@@ -166,9 +174,11 @@ impl Path {
             fallback: false,
             counters: PathCounters::default(),
             estimator: PathEstimator::default(),
-            last_data_tx: None,
+            unanswered_since: None,
             last_report_tx: None,
+            rx_data_packets: 0,
             reported_rx: 0,
+            reported_all: 0,
         }
     }
 

@@ -45,6 +45,8 @@ pub const REKEY_AFTER_TIME: Duration = Duration::from_secs(120);
 pub const REJECT_AFTER_TIME: Duration = Duration::from_secs(180);
 /// How long a replaced session still decrypts in-flight packets.
 pub const PREVIOUS_SESSION_GRACE: Duration = Duration::from_secs(10);
+/// Keepalives received that earn a report even without data.
+const PROBES_PER_REPORT: u64 = 16;
 /// Most paths one peer may have (bounds the server's per-peer state).
 pub const MAX_PATHS_PER_PEER: usize = 32;
 /// Most control messages waiting to be sent.
@@ -170,6 +172,7 @@ impl Path {
     /// Takes an up path down; a client schedules a new handshake at once.
     fn mark_down(&mut self, peer: PublicKey, reason: &'static str, client: bool, now: Instant) -> Event {
         self.state = PathState::Down;
+        self.unanswered_since = None;
         if client && self.handshake_due.is_none() {
             self.handshake_due = Some(now);
         }
@@ -333,7 +336,8 @@ impl Tunnel {
         };
         frame::encode_data_header(&mut buf[DATA_HEADER_LEN..HEADROOM], times, seq);
         let t = self.seal_on_path(peer_idx, path_idx, buf, DATA_FRAME_HEADER_LEN + len, now)?;
-        self.peers[peer_idx].paths[path_idx].last_data_tx = Some(now);
+        let path = &mut self.peers[peer_idx].paths[path_idx];
+        path.unanswered_since.get_or_insert(now);
         Some(t)
     }
 
@@ -596,6 +600,7 @@ impl Tunnel {
             });
         }
         path.last_rx = Some(now);
+        path.unanswered_since = None;
         path.counters.rx_bytes += buf.len() as u64;
         path.counters.rx_packets += 1;
         let is_current = path.current.as_ref().is_some_and(|s| s.local_index == h.receiver);
@@ -649,6 +654,7 @@ impl Tunnel {
             }
         }
         let seq = seq?;
+        path.rx_data_packets += 1;
         let packet_start = plain.start + DATA_FRAME_HEADER_LEN;
         let Some(summary) = ip::summarize(&buf[packet_start..plain.end]) else {
             self.drops.malformed += 1;
@@ -718,7 +724,8 @@ impl Tunnel {
                     );
                     let p = &mut self.peers[peer].paths[path];
                     p.last_report_tx = Some(now);
-                    p.reported_rx = report.rx_packets;
+                    p.reported_rx = p.rx_data_packets;
+                    p.reported_all = p.counters.rx_packets;
                     if let Some(t) = self.seal_on_path(peer, path, buf, KEEPALIVE_LEN, now) {
                         return Some(t);
                     }
@@ -750,9 +757,7 @@ impl Tunnel {
                 consider(self.keepalive_due(path));
                 if path.is_alive() {
                     consider(path.last_rx.map(|t| t + self.path_timeout));
-                    if path.last_data_tx > path.last_rx {
-                        consider(path.last_rx.map(|t| t + silence_limit(path.rtt.srtt())));
-                    }
+                    consider(path.unanswered_since.map(|t| t + silence_limit(path.rtt.srtt())));
                 }
             }
         }
@@ -804,9 +809,8 @@ impl Tunnel {
             self.events
                 .push_back(path.mark_down(peer_key, "peer silent", client, now));
         } else if path.is_alive()
-            && path.last_data_tx > path.last_rx
             && path
-                .last_rx
+                .unanswered_since
                 .is_some_and(|t| now.saturating_duration_since(t) >= silence_limit(path.rtt.srtt()))
         {
             self.events
@@ -834,7 +838,8 @@ impl Tunnel {
             let path = &mut self.peers[peer_idx].paths[path_idx];
             path.last_tx = Some(now);
             path.last_report_tx = Some(now);
-            path.reported_rx = path.counters.rx_packets;
+            path.reported_rx = path.rx_data_packets;
+            path.reported_all = path.counters.rx_packets;
         }
     }
 
@@ -895,7 +900,9 @@ impl Tunnel {
                     self.keepalive
                 };
                 let idle = path.last_tx.map(|t| t + interval).or(path.last_rx);
-                let report = (path.counters.rx_packets > path.reported_rx)
+                let owed = path.rx_data_packets > path.reported_rx
+                    || path.counters.rx_packets >= path.reported_all + PROBES_PER_REPORT;
+                let report = owed
                     .then(|| {
                         path.last_report_tx
                             .map(|t| t + report_interval(path.rtt.srtt()))
