@@ -27,6 +27,8 @@ const RATE_MAX_SAMPLES: usize = 256;
 const MIN_RATE_PACKETS: u64 = 8;
 /// Average datagram size a rate-sample interval needs (bytes).
 const MIN_RATE_AVG_SIZE: u64 = 200;
+/// Shortest interval a rate sample covers (µs of the peer's clock).
+const RATE_INTERVAL_US: u32 = 40_000;
 
 #[derive(Debug, Clone, Copy)]
 struct Sent {
@@ -36,12 +38,9 @@ struct Sent {
 
 #[derive(Debug, Clone, Copy)]
 struct LastReport {
-    peer_ts: u32,
     report: Report,
     /// Our tx count the report is compared with.
     tx_ref: u64,
-    /// rx_packets of the previous report (rate samples are consecutive).
-    rate_packets: u64,
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +49,8 @@ pub struct PathEstimator {
     last: Option<LastReport>,
     loss: Option<f64>,
     rates: VecDeque<(Instant, f64)>,
+    /// Start of the current rate interval: peer clock, rx bytes, rx packets.
+    rate_base: Option<(u32, u64, u64)>,
 }
 
 impl PathEstimator {
@@ -84,39 +85,16 @@ impl PathEstimator {
     pub fn on_report(&mut self, now: Instant, peer_ts: u32, report: Report, srtt: Duration) {
         let tx_ref = self.sent_by(now.checked_sub(srtt).unwrap_or(now)).unwrap_or(0);
         let Some(prev) = self.last else {
-            self.last = Some(LastReport {
-                peer_ts,
-                report,
-                tx_ref,
-                rate_packets: report.rx_packets,
-            });
+            self.last = Some(LastReport { report, tx_ref });
             return;
         };
         if report.rx_packets < prev.report.rx_packets || report.rx_bytes < prev.report.rx_bytes {
             // The peer's counters restarted (its daemon restarted).
-            self.last = Some(LastReport {
-                peer_ts,
-                report,
-                tx_ref,
-                rate_packets: report.rx_packets,
-            });
+            self.rate_base = None;
+            self.last = Some(LastReport { report, tx_ref });
             return;
         }
-        let dt_us = peer_ts.wrapping_sub(prev.peer_ts);
-        // A rate sample needs a busy interval: a few keepalives say nothing
-        // about capacity and would make an idle path look slow.
-        // Keepalives and probes (64-byte datagrams) are not load either: the
-        // interval must carry full-size traffic on average.
-        let packets = report.rx_packets.saturating_sub(prev.rate_packets);
-        let bytes = report.rx_bytes.saturating_sub(prev.report.rx_bytes);
-        let busy = packets >= MIN_RATE_PACKETS && bytes >= packets * MIN_RATE_AVG_SIZE;
-        if busy && (2_000..60_000_000).contains(&dt_us) {
-            let bps = (report.rx_bytes - prev.report.rx_bytes) as f64 * 8.0 / (f64::from(dt_us) / 1e6);
-            if self.rates.len() >= RATE_MAX_SAMPLES {
-                self.rates.pop_front();
-            }
-            self.rates.push_back((now, bps));
-        }
+        self.rate_sample(now, peer_ts, report);
         while self
             .rates
             .front()
@@ -130,19 +108,36 @@ impl PathEstimator {
             let sample = (1.0 - got as f64 / sent as f64).clamp(0.0, 1.0);
             self.loss = Some(match self.loss {
                 Some(l) => l + LOSS_GAIN * (sample - l),
-                None => sample,
+                // A new path starts from "no loss": one bad sample (a burst
+                // overflowing a buffer at start-up) must not condemn it.
+                None => LOSS_GAIN * sample,
             });
-            self.last = Some(LastReport {
-                peer_ts,
-                report,
-                tx_ref,
-                rate_packets: report.rx_packets,
-            });
-        } else if let Some(l) = &mut self.last {
-            // Keep the loss interval open, but rate samples are consecutive.
-            l.peer_ts = peer_ts;
-            l.report.rx_bytes = report.rx_bytes;
-            l.rate_packets = report.rx_packets;
+            self.last = Some(LastReport { report, tx_ref });
+        }
+    }
+
+    /// Delivery rate over at least `RATE_INTERVAL` of the peer's clock: short
+    /// intervals measure bursts (a token bucket's burst, a batch), not rates.
+    /// Keepalives and probes (64-byte datagrams) are not load: the interval
+    /// must carry enough full-size traffic.
+    fn rate_sample(&mut self, now: Instant, peer_ts: u32, report: Report) {
+        let Some((ts0, bytes0, packets0)) = self.rate_base else {
+            self.rate_base = Some((peer_ts, report.rx_bytes, report.rx_packets));
+            return;
+        };
+        let dt_us = peer_ts.wrapping_sub(ts0);
+        if dt_us < RATE_INTERVAL_US {
+            return;
+        }
+        self.rate_base = Some((peer_ts, report.rx_bytes, report.rx_packets));
+        let packets = report.rx_packets.saturating_sub(packets0);
+        let bytes = report.rx_bytes.saturating_sub(bytes0);
+        if dt_us < 60_000_000 && packets >= MIN_RATE_PACKETS && bytes >= packets * MIN_RATE_AVG_SIZE {
+            if self.rates.len() >= RATE_MAX_SAMPLES {
+                self.rates.pop_front();
+            }
+            self.rates
+                .push_back((now, bytes as f64 * 8.0 / (f64::from(dt_us) / 1e6)));
         }
     }
 

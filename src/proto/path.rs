@@ -217,7 +217,7 @@ pub fn report_interval(srtt: Option<Duration>) -> Duration {
 }
 
 /// Loss above which a path is demoted to lossy, and below which it returns.
-pub const LOSSY_ENTER: f64 = 0.10;
+pub const LOSSY_ENTER: f64 = 0.20;
 pub const LOSSY_LEAVE: f64 = 0.03;
 /// Probe interval of a lossy path (enough packets to re-measure its loss).
 pub const LOSSY_PROBE_INTERVAL: Duration = Duration::from_millis(20);

@@ -318,8 +318,9 @@ impl Tunnel {
         peer.candidates.extend(peer.paths.iter().map(|p| Candidate {
             usable: p.is_usable(),
             fallback: p.fallback || p.state == PathState::Lossy,
-            // Propagation delay only: queueing is the virtual queue's part.
-            owd: p.rtt.min_rtt().unwrap_or_default() / 2,
+            // Smoothed RTT: includes the real queue at the bottleneck, which
+            // the virtual queue cannot see when the rate is over-estimated.
+            owd: p.rtt.srtt().unwrap_or_default() / 2,
             rate: p.estimator.rate_bps(),
             cap: p.bandwidth_up,
         }));

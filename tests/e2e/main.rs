@@ -55,8 +55,12 @@ fn ping_and_tcp_use_both_paths() {
     ];
     let total = sent[0] + sent[1];
     eprintln!(
-        "transfer {got} bytes; va1 {} bytes, va2 {} bytes",
-        sent[0], sent[1]
+        "transfer {got} bytes; va1 {} bytes, va2 {} bytes; client paths {}",
+        sent[0],
+        sent[1],
+        t.status("client")
+            .map(|s| s["peers"][0]["paths"].to_string())
+            .unwrap_or_default()
     );
     for (i, s) in sent.iter().enumerate() {
         assert!(
@@ -70,7 +74,9 @@ fn ping_and_tcp_use_both_paths() {
 
 /// Captures one data datagram (type 4, carrying a ping) on its way to the
 /// server's dsl socket, using a packet socket inside namespace B.
-fn capture_data_datagram(t: &Topo) -> Vec<u8> {
+/// Returns the path number (1 = dsl to :5080, 2 = lte to :5081) it was on
+/// (the scheduler chooses) and the datagram.
+fn capture_data_datagram(t: &Topo) -> (u8, Vec<u8>) {
     use nix::sys::socket::{
         recv, setsockopt, socket, sockopt, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType,
     };
@@ -127,12 +133,12 @@ fn capture_data_datagram(t: &Topo) -> Vec<u8> {
         let ihl = (p[0] & 15) as usize * 4;
         let dport = u16::from_be_bytes([p[ihl + 2], p[ihl + 3]]);
         let payload = &p[ihl + 8..];
-        if dport == 5080 && payload.first() == Some(&4) && payload.len() > 200 {
-            found = Some(payload.to_vec());
+        if (dport == 5080 || dport == 5081) && payload.first() == Some(&4) && payload.len() > 200 {
+            found = Some(((dport - 5079) as u8, payload.to_vec()));
         }
     }
     assert!(pinger.join().unwrap().status.success(), "ping through the tunnel");
-    found.expect("captured a data datagram to 10.101.0.2:5080")
+    found.expect("captured a data datagram to the server")
 }
 
 #[test]
@@ -142,7 +148,7 @@ fn replayed_datagram_not_delivered() {
     }
     let mut t = Topo::new();
     t.start_pair();
-    let datagram = capture_data_datagram(&t);
+    let (path, datagram) = capture_data_datagram(&t);
     let b = t.b.clone();
     let status = t.status("server").unwrap();
     let endpoint = |s: &Value| -> Vec<String> {
@@ -159,11 +165,21 @@ fn replayed_datagram_not_delivered() {
     // The attacker's address on the same link.
     let a = t.a.clone();
     assert!(t
-        .ns_cmd(&a, &["ip", "addr", "add", "10.101.0.3/24", "dev", "va1"])
+        .ns_cmd(
+            &a,
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("10.10{path}.0.3/24"),
+                "dev",
+                &format!("va{path}")
+            ]
+        )
         .status
         .success());
-    let s = t.socket_in_a("10.101.0.3:0");
-    let dst: SocketAddr = "10.101.0.2:5080".parse().unwrap();
+    let s = t.socket_in_a(&format!("10.10{path}.0.3:0"));
+    let dst: SocketAddr = format!("10.10{path}.0.2:508{}", path - 1).parse().unwrap();
     s.send_to(&datagram, dst).unwrap();
     wait_until("server counts the replay", Duration::from_secs(5), || {
         t.drops("server", "replayed") > replayed_before
@@ -188,7 +204,7 @@ fn garbage_is_dropped_while_transfer_runs() {
     }
     let mut t = Topo::new();
     t.start_pair();
-    let datagram = capture_data_datagram(&t);
+    let (path, datagram) = capture_data_datagram(&t);
     let before = t.drops_total("server");
     let counts_before = |c: &str| t.drops("server", c);
     let (mal, idx, auth, mac) = (
@@ -199,8 +215,8 @@ fn garbage_is_dropped_while_transfer_runs() {
     );
     t.iperf_server();
     let client = t.iperf_client(&["-t", "4"]);
-    let s = t.socket_in_a("10.101.0.1:0");
-    let dst: SocketAddr = "10.101.0.2:5080".parse().unwrap();
+    let s = t.socket_in_a(&format!("10.10{path}.0.1:0"));
+    let dst: SocketAddr = format!("10.10{path}.0.2:508{}", path - 1).parse().unwrap();
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let mut rnd = move || {
         x ^= x << 13;
