@@ -51,6 +51,9 @@ pub struct PathEstimator {
     rates: VecDeque<(Instant, f64)>,
     /// Start of the current rate interval: peer clock, rx bytes, rx packets.
     rate_base: Option<(u32, u64, u64)>,
+    /// The path's queue is building (we over-drive it): losses now are our
+    /// own congestion, not the link's, and are not counted.
+    congested: bool,
 }
 
 impl PathEstimator {
@@ -106,6 +109,11 @@ impl PathEstimator {
         if sent >= MIN_LOSS_PACKETS {
             let got = report.rx_packets - prev.report.rx_packets;
             let sample = (1.0 - got as f64 / sent as f64).clamp(0.0, 1.0);
+            let sample = if self.congested {
+                self.loss.unwrap_or(0.0)
+            } else {
+                sample
+            };
             self.loss = Some(match self.loss {
                 Some(l) => l + LOSS_GAIN * (sample - l),
                 // A new path starts from "no loss": one bad sample (a burst
@@ -139,6 +147,12 @@ impl PathEstimator {
             self.rates
                 .push_back((now, bytes as f64 * 8.0 / (f64::from(dt_us) / 1e6)));
         }
+    }
+
+    /// Says whether the path is currently over-driven (RTT well above its
+    /// minimum), for the next reports.
+    pub fn set_congested(&mut self, congested: bool) {
+        self.congested = congested;
     }
 
     /// Forgets the loss history (a path back from down starts clean: its

@@ -636,6 +636,13 @@ impl Tunnel {
         let (times, seq) = match frame {
             Frame::Data { times, seq } => (times, Some(seq)),
             Frame::Keepalive { times, report } => {
+                // Queueing delay well above the path's own: the loss it sees now
+                // is congestion we cause, not a bad link.
+                let congested = match (path.rtt.srtt(), path.rtt.min_rtt()) {
+                    (Some(s), Some(m)) => s > m * 2 + Duration::from_millis(5),
+                    _ => false,
+                };
+                path.estimator.set_congested(congested);
                 path.estimator
                     .on_report(now, times.ts, report, path.rtt.srtt().unwrap_or_default());
                 (times, None)
