@@ -138,6 +138,8 @@ pub struct Path {
     /// silence is measured from here (an idle path may not have heard from
     /// its peer for a keepalive interval, and that is fine).
     pub unanswered_since: Option<Instant>,
+    /// Since when the path has looked lossy (demotion needs it to last).
+    pub lossy_since: Option<Instant>,
     /// Last receive report we sent, and the data packets received by then
     /// (a report is owed for data only: reports answering keepalives would
     /// bounce between the peers forever).
@@ -175,6 +177,7 @@ impl Path {
             counters: PathCounters::default(),
             estimator: PathEstimator::default(),
             unanswered_since: None,
+            lossy_since: None,
             last_report_tx: None,
             rx_data_packets: 0,
             reported_rx: 0,
@@ -219,6 +222,9 @@ pub fn report_interval(srtt: Option<Duration>) -> Duration {
 /// Loss above which a path is demoted to lossy, and below which it returns.
 pub const LOSSY_ENTER: f64 = 0.20;
 pub const LOSSY_LEAVE: f64 = 0.03;
+/// How long the loss must last before demotion (a start-up burst that
+/// overflows a buffer does not).
+pub const LOSSY_PERSIST: Duration = Duration::from_secs(2);
 /// Probe interval of a lossy path (enough packets to re-measure its loss).
 pub const LOSSY_PROBE_INTERVAL: Duration = Duration::from_millis(20);
 

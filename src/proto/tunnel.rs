@@ -26,7 +26,7 @@ use super::ip;
 use super::mac::Mac1Key;
 use super::path::{
     handshake_backoff, report_interval, silence_limit, Path, PathState, LOSSY_ENTER, LOSSY_LEAVE,
-    LOSSY_PROBE_INTERVAL, PROBE_INTERVAL,
+    LOSSY_PERSIST, LOSSY_PROBE_INTERVAL, PROBE_INTERVAL,
 };
 use super::reorder::{Arrival, ResequencingQueue, DEFAULT_MAX_TIMEOUT, MIN_TIMEOUT};
 use super::scheduler::{Candidate, Scheduler};
@@ -783,7 +783,7 @@ impl Tunnel {
             for path_idx in 0..self.peers[peer_idx].paths.len() {
                 self.path_timers(peer_idx, path_idx, now);
             }
-            self.demote_lossy(peer_idx);
+            self.demote_lossy(peer_idx, now);
         }
     }
 
@@ -854,7 +854,7 @@ impl Tunnel {
     /// Demotes a path that loses much more than the peer's best other path
     /// (and brings it back when it no longer does). Loss every path shares
     /// (an overloaded receiver, say) demotes nothing: there is no better path.
-    fn demote_lossy(&mut self, peer_idx: usize) {
+    fn demote_lossy(&mut self, peer_idx: usize, now: Instant) {
         let peer = &mut self.peers[peer_idx];
         let losses: Vec<Option<f64>> = peer
             .paths
@@ -877,7 +877,16 @@ impl Tunnel {
                 continue;
             };
             let much_worse = |margin: f64| loss > best * 2.0 + margin;
-            if path.state == PathState::Up && loss > LOSSY_ENTER && much_worse(0.05) {
+            let looks_lossy = loss > LOSSY_ENTER && much_worse(0.05);
+            if !looks_lossy {
+                path.lossy_since = None;
+            } else if path.lossy_since.is_none() {
+                path.lossy_since = Some(now);
+            }
+            let lasting = path
+                .lossy_since
+                .is_some_and(|t| now.saturating_duration_since(t) >= LOSSY_PERSIST);
+            if path.state == PathState::Up && looks_lossy && lasting {
                 path.state = PathState::Lossy;
                 self.events.push_back(Event::PathLossy {
                     peer: peer.public_key,
