@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use super::frame::Report;
 
 /// Keep a send-history sample at most this often.
-const HISTORY_STEP: Duration = Duration::from_millis(2);
-const HISTORY_MAX: usize = 1024;
+const HISTORY_STEP: Duration = Duration::from_micros(250);
+/// 2 s of history at full density (a report older than that is not used).
+const HISTORY_MAX: usize = 8192;
 /// A loss sample needs at least this many packets sent in its interval.
 const MIN_LOSS_PACKETS: u64 = 32;
 /// Weight of a new loss sample.
@@ -54,6 +55,9 @@ pub struct PathEstimator {
     /// The path's queue is building (we over-drive it): losses now are our
     /// own congestion, not the link's, and are not counted.
     congested: bool,
+    /// Loss history was forgotten at this instant: reports covering packets
+    /// sent before it (the outage's probes) are not loss samples.
+    reset_at: Option<Instant>,
 }
 
 impl PathEstimator {
@@ -80,13 +84,19 @@ impl PathEstimator {
 
     /// Packets we had sent by `t` (the newest sample not after it).
     fn sent_by(&self, t: Instant) -> Option<u64> {
-        self.history.iter().rev().find(|s| s.at <= t).map(|s| s.packets)
+        let n = self.history.partition_point(|s| s.at <= t);
+        n.checked_sub(1).map(|i| self.history[i].packets)
     }
 
     /// Takes a receive report that arrived at `now`, stamped `peer_ts` on
-    /// the peer's clock (µs).
-    pub fn on_report(&mut self, now: Instant, peer_ts: u32, report: Report, srtt: Duration) {
-        let tx_ref = self.sent_by(now.checked_sub(srtt).unwrap_or(now)).unwrap_or(0);
+    /// the peer's clock (µs). `covers` is when we sent the newest packet the
+    /// peer had seen when it wrote the report (its timestamp echo): the
+    /// report counts what we had sent by then, whatever the queueing.
+    pub fn on_report(&mut self, now: Instant, peer_ts: u32, report: Report, covers: Instant) {
+        if self.reset_at.is_some_and(|t| covers < t) {
+            return;
+        }
+        let tx_ref = self.sent_by(covers).unwrap_or(0);
         let Some(prev) = self.last else {
             self.last = Some(LastReport { report, tx_ref });
             return;
@@ -157,9 +167,10 @@ impl PathEstimator {
 
     /// Forgets the loss history (a path back from down starts clean: its
     /// outage was not loss of a working path).
-    pub fn reset_loss(&mut self) {
+    pub fn reset_loss(&mut self, now: Instant) {
         self.loss = None;
         self.last = None;
+        self.reset_at = Some(now);
     }
 
     /// Smoothed loss rate (0..1) once enough was sent.
@@ -182,7 +193,6 @@ mod tests {
     fn run(pps: u64, size: u64, lose_every: u64) -> PathEstimator {
         let mut e = PathEstimator::default();
         let t0 = Instant::now();
-        let rtt = Duration::from_millis(40);
         let (mut sent, mut got, mut got_bytes) = (0u64, 0u64, 0u64);
         for ms in 0..3000u64 {
             let now = t0 + Duration::from_millis(ms);
@@ -204,8 +214,10 @@ mod tests {
                     rx_packets: received,
                     rx_bytes: got_bytes,
                 };
-                // Report stamped at generation (20 ms before arrival).
-                e.on_report(now, ((ms - 20) * 1000) as u32, report, rtt);
+                // Report stamped at generation (20 ms before arrival); it
+                // covers what was sent up to 1 ms before `seen` was counted.
+                let covers = now - Duration::from_millis(21);
+                e.on_report(now, ((ms - 20) * 1000) as u32, report, covers);
             }
         }
         e
@@ -239,7 +251,7 @@ mod tests {
                 rx_packets: 100,
                 rx_bytes: 1000,
             },
-            Duration::from_millis(10),
+            t,
         );
         e.on_report(
             t,
@@ -248,7 +260,7 @@ mod tests {
                 rx_packets: 1,
                 rx_bytes: 10,
             },
-            Duration::from_millis(10),
+            t,
         );
         assert_eq!(e.rate_bps(), None);
         assert_eq!(e.loss(), None);

@@ -7,18 +7,22 @@
 //! the receiver uses to put packets from several paths back in order.
 //!
 //! ```text
-//! kind u8, 0,0,0, ts u32 (µs, wraps), echo u32, echo_delay u32 (µs)
+//! kind u8, flags u8, 0,0, ts u32 (µs, wraps), echo u32, echo_delay u32 (µs)
 //! data:      seq u64, then the IP packet
 //! keepalive: rx_packets u64, rx_bytes u64 (receive report)
 //! ```
 //! A keepalive doubles as the receive report: how many datagrams and bytes
 //! of this path the sender of the report has received so far, from which
-//! the other side derives the path's loss and delivery rate.
+//! the other side derives the path's loss and delivery rate. A keepalive
+//! with `FLAG_REPLY` is a probe: answer with a report now (the answer never
+//! carries the flag, so probes cannot bounce).
 
 use thiserror::Error;
 
 pub const KIND_DATA: u8 = 1;
 pub const KIND_KEEPALIVE: u8 = 2;
+/// Keepalive flag: the sender wants a report at once.
+pub const FLAG_REPLY: u8 = 1;
 
 /// Header common to all frames.
 pub const FRAME_HEADER_LEN: usize = 16;
@@ -49,7 +53,12 @@ pub enum Frame {
     /// A tunnelled IP packet at `payload_offset..` of the plaintext.
     Data { times: Timestamps, seq: u64 },
     /// Keeps NAT mappings and liveness; carries the receive report.
-    Keepalive { times: Timestamps, report: Report },
+    Keepalive {
+        times: Timestamps,
+        report: Report,
+        /// A probe: answer with a report at once.
+        reply: bool,
+    },
 }
 
 #[derive(Debug, Error, PartialEq, Eq, Clone, Copy)]
@@ -83,7 +92,11 @@ pub fn decode(b: &[u8]) -> Result<Frame, FrameError> {
                 rx_packets: u64::from_le_bytes(b[16..24].try_into().expect("8 bytes")),
                 rx_bytes: u64::from_le_bytes(b[24..32].try_into().expect("8 bytes")),
             };
-            Ok(Frame::Keepalive { times, report })
+            Ok(Frame::Keepalive {
+                times,
+                report,
+                reply: b[1] & FLAG_REPLY != 0,
+            })
         }
         KIND_DATA => {
             if b.len() < DATA_FRAME_HEADER_LEN {
@@ -111,8 +124,9 @@ pub fn encode_data_header(out: &mut [u8], t: Timestamps, seq: u64) {
 }
 
 /// Writes a keepalive frame into `out[..KEEPALIVE_LEN]`.
-pub fn encode_keepalive(out: &mut [u8], t: Timestamps, r: Report) {
+pub fn encode_keepalive(out: &mut [u8], t: Timestamps, r: Report, reply: bool) {
     encode_common(out, KIND_KEEPALIVE, t);
+    out[1] = if reply { FLAG_REPLY } else { 0 };
     out[16..24].copy_from_slice(&r.rx_packets.to_le_bytes());
     out[24..32].copy_from_slice(&r.rx_bytes.to_le_bytes());
 }
@@ -135,11 +149,17 @@ mod tests {
             rx_packets: 5,
             rx_bytes: 6000,
         };
-        encode_keepalive(&mut b, t, r);
-        assert_eq!(
-            decode(&b[..KEEPALIVE_LEN]).unwrap(),
-            Frame::Keepalive { times: t, report: r }
-        );
+        for reply in [false, true] {
+            encode_keepalive(&mut b, t, r, reply);
+            assert_eq!(
+                decode(&b[..KEEPALIVE_LEN]).unwrap(),
+                Frame::Keepalive {
+                    times: t,
+                    report: r,
+                    reply
+                }
+            );
+        }
         assert_eq!(
             decode(&b[..KEEPALIVE_LEN - 1]),
             Err(FrameError::Short(KEEPALIVE_LEN - 1))

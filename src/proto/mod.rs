@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod delay;
 pub mod estimator;
 pub mod frame;
 pub mod handshake;

@@ -13,6 +13,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::delay::{InboundDelay, RttEstimator};
 use super::estimator::PathEstimator;
 use super::handshake::Initiator;
 use super::session::Session;
@@ -35,53 +36,6 @@ impl PathState {
             PathState::Lossy => "lossy",
             PathState::Down => "down",
         }
-    }
-}
-
-/// Smoothed RTT and variance from timestamp echoes (RFC 6298 constants).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RttEstimator {
-    srtt: Option<Duration>,
-    rttvar: Duration,
-    /// Smallest sample of the last ~10 s: the path's delay without queueing.
-    min: Option<(Duration, Instant)>,
-}
-
-/// How long a minimum RTT sample is trusted (routes change).
-const MIN_RTT_WINDOW: Duration = Duration::from_secs(10);
-
-impl RttEstimator {
-    pub fn sample(&mut self, rtt: Duration, now: Instant) {
-        if self
-            .min
-            .is_none_or(|(m, at)| rtt <= m || now.saturating_duration_since(at) > MIN_RTT_WINDOW)
-        {
-            self.min = Some((rtt, now));
-        }
-        match self.srtt {
-            None => {
-                self.srtt = Some(rtt);
-                self.rttvar = rtt / 2;
-            }
-            Some(srtt) => {
-                let delta = srtt.abs_diff(rtt);
-                self.rttvar = (self.rttvar * 3 + delta) / 4;
-                self.srtt = Some((srtt * 7 + rtt) / 8);
-            }
-        }
-    }
-
-    pub fn srtt(&self) -> Option<Duration> {
-        self.srtt
-    }
-
-    pub fn rttvar(&self) -> Duration {
-        self.rttvar
-    }
-
-    /// RTT without queueing delay (windowed minimum).
-    pub fn min_rtt(&self) -> Option<Duration> {
-        self.min.map(|(m, _)| m)
     }
 }
 
@@ -125,6 +79,8 @@ pub struct Path {
     pub last_tx: Option<Instant>,
     pub last_handshake: Option<Instant>,
     pub rtt: RttEstimator,
+    /// Queueing towards us, from the peer's timestamps.
+    pub inbound: InboundDelay,
     /// Latest peer timestamp seen on this path and when, echoed back.
     pub echo: Option<(u32, Instant)>,
     /// Latest echo of ours the peer sent back (one RTT sample per echo).
@@ -149,6 +105,10 @@ pub struct Path {
     /// All packets received when the last report went out: a burst of
     /// probes (a lossy path being re-measured) also earns a report.
     pub reported_all: u64,
+    /// The peer probed us: a report is owed at once.
+    pub reply_owed: bool,
+    /// Last tail probe sent (while data goes unanswered).
+    pub last_probe_tx: Option<Instant>,
 }
 
 impl Path {
@@ -170,6 +130,7 @@ impl Path {
             last_tx: None,
             last_handshake: None,
             rtt: RttEstimator::default(),
+            inbound: InboundDelay::default(),
             echo: None,
             last_echo_seen: 0,
             bandwidth_up: None,
@@ -182,7 +143,21 @@ impl Path {
             rx_data_packets: 0,
             reported_rx: 0,
             reported_all: 0,
+            reply_owed: false,
+            last_probe_tx: None,
         }
+    }
+
+    /// Queueing delay on the way to the peer: what the RTT shows above its
+    /// minimum that is not queued on the way in.
+    pub fn outbound_queue(&self) -> Duration {
+        self.rtt.queueing().saturating_sub(self.inbound.queueing())
+    }
+
+    /// Current one-way delay from the peer: half the minimum RTT plus the
+    /// queue on the way in.
+    pub fn inbound_delay(&self) -> Option<Duration> {
+        Some(self.rtt.min_rtt()? / 2 + self.inbound.queueing())
     }
 
     /// Can carry data now.
@@ -213,6 +188,18 @@ pub fn silence_limit(srtt: Option<Duration>) -> Duration {
         .max(Duration::from_millis(200))
 }
 
+/// Data unanswered for this long earns a tail probe: one RTT, the peer's
+/// report interval and a jitter margin, so a normal report would have come.
+pub fn tail_probe_delay(srtt: Option<Duration>, rttvar: Duration) -> Duration {
+    srtt.unwrap_or_default() + report_interval(srtt) + (rttvar * 4).max(Duration::from_millis(5))
+}
+
+/// Tail probes repeat this often until the silence limit: several chances
+/// for a lossy path to answer before it is declared down.
+pub fn tail_probe_interval(srtt: Option<Duration>) -> Duration {
+    (srtt.unwrap_or_default() / 4).clamp(Duration::from_millis(10), Duration::from_millis(100))
+}
+
 /// How often a receiving path reports: half an RTT, 10 to 100 ms.
 pub fn report_interval(srtt: Option<Duration>) -> Duration {
     srtt.map_or(Duration::from_millis(100), |s| s / 2)
@@ -224,7 +211,7 @@ pub const LOSSY_ENTER: f64 = 0.20;
 pub const LOSSY_LEAVE: f64 = 0.03;
 /// How long the loss must last before demotion (a start-up burst that
 /// overflows a buffer does not).
-pub const LOSSY_PERSIST: Duration = Duration::from_secs(2);
+pub const LOSSY_PERSIST: Duration = Duration::from_millis(300);
 /// Probe interval of a lossy path (enough packets to re-measure its loss).
 pub const LOSSY_PROBE_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -239,30 +226,6 @@ pub fn handshake_backoff(attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rtt_converges() {
-        let mut r = RttEstimator::default();
-        let t = Instant::now();
-        r.sample(Duration::from_millis(100), t);
-        assert_eq!(r.srtt(), Some(Duration::from_millis(100)));
-        for _ in 0..50 {
-            r.sample(Duration::from_millis(20), t);
-        }
-        let s = r.srtt().unwrap();
-        assert!(
-            s < Duration::from_millis(21) && s >= Duration::from_millis(20),
-            "{s:?}"
-        );
-        assert!(r.rttvar() < Duration::from_millis(2));
-        assert_eq!(r.min_rtt(), Some(Duration::from_millis(20)));
-        r.sample(Duration::from_millis(50), t + Duration::from_secs(11));
-        assert_eq!(
-            r.min_rtt(),
-            Some(Duration::from_millis(50)),
-            "old minimum expired"
-        );
-    }
 
     #[test]
     fn backoff_caps() {

@@ -1,11 +1,19 @@
 //! Path choice for each outgoing packet: earliest expected arrival.
 //!
 //! For every usable path the scheduler predicts when the packet would reach
-//! the peer: `max(now, busy_until) + size / rate + one_way_delay`, where
-//! `busy_until` is when the bytes already given to that path will have left
-//! at its rate (a virtual queue). The packet goes to the earliest arrival,
-//! so the fastest path fills first and slower paths take the overflow; the
-//! receiver then sees little reordering, and no weights need configuring.
+//! the peer: `now + backlog + size / rate + one_way_delay`, where the backlog
+//! is the virtual queue (bytes already given to the path that have not left
+//! at its rate) plus the standing queue the path's RTT shows at the
+//! bottleneck (what the virtual queue misses when the rate is
+//! over-estimated). The packet goes to the earliest arrival, so the fastest
+//! path fills first and slower paths take the overflow; the receiver then
+//! sees little reordering, and no weights need configuring.
+//!
+//! A path whose backlog exceeds `MAX_BACKLOG` is full: it is skipped while
+//! another path has room; when all are full, the least backlog goes first. Without this, a path 50 ms faster than another
+//! would be pushed to 50 ms of queue before the other is used, and real
+//! bottleneck buffers are often shorter than that: the fast path would drop
+//! instead of the slow one carrying the overflow.
 //!
 //! `rate` is the path's measured delivery rate with a probing gain (so a path
 //! that could carry more gets the chance to show it), at least `MIN_RATE`,
@@ -16,6 +24,8 @@ use std::time::{Duration, Instant};
 
 /// Send slightly more than measured, so the estimate can grow to capacity.
 const PROBE_GAIN: f64 = 1.1;
+/// Queueing delay above which a path is full (see the module doc).
+pub const MAX_BACKLOG: Duration = Duration::from_millis(20);
 /// A measured path is never scheduled as if it were slower than this.
 pub const MIN_RATE: f64 = 1e6;
 /// Rate assumed for a path with no recent measurement: optimistic, so an
@@ -28,8 +38,10 @@ pub const UNMEASURED_RATE: f64 = 100e6;
 pub struct Candidate {
     pub usable: bool,
     pub fallback: bool,
-    /// Estimated one-way delay (SRTT / 2).
+    /// Estimated one-way propagation delay (minimum RTT / 2).
     pub owd: Duration,
+    /// Standing queue seen at the bottleneck (SRTT − minimum RTT).
+    pub queued: Duration,
     /// Measured delivery rate (bit/s), if any.
     pub rate: Option<f64>,
     /// Configured `bandwidth_up` (bit/s): a cap.
@@ -57,17 +69,24 @@ impl Scheduler {
             self.busy_until.resize(paths.len(), None);
         }
         let any_normal = paths.iter().any(|p| p.usable && !p.fallback);
-        let mut best: Option<(Instant, usize, Instant)> = None;
+        // Order: paths with room by earliest arrival; when every path is
+        // full, the least backlog, so all bottleneck buffers fill evenly and
+        // TCP's losses come late (a fast path pushed far past the others'
+        // queues would overflow first).
+        let mut best: Option<((bool, Duration, Instant), usize, Instant)> = None;
         for (i, p) in paths.iter().enumerate() {
             if !p.usable || p.fallback == any_normal {
                 self.busy_until[i] = None;
                 continue;
             }
             let start = self.busy_until[i].map_or(now, |b| b.max(now));
+            let backlog = start - now + p.queued;
+            let full = backlog > MAX_BACKLOG;
             let done = start + Duration::from_secs_f64(size as f64 * 8.0 / p.rate());
-            let arrival = done + p.owd;
-            if best.is_none_or(|(a, _, _)| arrival < a) {
-                best = Some((arrival, i, done));
+            let arrival = done + p.queued + p.owd;
+            let key = (full, if full { backlog } else { Duration::ZERO }, arrival);
+            if best.is_none_or(|(k, _, _)| key < k) {
+                best = Some((key, i, done));
             }
         }
         let (_, i, done) = best?;
@@ -85,6 +104,7 @@ mod tests {
             usable: true,
             fallback: false,
             owd: Duration::from_millis(owd_ms),
+            queued: Duration::ZERO,
             rate: rate_mbit.map(|r| r * 1e6 / PROBE_GAIN),
             cap: None,
         }
@@ -129,6 +149,39 @@ mod tests {
         // 100 Mbit/s offered over 50 + 50: both needed; the fast one carries more.
         let s = shares(&[c(10, Some(50.0)), c(60, Some(50.0))], 20_000, 100.0);
         assert!(s[1] > 5_000 && s[0] > s[1], "{s:?}");
+    }
+
+    #[test]
+    fn a_full_fast_path_overflows_before_its_queue_exceeds_the_limit() {
+        // 80 Mbit/s over 50 + 50 with 50 ms between them: the fast path carries
+        // its rate and the slow path the rest, and the fast path's queue stays
+        // under the limit instead of growing to the 50 ms difference.
+        let paths = [c(10, Some(50.0)), c(60, Some(50.0))];
+        let mut s = Scheduler::default();
+        let t0 = Instant::now();
+        let gap = Duration::from_secs_f64(1250.0 * 8.0 / 80e6);
+        let (mut fast, mut worst) = (0, Duration::ZERO);
+        for k in 0..20_000 {
+            let now = t0 + gap * k;
+            fast += usize::from(s.pick(&paths, 1250, now).unwrap() == 0);
+            worst = worst.max(s.busy_until[0].unwrap().saturating_duration_since(now));
+        }
+        let share = fast as f64 / 20_000.0;
+        assert!((0.58..=0.66).contains(&share), "fast path share {share}");
+        assert!(
+            worst <= MAX_BACKLOG + Duration::from_millis(1),
+            "fast path queue {worst:?}"
+        );
+    }
+
+    #[test]
+    fn a_standing_queue_diverts_traffic() {
+        // Same delay and rate, but the first path's RTT shows 30 ms of queue
+        // that the virtual queue does not know about.
+        let mut queued = c(10, Some(50.0));
+        queued.queued = Duration::from_millis(30);
+        let s = shares(&[queued, c(10, Some(50.0))], 5_000, 40.0);
+        assert_eq!(s, vec![0, 5_000]);
     }
 
     #[test]

@@ -25,8 +25,8 @@ use super::handshake::{InitPayload, Initiator, Responder, MAX_PATH_NAME};
 use super::ip;
 use super::mac::Mac1Key;
 use super::path::{
-    handshake_backoff, report_interval, silence_limit, Path, PathState, LOSSY_ENTER, LOSSY_LEAVE,
-    LOSSY_PERSIST, LOSSY_PROBE_INTERVAL, PROBE_INTERVAL,
+    handshake_backoff, report_interval, silence_limit, tail_probe_delay, tail_probe_interval, Path,
+    PathState, LOSSY_ENTER, LOSSY_LEAVE, LOSSY_PERSIST, LOSSY_PROBE_INTERVAL, PROBE_INTERVAL,
 };
 use super::reorder::{Arrival, ResequencingQueue, DEFAULT_MAX_TIMEOUT, MIN_TIMEOUT};
 use super::scheduler::{Candidate, Scheduler};
@@ -136,7 +136,7 @@ enum Pending {
         bytes: Vec<u8>,
     },
     /// A keepalive to encrypt at send time (so it carries fresh timestamps).
-    Keepalive { peer: usize, path: usize },
+    Keepalive { peer: usize, path: usize, reply: bool },
 }
 
 struct Peer {
@@ -318,9 +318,8 @@ impl Tunnel {
         peer.candidates.extend(peer.paths.iter().map(|p| Candidate {
             usable: p.is_usable(),
             fallback: p.fallback || p.state == PathState::Lossy,
-            // Smoothed RTT: includes the real queue at the bottleneck, which
-            // the virtual queue cannot see when the rate is over-estimated.
-            owd: p.rtt.srtt().unwrap_or_default() / 2,
+            owd: p.rtt.min_rtt().unwrap_or_default() / 2,
+            queued: p.outbound_queue(),
             rate: p.estimator.rate_bps(),
             cap: p.bandwidth_up,
         }));
@@ -522,7 +521,7 @@ impl Tunnel {
         let was_up = path.is_alive();
         if !was_up {
             path.state = PathState::Up;
-            path.estimator.reset_loss();
+            path.estimator.reset_loss(now);
         }
         let name = path.name.clone();
         self.events.push_back(Event::HandshakeCompleted {
@@ -541,6 +540,7 @@ impl Tunnel {
         self.push_pending(Pending::Keepalive {
             peer: peer_idx,
             path: path_idx,
+            reply: false,
         });
     }
 
@@ -619,7 +619,7 @@ impl Tunnel {
         }
         if !path.is_alive() && path.current.is_some() {
             path.state = PathState::Up;
-            path.estimator.reset_loss();
+            path.estimator.reset_loss(now);
             self.events.push_back(Event::PathUp {
                 peer: peer.public_key,
                 path: path.name.clone(),
@@ -635,20 +635,28 @@ impl Tunnel {
         };
         let (times, seq) = match frame {
             Frame::Data { times, seq } => (times, Some(seq)),
-            Frame::Keepalive { times, report } => {
+            Frame::Keepalive { times, report, reply } => {
+                path.reply_owed |= reply;
                 // Queueing delay well above the path's own: the loss it sees now
                 // is congestion we cause, not a bad link.
-                let congested = match (path.rtt.srtt(), path.rtt.min_rtt()) {
-                    (Some(s), Some(m)) => s > m * 2 + Duration::from_millis(5),
-                    _ => false,
-                };
+                let congested = path
+                    .rtt
+                    .min_rtt()
+                    .is_some_and(|m| path.outbound_queue() > m + Duration::from_millis(5));
                 path.estimator.set_congested(congested);
+                let echo_age = self.clock.micros(now).wrapping_sub(times.echo);
+                let covers = if times.echo != 0 && echo_age < 60_000_000 {
+                    now.checked_sub(Duration::from_micros(u64::from(echo_age)))
+                } else {
+                    now.checked_sub(path.rtt.srtt().unwrap_or_default())
+                };
                 path.estimator
-                    .on_report(now, times.ts, report, path.rtt.srtt().unwrap_or_default());
+                    .on_report(now, times.ts, report, covers.unwrap_or(now));
                 (times, None)
             }
         };
         path.echo = Some((times.ts, now));
+        path.inbound.sample(self.clock.micros(now), times.ts, now);
         if times.echo != 0 && times.echo != path.last_echo_seen {
             path.last_echo_seen = times.echo;
             let rtt_us = self
@@ -716,7 +724,7 @@ impl Tunnel {
                         len: bytes.len(),
                     });
                 }
-                Pending::Keepalive { peer, path } => {
+                Pending::Keepalive { peer, path, reply } => {
                     let Some(p) = self.peers.get(peer).and_then(|p| p.paths.get(path)) else {
                         continue;
                     };
@@ -729,8 +737,13 @@ impl Tunnel {
                         &mut buf[DATA_HEADER_LEN..DATA_HEADER_LEN + KEEPALIVE_LEN],
                         times,
                         report,
+                        reply,
                     );
                     let p = &mut self.peers[peer].paths[path];
+                    p.reply_owed = false;
+                    if reply {
+                        p.last_probe_tx = Some(now);
+                    }
                     p.last_report_tx = Some(now);
                     p.reported_rx = p.rx_data_packets;
                     p.reported_all = p.counters.rx_packets;
@@ -835,15 +848,22 @@ impl Tunnel {
         if client && path.handshake_due.is_some_and(|t| t <= now) {
             self.send_initiation(peer_idx, path_idx, now);
         }
-        let due = self.keepalive_due(&self.peers[peer_idx].paths[path_idx]);
+        let path = &self.peers[peer_idx].paths[path_idx];
+        let due = self.keepalive_due(path);
         if due.is_some_and(|t| t <= now) {
+            let reply = path.is_alive() && tail_probe_due(path).is_some_and(|t| t <= now);
             self.push_pending(Pending::Keepalive {
                 peer: peer_idx,
                 path: path_idx,
+                reply,
             });
             // Mark as sent now so the timer does not fire again before
             // poll_transmit drains the queue.
             let path = &mut self.peers[peer_idx].paths[path_idx];
+            if reply {
+                path.last_probe_tx = Some(now);
+            }
+            path.reply_owed = false;
             path.last_tx = Some(now);
             path.last_report_tx = Some(now);
             path.reported_rx = path.rx_data_packets;
@@ -856,14 +876,18 @@ impl Tunnel {
     /// (an overloaded receiver, say) demotes nothing: there is no better path.
     fn demote_lossy(&mut self, peer_idx: usize, now: Instant) {
         let peer = &mut self.peers[peer_idx];
+        // Alive paths take part; one not measured yet (just back from an
+        // outage, say) counts as clean: it gets the traffic, and so its
+        // measurement, only if the lossy path gives way.
         let losses: Vec<Option<f64>> = peer
             .paths
             .iter()
-            // Only measured, alive paths take part: unmeasured is not loss-free.
-            .map(|p| p.is_alive().then(|| p.estimator.loss()).flatten())
+            .map(|p| p.is_alive().then(|| p.estimator.loss().unwrap_or(0.0)))
             .collect();
         for (i, path) in peer.paths.iter_mut().enumerate() {
-            let Some(loss) = losses[i] else { continue };
+            let (Some(loss), Some(_)) = (path.estimator.loss(), losses[i]) else {
+                continue;
+            };
             let best_other = losses
                 .iter()
                 .enumerate()
@@ -926,7 +950,11 @@ impl Tunnel {
                             .or(path.last_rx)
                     })
                     .flatten();
-                [idle, report].into_iter().flatten().min()
+                let reply = path.reply_owed.then_some(path.last_rx).flatten();
+                [idle, report, reply, tail_probe_due(path)]
+                    .into_iter()
+                    .flatten()
+                    .min()
             }
             PathState::Down => path.last_tx.map(|t| t + PROBE_INTERVAL).or(path.last_rx),
             PathState::Handshaking => None,
@@ -1016,14 +1044,26 @@ impl Tunnel {
     }
 }
 
-/// How long the receiver holds an early packet: the spread of the usable
-/// paths' one-way delays (half their SRTTs) plus a jitter margin, so a
-/// packet sent at the same time on the slowest path normally arrives in time.
+/// When a path whose data goes unanswered next sends a tail probe (a
+/// keepalive asking for a report), if it does.
+fn tail_probe_due(path: &Path) -> Option<Instant> {
+    let since = path.unanswered_since?;
+    let first = since + tail_probe_delay(path.rtt.srtt(), path.rtt.rttvar());
+    let next = path
+        .last_probe_tx
+        .filter(|t| *t >= since)
+        .map(|t| t + tail_probe_interval(path.rtt.srtt()));
+    Some(next.map_or(first, |n| n.max(first)))
+}
+
+/// How long the receiver holds an early packet: the spread of the live
+/// paths' one-way delays towards us plus a jitter margin, so a packet sent
+/// at the same time on the slowest path normally arrives in time.
 fn hold_timeout(paths: &[Path]) -> Duration {
     let owds = paths
         .iter()
         .filter(|p| p.is_alive())
-        .filter_map(|p| p.rtt.srtt().map(|s| (s / 2, p.rtt.rttvar())));
+        .filter_map(|p| p.inbound_delay().map(|d| (d, p.rtt.rttvar())));
     let (mut lo, mut hi, mut var) = (Duration::MAX, Duration::ZERO, Duration::ZERO);
     for (owd, v) in owds {
         lo = lo.min(owd);

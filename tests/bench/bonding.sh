@@ -12,6 +12,12 @@
 # order by the resequencing queue, and a mid-transfer blackhole.
 set -euo pipefail
 secs=${1:-10}
+# Congestion control of the measured stream: cubic is what most end hosts run
+# (Linux, Windows and macOS defaults); CC=bbr measures BBR instead.
+cc=${CC:-cubic}
+# Seconds at the start of each stream left out of its figure (iperf3 -O):
+# OMIT=10 measures the steady state after TCP's ramp-up.
+omit=${OMIT:-0}
 here=$(cd "$(dirname "$0")/../.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "bonding.sh: needs root" >&2; exit 1; }
 for p in iperf3 ip python3; do command -v $p >/dev/null || { echo "missing $p" >&2; exit 1; }; done
@@ -28,7 +34,7 @@ cleanup() {
     for p in $(ip netns pids $ns 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
     ip netns del $ns 2>/dev/null || true
   done
-  rm -rf "$work"
+  [ -n "${VERBOSE:-}" ] && cp "$work"/*.log /tmp/ 2>/dev/null; rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
 
@@ -94,6 +100,11 @@ start_link() { # $1 = link, $2 = spec (both directions)
   echo "linkemu $1 did not start" >&2; exit 1
 }
 
+qdrops() { # $1 = link: packets dropped by its full queue, towards the server
+  local port=$((7000 + $1))
+  ip netns exec $I python3 -c 'import socket,sys,json; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(1); s.sendto(b"stats",("127.0.0.1",int(sys.argv[1]))); print(json.loads(s.recv(4096))["up"]["dropped_queue"])' $port
+}
+
 paths_up() { ip netns exec $A "$bin" status --json -c $work/c.toml 2>/dev/null | grep -oE '"state":"(up|lossy)"' | wc -l; }
 wait_paths() { # $1 = number of paths that must be up
   for _ in $(seq 200); do [ "$(paths_up)" = "$1" ] && return 0; sleep 0.05; done
@@ -104,7 +115,7 @@ iperf_json() { # $1 = extra args; prints the JSON report
   ip netns exec $B iperf3 -s -1 -B 10.42.0.1 >/dev/null 2>&1 &
   local sp=$!
   for _ in $(seq 100); do ip netns exec $B ss -ltn | grep -q 10.42.0.1:5201 && break; sleep 0.05; done
-  ip netns exec $A iperf3 -c 10.42.0.1 -t "$secs" -J $1 || true
+  ip netns exec $A iperf3 -c 10.42.0.1 -t "$secs" -O "$omit" -C "$cc" -J $1 || true
   wait $sp 2>/dev/null || true
 }
 
@@ -119,6 +130,7 @@ ip netns exec $A "$bin" run -c $work/c.toml 2> $work/c.log & pids+=($!)
 wait_paths 2
 
 scenario() { # $1 = name, $2 = link 1 spec, $3 = link 2 spec
+  case "$1" in *"${ONLY:-}"*) ;; *) return 0 ;; esac
   for l in 1 2; do spec=$2; [ $l = 2 ] && spec=$3; ctl $l "set both $spec"; ctl $l restore both; done
   wait_paths 2
   ctl 2 cut both; wait_paths 1
@@ -127,8 +139,16 @@ scenario() { # $1 = name, $2 = link 1 spec, $3 = link 2 spec
   read -r two r2 < <(iperf_json "" | mbps)
   ctl 1 restore both; wait_paths 2
   read -r l0 n0 < <(late)
-  read -r both rb < <(iperf_json "" | mbps)
+  q10=$(qdrops 1); q20=$(qdrops 2)
+  if [ -n "${VERBOSE:-}" ]; then
+    ( for t in $(seq $((secs - 1))); do sleep 1; for s in c s; do
+        ip netns exec $A "$bin" status --json -c $work/$s.toml | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["mode"][0], " | ".join("%s %s srtt %.1f loss %s rate %s tx %d rx %d" % (p["name"], p["state"], p["srtt_ms"] or 0, p["loss"] and round(p["loss"],3), p["rate_mbps"] and round(p["rate_mbps"],1), p["tx_packets"], p["rx_packets"]) for p in d["peers"][0]["paths"]))'
+      done; done ) >&2 &
+  fi
+  iperf_json "" > $work/both.json; [ -n "${VERBOSE:-}" ] && python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(\"iperf:\", d.get(\"error\",\"ok\"), [round(i[\"sum\"][\"bits_per_second\"]/1e6,1) for i in d.get(\"intervals\",[])])" $work/both.json >&2
+  read -r both rb < <(mbps < $work/both.json)
   read -r l1 n1 < <(late)
+  [ -n "${VERBOSE:-}" ] && echo "queue drops during 'both': link1 $(( $(qdrops 1) - q10 )) link2 $(( $(qdrops 2) - q20 ))" >&2
   python3 - "$1" "$one" "$two" "$both" "$rb" "$((l1 - l0))" "$((n1 - n0))" <<'PY'
 import sys
 name, one, two, both, retr, late, total = sys.argv[1], *map(float, sys.argv[2:])
@@ -138,12 +158,13 @@ print(f"  {name:<34} link1 {one:6.1f}  link2 {two:6.1f}  both {both:6.1f} Mbit/s
 PY
 }
 
-echo "one TCP stream, ${secs}s per measurement (goodput through the tunnel)"
+echo "one TCP stream ($cc), ${secs}s per measurement after ${omit}s left out (goodput through the tunnel)"
 scenario "2 x 50 Mbit/s, 10 ms each"        "rate=50mbit delay=10ms loss=0" "rate=50mbit delay=10ms loss=0"
 scenario "80 + 20 Mbit/s, 10 ms each"       "rate=80mbit delay=10ms loss=0" "rate=20mbit delay=10ms loss=0"
 scenario "50 + 50 Mbit/s, 10 ms / 60 ms"    "rate=50mbit delay=10ms loss=0" "rate=50mbit delay=60ms loss=0"
 scenario "50 clean + 50 with 30 % loss"     "rate=50mbit delay=10ms loss=0" "rate=50mbit delay=10ms loss=0.3"
 
+case failover in *"${ONLY:-}"*) ;; *) exit 0 ;; esac
 # Failover: 2 x 50 Mbit/s; blackhole link 1 (both directions) mid-transfer,
 # restore it later; report the longest stretch below 50 % of link 2's rate.
 for l in 1 2; do ctl $l "set both rate=50mbit delay=10ms loss=0"; ctl $l restore both; done

@@ -719,3 +719,58 @@ fn loss_shared_by_every_path_demotes_none() {
         "loss is measured on both"
     );
 }
+
+#[test]
+fn sparse_traffic_over_lossy_paths_does_not_take_them_down() {
+    // A packet every 50 ms over two paths losing 30 % each way: a lost data
+    // packet or report must not read as a dead path (tail probes ask for a
+    // report before the silence limit).
+    let mut net = two_path_net();
+    set_path_delay(&mut net, 0, Duration::from_millis(10), 0.3);
+    set_path_delay(&mut net, 1, Duration::from_millis(10), 0.3);
+    net.run_for(Duration::from_secs(3));
+    let mut downs = 0;
+    let mut was_down = [false, false];
+    for i in 0..400u64 {
+        net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, i, 500));
+        for _ in 0..50 {
+            net.run_for(Duration::from_millis(1));
+            for (p, was) in was_down.iter_mut().enumerate() {
+                let down = path_state(&net, 1, p) == "down";
+                downs += usize::from(down && !*was);
+                *was = down;
+            }
+        }
+    }
+    assert_eq!(downs, 0, "paths went down {downs} times in 20 s");
+}
+
+fn cut_path(net: &mut Net, i: usize, cut: bool) {
+    let (c, s) = [
+        ("10.101.0.1:40000", "10.101.0.2:5080"),
+        ("10.102.0.1:40001", "10.102.0.2:5081"),
+    ][i];
+    for (a, b) in [(c, s), (s, c)] {
+        net.link(addr(a), addr(b)).cut = cut;
+    }
+}
+
+#[test]
+fn a_clean_path_back_from_an_outage_is_preferred_to_a_lossy_one() {
+    // Path 1 loses 30 %; path 0 is cut for 10 s (so path 1 alone carries
+    // the traffic, and is the only path: not demoted), then restored.
+    let mut net = two_path_net();
+    set_path_delay(&mut net, 1, Duration::from_millis(10), 0.3);
+    cut_path(&mut net, 0, true);
+    traffic(&mut net, Duration::from_secs(10), |_| {});
+    cut_path(&mut net, 0, false);
+    traffic(&mut net, Duration::from_secs(2), |_| {});
+    let (c, s) = (status(&net, 1), status(&net, 0));
+    assert_eq!(states(&c), ["up", "lossy"], "client {:?}", c.peers[0].paths);
+    assert_eq!(states(&s), ["up", "lossy"], "server {:?}", s.peers[0].paths);
+    // Nothing but probes goes to the lossy path now.
+    let before = net.nodes[0].delivered.len();
+    traffic(&mut net, Duration::from_secs(1), |_| {});
+    let got = net.nodes[0].delivered.len() - before;
+    assert!(got >= 990, "delivered {got} of 1000");
+}
