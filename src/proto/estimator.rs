@@ -29,7 +29,7 @@ const MIN_RATE_PACKETS: u64 = 8;
 /// Average datagram size a rate-sample interval needs (bytes).
 const MIN_RATE_AVG_SIZE: u64 = 200;
 /// Shortest interval a rate sample covers (µs of the peer's clock).
-const RATE_INTERVAL_US: u32 = 40_000;
+const RATE_INTERVAL_US: u32 = 100_000;
 
 #[derive(Debug, Clone, Copy)]
 struct Sent {

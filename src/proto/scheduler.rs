@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 /// Send slightly more than measured, so the estimate can grow to capacity.
 const PROBE_GAIN: f64 = 1.1;
+/// Standing queue above which a path is taken to be at capacity.
+const SATURATED_QUEUE: Duration = Duration::from_millis(5);
 /// Queueing delay above which a path is full (see the module doc).
 pub const MAX_BACKLOG: Duration = Duration::from_millis(20);
 /// A measured path is never scheduled as if it were slower than this.
@@ -50,9 +52,14 @@ pub struct Candidate {
 
 impl Candidate {
     fn rate(&self) -> f64 {
-        let r = self
-            .rate
-            .map_or(UNMEASURED_RATE, |r| (r * PROBE_GAIN).max(MIN_RATE));
+        // A path whose RTT shows a queue is at capacity: its measured rate
+        // is the capacity, and probing above it only feeds the queue.
+        let gain = if self.queued > SATURATED_QUEUE {
+            1.0
+        } else {
+            PROBE_GAIN
+        };
+        let r = self.rate.map_or(UNMEASURED_RATE, |r| (r * gain).max(MIN_RATE));
         self.cap.map_or(r, |c| r.min(c as f64))
     }
 }

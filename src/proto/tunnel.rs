@@ -888,6 +888,13 @@ impl Tunnel {
             let (Some(loss), Some(_)) = (path.estimator.loss(), losses[i]) else {
                 continue;
             };
+            // Persistence is of the loss itself: a path that has been losing
+            // alone is demoted as soon as a better one appears.
+            if loss <= LOSSY_ENTER {
+                path.lossy_since = None;
+            } else if path.lossy_since.is_none() {
+                path.lossy_since = Some(now);
+            }
             let best_other = losses
                 .iter()
                 .enumerate()
@@ -902,11 +909,6 @@ impl Tunnel {
             };
             let much_worse = |margin: f64| loss > best * 2.0 + margin;
             let looks_lossy = loss > LOSSY_ENTER && much_worse(0.05);
-            if !looks_lossy {
-                path.lossy_since = None;
-            } else if path.lossy_since.is_none() {
-                path.lossy_since = Some(now);
-            }
             let lasting = path
                 .lossy_since
                 .is_some_and(|t| now.saturating_duration_since(t) >= LOSSY_PERSIST);
