@@ -28,6 +28,8 @@ const RATE_MAX_SAMPLES: usize = 256;
 const MIN_RATE_PACKETS: u64 = 8;
 /// Average datagram size a rate-sample interval needs (bytes).
 const MIN_RATE_AVG_SIZE: u64 = 200;
+/// How long a capacity measurement stands without being renewed.
+const CAPACITY_TTL: Duration = Duration::from_secs(5);
 /// Shortest interval a rate sample covers (µs of the peer's clock).
 const RATE_INTERVAL_US: u32 = 100_000;
 
@@ -55,6 +57,10 @@ pub struct PathEstimator {
     /// The path's queue is building (we over-drive it): losses now are our
     /// own congestion, not the link's, and are not counted.
     congested: bool,
+    /// Set by the caller for each report: the path shows a standing queue.
+    saturated: bool,
+    /// Delivery rate measured while saturated, and since when it stands.
+    capacity: Option<(f64, Instant)>,
     /// Loss history was forgotten at this instant: reports covering packets
     /// sent before it (the outage's probes) are not loss samples.
     reset_at: Option<Instant>,
@@ -115,6 +121,19 @@ impl PathEstimator {
         {
             self.rates.pop_front();
         }
+        if self.saturated {
+            if let Some(r) = self.rate_bps() {
+                // Kept if higher; replaced by the current figure when it has
+                // stood for CAPACITY_TTL (capacity can fall: LTE, a shared
+                // uplink).
+                let stale = self
+                    .capacity
+                    .is_none_or(|(c, at)| r > c || now.saturating_duration_since(at) > CAPACITY_TTL);
+                if stale {
+                    self.capacity = Some((r, now));
+                }
+            }
+        }
         let sent = tx_ref.saturating_sub(prev.tx_ref);
         if sent >= MIN_LOSS_PACKETS {
             let got = report.rx_packets - prev.report.rx_packets;
@@ -157,6 +176,20 @@ impl PathEstimator {
             self.rates
                 .push_back((now, bytes as f64 * 8.0 / (f64::from(dt_us) / 1e6)));
         }
+    }
+
+    /// Says whether the path currently shows a standing queue (it is
+    /// carrying all it can), for the next reports.
+    pub fn set_saturated(&mut self, saturated: bool) {
+        self.saturated = saturated;
+    }
+
+    /// Capacity: the delivery rate measured while saturated, if it was in
+    /// the last `CAPACITY_TTL` (bit/s).
+    pub fn capacity_bps(&self, now: Instant) -> Option<f64> {
+        self.capacity
+            .filter(|(_, at)| now.saturating_duration_since(*at) <= CAPACITY_TTL)
+            .map(|(c, _)| c)
     }
 
     /// Says whether the path is currently over-driven (RTT well above its

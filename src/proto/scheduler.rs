@@ -15,17 +15,25 @@
 //! bottleneck buffers are often shorter than that: the fast path would drop
 //! instead of the slow one carrying the overflow.
 //!
-//! `rate` is the path's measured delivery rate with a probing gain (so a path
-//! that could carry more gets the chance to show it), at least `MIN_RATE`,
-//! at most the configured `bandwidth_up`. `fallback` (and lossy) paths carry
+//! `rate` is the path's capacity (its delivery rate measured while it was
+//! saturated) with a probing gain while it shows no queue (so a path that
+//! could carry more gets the chance to show it); a path never saturated is
+//! assumed to carry at least `UNMEASURED_RATE`; at most the configured
+//! `bandwidth_up`. `fallback` (and lossy) paths carry
 //! traffic only when no normal path is usable.
 
 use std::time::{Duration, Instant};
 
 /// Send slightly more than measured, so the estimate can grow to capacity.
 const PROBE_GAIN: f64 = 1.1;
+/// Gain over what a never-saturated path carried: doubles its share per
+/// measurement, like TCP's slow start, without flooding a small path.
+const STARTUP_GAIN: f64 = 2.0;
+/// Expected extra delay of a lost packet (the sender's recovery): weights a
+/// path's arrival by its loss, so light traffic avoids a lossy path.
+const LOSS_PENALTY: Duration = Duration::from_millis(200);
 /// Standing queue above which a path is taken to be at capacity.
-const SATURATED_QUEUE: Duration = Duration::from_millis(5);
+pub const SATURATED_QUEUE: Duration = Duration::from_millis(5);
 /// Queueing delay above which a path is full (see the module doc).
 pub const MAX_BACKLOG: Duration = Duration::from_millis(20);
 /// A measured path is never scheduled as if it were slower than this.
@@ -44,8 +52,14 @@ pub struct Candidate {
     pub owd: Duration,
     /// Standing queue seen at the bottleneck (SRTT − minimum RTT).
     pub queued: Duration,
-    /// Measured delivery rate (bit/s), if any.
+    /// Measured delivery rate (bit/s), if any: a lower bound of what the
+    /// path can carry unless it was measured while saturated.
     pub rate: Option<f64>,
+    /// Delivery rate measured while the path was saturated (bit/s): its
+    /// capacity, as far as we know.
+    pub capacity: Option<f64>,
+    /// Measured loss rate (0..1): a lost packet arrives a recovery later.
+    pub loss: f64,
     /// Configured `bandwidth_up` (bit/s): a cap.
     pub cap: Option<u64>,
 }
@@ -90,7 +104,7 @@ impl Scheduler {
             let backlog = start - now + p.queued;
             let full = backlog > MAX_BACKLOG;
             let done = start + Duration::from_secs_f64(size as f64 * 8.0 / p.rate());
-            let arrival = done + p.queued + p.owd;
+            let arrival = done + p.queued + p.owd + LOSS_PENALTY.mul_f64(p.loss.clamp(0.0, 1.0));
             let key = (full, if full { backlog } else { Duration::ZERO }, arrival);
             if best.is_none_or(|(k, _, _)| key < k) {
                 best = Some((key, i, done));
@@ -112,7 +126,9 @@ mod tests {
             fallback: false,
             owd: Duration::from_millis(owd_ms),
             queued: Duration::ZERO,
+            loss: 0.0,
             rate: rate_mbit.map(|r| r * 1e6 / PROBE_GAIN),
+            capacity: rate_mbit.map(|r| r * 1e6 / PROBE_GAIN),
             cap: None,
         }
     }
@@ -189,6 +205,14 @@ mod tests {
         queued.queued = Duration::from_millis(30);
         let s = shares(&[queued, c(10, Some(50.0))], 5_000, 40.0);
         assert_eq!(s, vec![0, 5_000]);
+    }
+
+    #[test]
+    fn light_traffic_avoids_a_lossy_path() {
+        let mut lossy = c(10, Some(50.0));
+        lossy.loss = 0.2;
+        let s = shares(&[lossy, c(12, Some(50.0))], 1_000, 5.0);
+        assert_eq!(s, vec![0, 1_000]);
     }
 
     #[test]

@@ -29,7 +29,7 @@ use super::path::{
     PathState, LOSSY_ENTER, LOSSY_LEAVE, LOSSY_PERSIST, LOSSY_PROBE_INTERVAL, PROBE_INTERVAL,
 };
 use super::reorder::{Arrival, ResequencingQueue, DEFAULT_MAX_TIMEOUT, MIN_TIMEOUT};
-use super::scheduler::{Candidate, Scheduler};
+use super::scheduler::{Candidate, Scheduler, SATURATED_QUEUE};
 use super::session::{Session, REKEY_AFTER_MESSAGES};
 use super::stats::{Drops, PathStatus, PeerStatus, Status};
 use super::wire::{self, Message, DATA_HEADER_LEN, TAG_LEN};
@@ -321,6 +321,8 @@ impl Tunnel {
             owd: p.rtt.min_rtt().unwrap_or_default() / 2,
             queued: p.outbound_queue(),
             rate: p.estimator.rate_bps(),
+            capacity: p.estimator.capacity_bps(now),
+            loss: p.estimator.loss().unwrap_or(0.0),
             cap: p.bandwidth_up,
         }));
         let size = len + OVERHEAD;
@@ -644,6 +646,8 @@ impl Tunnel {
                     .min_rtt()
                     .is_some_and(|m| path.outbound_queue() > m + Duration::from_millis(5));
                 path.estimator.set_congested(congested);
+                path.estimator
+                    .set_saturated(path.outbound_queue() > SATURATED_QUEUE);
                 let echo_age = self.clock.micros(now).wrapping_sub(times.echo);
                 let covers = if times.echo != 0 && echo_age < 60_000_000 {
                     now.checked_sub(Duration::from_micros(u64::from(echo_age)))

@@ -141,7 +141,9 @@ scenario() { # $1 = name, $2 = link 1 spec, $3 = link 2 spec
   read -r l0 n0 < <(late)
   q10=$(qdrops 1); q20=$(qdrops 2)
   if [ -n "${VERBOSE:-}" ]; then
-    ( for t in $(seq $((secs - 1))); do sleep 1; for s in c s; do
+    ( for t in $(seq $((secs - 1))); do sleep 1
+      ip netns exec $A ss -tin dst 10.42.0.1 | grep -oE "(cwnd|rtt|retrans|rwnd_limited|sndbuf_limited|unacked|lost|delivery_rate|pacing_rate)[: ][^ ]*" | tail -n +3 | tr "\n" " "; echo
+      for s in c s; do
         ip netns exec $A "$bin" status --json -c $work/$s.toml | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["mode"][0], " | ".join("%s %s srtt %.1f loss %s rate %s tx %d rx %d" % (p["name"], p["state"], p["srtt_ms"] or 0, p["loss"] and round(p["loss"],3), p["rate_mbps"] and round(p["rate_mbps"],1), p["tx_packets"], p["rx_packets"]) for p in d["peers"][0]["paths"]))'
       done; done ) >&2 &
   fi
