@@ -73,7 +73,13 @@ impl Candidate {
         } else {
             PROBE_GAIN
         };
-        let r = self.rate.map_or(UNMEASURED_RATE, |r| (r * gain).max(MIN_RATE));
+        let r = match (self.capacity, self.rate) {
+            (Some(c), _) => (c * gain).max(MIN_RATE),
+            // Never saturated: it carried only what we gave it, a lower bound
+            // (a path the scheduler under-uses would stay under-estimated).
+            (None, Some(m)) => (m * STARTUP_GAIN).max(MIN_RATE),
+            (None, None) => UNMEASURED_RATE,
+        };
         self.cap.map_or(r, |c| r.min(c as f64))
     }
 }
