@@ -206,6 +206,12 @@ impl PathEstimator {
         self.reset_at = Some(now);
     }
 
+    /// Our sent-packet count that the latest loss sample covered: the peer
+    /// has reported on everything up to it.
+    pub fn reported_tx(&self) -> Option<u64> {
+        self.last.map(|l| l.tx_ref)
+    }
+
     /// Smoothed loss rate (0..1) once enough was sent.
     pub fn loss(&self) -> Option<f64> {
         self.loss

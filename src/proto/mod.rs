@@ -17,6 +17,7 @@ pub mod mac;
 pub mod path;
 pub mod reorder;
 pub mod replay;
+pub mod resend;
 pub mod scheduler;
 pub mod session;
 pub mod stats;

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use super::delay::{InboundDelay, RttEstimator};
 use super::estimator::PathEstimator;
 use super::handshake::Initiator;
+use super::resend::InFlightLog;
 use super::session::Session;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +110,9 @@ pub struct Path {
     pub reply_owed: bool,
     /// Last tail probe sent (while data goes unanswered).
     pub last_probe_tx: Option<Instant>,
+    /// Data packets sent and not reported yet: re-sent elsewhere if the
+    /// path dies.
+    pub in_flight: InFlightLog,
 }
 
 impl Path {
@@ -145,6 +149,7 @@ impl Path {
             reported_all: 0,
             reply_owed: false,
             last_probe_tx: None,
+            in_flight: InFlightLog::default(),
         }
     }
 

@@ -99,6 +99,9 @@ pub struct PeerStatus {
     pub public_key: String,
     pub paths: Vec<PathStatus>,
     pub reorder: ReorderStatus,
+    /// Data packets re-sent on a live path because theirs died unreported.
+    #[serde(default)]
+    pub resent: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -151,6 +151,8 @@ struct Peer {
     last_init_unix_ns: u64,
     /// Puts this peer's packets back in sequence order.
     reorder: ResequencingQueue,
+    /// Packets re-sent because the path they went out on died.
+    resent: u64,
 }
 
 impl Peer {
@@ -224,6 +226,7 @@ impl Tunnel {
                 next_seq: 0,
                 last_init_unix_ns: 0,
                 reorder: ResequencingQueue::default(),
+                resent: 0,
             })
             .collect();
         if config.mode == Mode::Client {
@@ -314,19 +317,8 @@ impl Tunnel {
             self.drops.no_route += 1;
             return None;
         };
-        peer.candidates.clear();
-        peer.candidates.extend(peer.paths.iter().map(|p| Candidate {
-            usable: p.is_usable(),
-            fallback: p.fallback || p.state == PathState::Lossy,
-            owd: p.rtt.min_rtt().unwrap_or_default() / 2,
-            queued: p.outbound_queue(),
-            rate: p.estimator.rate_bps(),
-            capacity: p.estimator.capacity_bps(now),
-            loss: p.estimator.loss().unwrap_or(0.0),
-            cap: p.bandwidth_up,
-        }));
         let size = len + OVERHEAD;
-        let Some(path_idx) = peer.scheduler.pick(&peer.candidates, size, now) else {
+        let Some(path_idx) = pick_path(peer, size, now) else {
             self.drops.no_path += 1;
             return None;
         };
@@ -337,10 +329,51 @@ impl Tunnel {
             self.timestamps(path, now)
         };
         frame::encode_data_header(&mut buf[DATA_HEADER_LEN..HEADROOM], times, seq);
+        self.log_in_flight(peer_idx, path_idx, seq, &buf[HEADROOM..HEADROOM + len]);
         let t = self.seal_on_path(peer_idx, path_idx, buf, DATA_FRAME_HEADER_LEN + len, now)?;
         let path = &mut self.peers[peer_idx].paths[path_idx];
         path.unanswered_since.get_or_insert(now);
         Some(t)
+    }
+
+    /// Keeps a copy of a data packet about to go out on a path, for a
+    /// re-send should the path die (only with another path to re-send on).
+    fn log_in_flight(&mut self, peer_idx: usize, path_idx: usize, seq: u64, packet: &[u8]) {
+        let peer = &mut self.peers[peer_idx];
+        if peer.paths.len() > 1 {
+            let path = &mut peer.paths[path_idx];
+            path.in_flight.record(path.counters.tx_packets + 1, seq, packet);
+        }
+    }
+
+    /// Sends again, on live paths, what a path that just died had sent and
+    /// its peer had not reported: their sequence numbers are kept, so the
+    /// receiver slots them in (or drops them as duplicates).
+    fn resend_in_flight(&mut self, peer_idx: usize, path_idx: usize, now: Instant) {
+        let packets = self.peers[peer_idx].paths[path_idx].in_flight.take();
+        for (seq, packet) in packets {
+            let len = packet.len();
+            let Some(to) = pick_path(&mut self.peers[peer_idx], len + OVERHEAD, now) else {
+                self.drops.no_path += 1;
+                return;
+            };
+            let mut buf = vec![0u8; HEADROOM + len + TAG_LEN];
+            buf[HEADROOM..HEADROOM + len].copy_from_slice(&packet);
+            let times = self.timestamps(&self.peers[peer_idx].paths[to], now);
+            frame::encode_data_header(&mut buf[DATA_HEADER_LEN..HEADROOM], times, seq);
+            self.log_in_flight(peer_idx, to, seq, &packet);
+            let Some(t) = self.seal_on_path(peer_idx, to, &mut buf, DATA_FRAME_HEADER_LEN + len, now) else {
+                continue;
+            };
+            self.peers[peer_idx].paths[to].unanswered_since.get_or_insert(now);
+            self.peers[peer_idx].resent += 1;
+            buf.truncate(t.len);
+            self.push_pending(Pending::Raw {
+                socket: t.socket,
+                dest: t.dest,
+                bytes: buf,
+            });
+        }
     }
 
     /// Encrypts the frame at `buf[DATA_HEADER_LEN..][..frame_len]` with the
@@ -656,6 +689,9 @@ impl Tunnel {
                 };
                 path.estimator
                     .on_report(now, times.ts, report, covers.unwrap_or(now));
+                if let Some(tx) = path.estimator.reported_tx() {
+                    path.in_flight.acked(tx);
+                }
                 (times, None)
             }
         };
@@ -833,6 +869,7 @@ impl Tunnel {
         {
             self.events
                 .push_back(path.mark_down(peer_key, "peer silent", client, now));
+            self.resend_in_flight(peer_idx, path_idx, now);
         } else if path.is_alive()
             && path
                 .unanswered_since
@@ -840,7 +877,9 @@ impl Tunnel {
         {
             self.events
                 .push_back(path.mark_down(peer_key, "no report while sending", client, now));
+            self.resend_in_flight(peer_idx, path_idx, now);
         }
+        let path = &mut self.peers[peer_idx].paths[path_idx];
         if client && path.handshake_due.is_none() {
             if let Some(s) = &path.current {
                 let old = now.saturating_duration_since(s.created) >= REKEY_AFTER_TIME;
@@ -1044,10 +1083,27 @@ impl Tunnel {
                         })
                         .collect(),
                     reorder: peer.reorder.stats(),
+                    resent: peer.resent,
                 })
                 .collect(),
         }
     }
+}
+
+/// The path for a datagram of `size` bytes to `peer` (earliest arrival).
+fn pick_path(peer: &mut Peer, size: usize, now: Instant) -> Option<usize> {
+    peer.candidates.clear();
+    peer.candidates.extend(peer.paths.iter().map(|p| Candidate {
+        usable: p.is_usable(),
+        fallback: p.fallback || p.state == PathState::Lossy,
+        owd: p.rtt.min_rtt().unwrap_or_default() / 2,
+        queued: p.outbound_queue(),
+        rate: p.estimator.rate_bps(),
+        capacity: p.estimator.capacity_bps(now),
+        loss: p.estimator.loss().unwrap_or(0.0),
+        cap: p.bandwidth_up,
+    }));
+    peer.scheduler.pick(&peer.candidates, size, now)
 }
 
 /// When a path whose data goes unanswered next sends a tail probe (a

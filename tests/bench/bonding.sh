@@ -189,4 +189,5 @@ print(f"  failover (link 1 blackholed at {int(sys.argv[2])//3}s, restored at {2*
       f"goodput {end['sum_received']['bits_per_second']/1e6:.1f} Mbit/s, longest stretch below 25 Mbit/s {worst:.1f} s, "
       f"retransmits {end['sum_sent'].get('retransmits', 0)}, error: {d.get('error', 'none')}")
 PY
+echo "  packets re-sent from the dead path: $(ip netns exec $A "$bin" status --json -c $work/c.toml | python3 -c 'import json,sys; print(json.load(sys.stdin)["peers"][0].get("resent", 0))')"
 echo "  path events:"; grep -hE "path (up|down)" $work/c.log | sed 's/^/    /' | tail -6

@@ -774,3 +774,38 @@ fn a_clean_path_back_from_an_outage_is_preferred_to_a_lossy_one() {
     let got = net.nodes[0].delivered.len() - before;
     assert!(got >= 990, "delivered {got} of 1000");
 }
+
+#[test]
+fn packets_in_flight_on_a_path_that_dies_are_resent_on_a_live_one() {
+    let mut net = two_path_net();
+    let mut next = 0u64;
+    let mut send_for = |net: &mut Net, d: Duration| {
+        let end = net.now + d;
+        while net.now < end {
+            // 4 Mbit/s: both paths carry some of it.
+            net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, next, 500));
+            next += 1;
+            net.run_for(Duration::from_millis(1));
+        }
+    };
+    send_for(&mut net, Duration::from_secs(2));
+    let sent_on_0 = status(&net, 1).peers[0].paths[0].tx_packets;
+    cut_path(&mut net, 0, true);
+    send_for(&mut net, Duration::from_secs(1));
+    let c = status(&net, 1);
+    assert_eq!(states(&c), ["down", "up"]);
+    assert!(
+        c.peers[0].paths[0].tx_packets > sent_on_0 + 50,
+        "path 0 carried data before the cut was noticed"
+    );
+    net.run_for(Duration::from_secs(1));
+    let got: std::collections::HashSet<u64> = net.nodes[0].delivered.iter().map(|p| packet_id(p)).collect();
+    let missing: Vec<u64> = (0..3000u64).filter(|i| !got.contains(i)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} lost, first {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert!(status(&net, 1).peers[0].resent > 50);
+}
