@@ -57,6 +57,10 @@ fn blackholed_path_fails_over_and_recovers_during_a_transfer() {
     });
     assert_eq!(relay.command("cut both"), "ok");
     t.wait_paths("client", &["down", "up"], Duration::from_secs(5));
+    let resent = t.status("client").unwrap()["peers"][0]["resent"]
+        .as_u64()
+        .unwrap();
+    assert!(resent > 0, "packets in flight on dsl were re-sent on lte");
     assert_eq!(relay.command("restore both"), "ok");
     t.wait_paths("client", &["up", "up"], Duration::from_secs(5));
     let back = dsl_tx(&t);
