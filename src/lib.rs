@@ -7,5 +7,6 @@
 pub mod config;
 pub mod daemon;
 pub mod io;
+pub mod prometheus;
 pub mod proto;
 pub mod status_table;

@@ -37,8 +37,11 @@ enum Command {
     /// Show the running daemon's paths and counters.
     Status {
         /// Print the raw JSON document.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "prometheus")]
         json: bool,
+        /// Print Prometheus text exposition format.
+        #[arg(long)]
+        prometheus: bool,
     },
 }
 
@@ -60,7 +63,9 @@ fn main() -> ExitCode {
         Some(Command::Genkey) => genkey(),
         Some(Command::Pubkey) => pubkey(),
         Some(Command::Check) => with_config(cli.config, check),
-        Some(Command::Status { json }) => with_config(cli.config, |c| status(c, json)),
+        Some(Command::Status { json, prometheus }) => {
+            with_config(cli.config, |c| status(c, json, prometheus))
+        }
         Some(Command::Run) | None => with_config(cli.config, run),
     };
     match result {
@@ -174,7 +179,7 @@ fn init_logging() {
         .init();
 }
 
-fn status(file: &Path, json: bool) -> Result<(), String> {
+fn status(file: &Path, json: bool, prometheus: bool) -> Result<(), String> {
     let socket = mlvpn_rs::config::control_socket_of(file).map_err(|e| e.to_string())?;
     let text = control::query(&socket, "status").map_err(|e| format!("mlvpn-rs status: {e}"))?;
     if json {
@@ -182,6 +187,10 @@ fn status(file: &Path, json: bool) -> Result<(), String> {
         return Ok(());
     }
     let s: Status = serde_json::from_str(&text).map_err(|e| format!("mlvpn-rs status: bad answer: {e}"))?;
-    print!("{}", mlvpn_rs::status_table::render(&s));
+    if prometheus {
+        print!("{}", mlvpn_rs::prometheus::render(&s));
+    } else {
+        print!("{}", mlvpn_rs::status_table::render(&s));
+    }
     Ok(())
 }

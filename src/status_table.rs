@@ -31,27 +31,52 @@ pub fn render(s: &Status) -> String {
         }
         let _ = writeln!(
             out,
-            "  {:<12} {:<11} {:<22} {:>8} {:>10} {:>10} {:>9} {:>9}",
-            "PATH", "STATE", "ENDPOINT", "SRTT", "TX", "RX", "TX PKTS", "RX PKTS"
+            "  {:<12} {:<11} {:<22} {:>8} {:>6} {:>9} {:>10} {:>10} {:>9} {:>9} {:>9}",
+            "PATH",
+            "STATE",
+            "ENDPOINT",
+            "SRTT",
+            "LOSS",
+            "RATE",
+            "TX",
+            "RX",
+            "TX PKTS",
+            "RX PKTS",
+            "HANDSHAKE"
         );
         for p in &peer.paths {
-            let srtt = p
-                .srtt_ms
-                .map(|v| format!("{v:.1}ms"))
-                .unwrap_or_else(|| "-".into());
+            let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
             let _ = writeln!(
                 out,
-                "  {:<12} {:<11} {:<22} {:>8} {:>10} {:>10} {:>9} {:>9}",
+                "  {:<12} {:<11} {:<22} {:>8} {:>6} {:>9} {:>10} {:>10} {:>9} {:>9} {:>9}",
                 p.name,
                 p.state,
                 p.endpoint.as_deref().unwrap_or("-"),
-                srtt,
+                opt(p.srtt_ms.map(|v| format!("{v:.1}ms"))),
+                opt(p.loss.map(|v| format!("{:.1}%", v * 100.0))),
+                opt(p.rate_mbps.map(|v| format!("{v:.1}Mb/s"))),
                 bytes(p.tx_bytes),
                 bytes(p.rx_bytes),
                 p.tx_packets,
-                p.rx_packets
+                p.rx_packets,
+                opt(p.last_handshake_ago_ms.map(|ms| format!("{}s ago", ms / 1000)))
             );
         }
+        let r = &peer.reorder;
+        let _ = writeln!(
+            out,
+            "  reorder: {} in order, {} reordered, {} late, {} duplicate, {} skipped; \
+             holding {} (max {}), timeout {:.0}ms; re-sent {}",
+            r.in_order,
+            r.reordered,
+            r.late,
+            r.duplicate,
+            r.skipped,
+            r.held,
+            r.max_held,
+            r.hold_timeout_ms,
+            peer.resent
+        );
     }
     let d = serde_json::to_value(s.drops).unwrap_or_default();
     let nonzero: Vec<String> = d

@@ -70,6 +70,36 @@ fn ping_and_tcp_use_both_paths() {
         );
     }
     assert!(total >= got, "the tunnel carried the transfer");
+    // What an operator sees: the table and the Prometheus text.
+    let table = t.status_text("client", &[]);
+    eprintln!("{table}");
+    for want in ["PATH", "LOSS", "RATE", "HANDSHAKE", "reorder:"] {
+        assert!(table.contains(want), "status table lacks {want}:\n{table}");
+    }
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.trim_start().starts_with("dsl ") || l.trim_start().starts_with("lte "))
+        .collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(rows.iter().all(|r| r.contains(" up ")), "{table}");
+    let prom = t.status_text("client", &["--prometheus"]);
+    for path in ["dsl", "lte"] {
+        let up = format!("path=\"{path}\"}} 1");
+        assert!(
+            prom.lines()
+                .any(|l| l.starts_with("mlvpn_path_up{") && l.ends_with(&up)),
+            "{prom}"
+        );
+        let tx = prom
+            .lines()
+            .find(|l| {
+                l.starts_with("mlvpn_path_transmit_bytes_total{") && l.contains(&format!("path=\"{path}\""))
+            })
+            .and_then(|l| l.rsplit_once(' '))
+            .map(|(_, v)| v.parse::<f64>().unwrap())
+            .unwrap_or(0.0);
+        assert!(tx > 100_000.0, "{path} transmit bytes {tx}");
+    }
 }
 
 /// Captures one data datagram (type 4, carrying a ping) on its way to the

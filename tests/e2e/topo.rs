@@ -339,6 +339,24 @@ endpoint = "10.102.0.2:5081"
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.child.id() as i32), sig).unwrap();
     }
 
+    /// `mlvpn-rs status ARGS` of a daemon: its standard output.
+    pub fn status_text(&self, name: &str, args: &[&str]) -> String {
+        let d = self.daemons.iter().find(|d| d.name == name).expect("daemon");
+        let out = Command::new(BIN)
+            .arg("status")
+            .args(args)
+            .arg("-c")
+            .arg(&d.config)
+            .output()
+            .expect("run mlvpn-rs status");
+        assert!(
+            out.status.success(),
+            "status {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
     /// `mlvpn-rs status --json` of a daemon, `None` if it does not answer.
     pub fn status(&self, name: &str) -> Option<Value> {
         let d = self.daemons.iter().find(|d| d.name == name)?;
