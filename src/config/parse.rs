@@ -365,6 +365,16 @@ fn parse_paths(cx: &Ctx<'_>, mode: Mode, raw: &[Spanned<RawPath>]) -> Result<Vec
             }
             (None, Mode::Server) => None,
         };
+        if mode == Mode::Server {
+            // A server's paths are created per client path from its
+            // handshakes; its [[path]] tables are only listening sockets.
+            if let Some(v) = &p.bandwidth_up {
+                return cx.err(v.span(), "path.bandwidth_up: applies to a client's paths only");
+            }
+            if let Some(v) = &p.fallback {
+                return cx.err(v.span(), "path.fallback: applies to a client's paths only");
+            }
+        }
         let bandwidth_up = match &p.bandwidth_up {
             Some(v) => match value_text(v.get_ref()).as_deref().map(parse_rate) {
                 Some(Ok(rate)) => Some(rate),
@@ -581,4 +591,58 @@ pub fn control_socket_of(file: &Path) -> Result<PathBuf, ConfigError> {
             })
         }
     })
+}
+
+/// The keys the parser accepts, per table (`""` = top level), read from the
+/// raw structs themselves: the man page test compares them with the
+/// documented ones.
+#[cfg(test)]
+pub(super) fn accepted_keys() -> Vec<(&'static str, &'static [&'static str])> {
+    use serde::de::{self, Visitor};
+
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("stop")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl de::Error for Stop {
+        fn custom<T: std::fmt::Display>(_: T) -> Self {
+            Stop
+        }
+    }
+    /// A deserializer that only records the field list of the struct asked for.
+    struct Grab(Option<&'static [&'static str]>);
+    impl<'de> de::Deserializer<'de> for &mut Grab {
+        type Error = Stop;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            self.0 = Some(fields);
+            Err(Stop)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    fn fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+        let mut g = Grab(None);
+        let _ = T::deserialize(&mut g);
+        g.0.expect("a struct")
+    }
+    vec![
+        ("", &["mode"][..]),
+        ("interface", fields::<RawInterface>()),
+        ("peer", fields::<RawPeer>()),
+        ("path", fields::<RawPath>()),
+    ]
 }
