@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod import_mlvpn;
 pub mod io;
 pub mod prometheus;
 pub mod proto;

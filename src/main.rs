@@ -34,6 +34,11 @@ enum Command {
     Check,
     /// Run the tunnel in the foreground until SIGTERM/SIGINT.
     Run,
+    /// Convert an MLVPN mlvpn.conf into an mlvpn-rs config (printed).
+    ImportMlvpn {
+        /// The mlvpn.conf to convert.
+        file: PathBuf,
+    },
     /// Show the running daemon's paths and counters.
     Status {
         /// Print the raw JSON document.
@@ -66,6 +71,7 @@ fn main() -> ExitCode {
         Some(Command::Status { json, prometheus }) => {
             with_config(cli.config, |c| status(c, json, prometheus))
         }
+        Some(Command::ImportMlvpn { file }) => import_mlvpn(&file),
         Some(Command::Run) | None => with_config(cli.config, run),
     };
     match result {
@@ -82,6 +88,18 @@ fn with_config(file: Option<PathBuf>, f: impl FnOnce(&Path) -> Result<(), String
         Some(f_) => f(&f_),
         None => Err("mlvpn-rs: missing -c FILE (see mlvpn-rs --help)".into()),
     }
+}
+
+fn import_mlvpn(file: &Path) -> Result<(), String> {
+    let name = file.display().to_string();
+    let meta = std::fs::metadata(file).map_err(|e| format!("{name}: {e}"))?;
+    if meta.len() > mlvpn_rs::import_mlvpn::MAX_INPUT as u64 {
+        return Err(mlvpn_rs::import_mlvpn::ImportError::TooLarge(name).to_string());
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{name}: {e}"))?;
+    let toml = mlvpn_rs::import_mlvpn::convert(&text, &name).map_err(|e| e.to_string())?;
+    print!("{toml}");
+    Ok(())
 }
 
 fn genkey() -> Result<(), String> {
