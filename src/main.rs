@@ -39,6 +39,8 @@ enum Command {
         /// The mlvpn.conf to convert.
         file: PathBuf,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
     /// Show the running daemon's paths and counters.
     Status {
         /// Print the raw JSON document.
@@ -72,6 +74,11 @@ fn main() -> ExitCode {
             with_config(cli.config, |c| status(c, json, prometheus))
         }
         Some(Command::ImportMlvpn { file }) => import_mlvpn(&file),
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "mlvpn-rs", &mut std::io::stdout());
+            Ok(())
+        }
         Some(Command::Run) | None => with_config(cli.config, run),
     };
     match result {

@@ -1,0 +1,88 @@
+//! The command line as an operator meets it: completions, MLVPN import, the
+//! systemd unit shipped in conf/.
+
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mlvpn-rs");
+
+fn repo(p: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+#[test]
+fn bash_completion_is_valid_and_covers_every_command() {
+    let out = Command::new(BIN).args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success());
+    let script = String::from_utf8(out.stdout).unwrap();
+    for cmd in [
+        "genkey",
+        "pubkey",
+        "check",
+        "run",
+        "status",
+        "import-mlvpn",
+        "completions",
+        "--prometheus",
+    ] {
+        assert!(script.contains(cmd), "completion lacks {cmd}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("mlvpn-rs.bash");
+    std::fs::write(&f, &script).unwrap();
+    let st = Command::new("bash").arg("-n").arg(&f).status().unwrap();
+    assert!(st.success(), "bash -n rejects the completion script");
+}
+
+#[test]
+fn import_mlvpn_prints_a_config_or_names_the_problem() {
+    let out = Command::new(BIN)
+        .arg("import-mlvpn")
+        .arg(repo("tests/data/mlvpn-server.conf"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let toml = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        toml.contains("mode = \"server\"") && toml.matches("[[path]]").count() == 2,
+        "{toml}"
+    );
+    let out = Command::new(BIN)
+        .args(["import-mlvpn", "/nonexistent/mlvpn.conf"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/mlvpn.conf"), "{err}");
+}
+
+#[test]
+fn systemd_unit_verifies() {
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        eprintln!("SKIPPED systemd_unit_verifies: systemd-analyze not installed");
+        return;
+    }
+    // The unit as installed, pointing at the binary just built.
+    let unit = std::fs::read_to_string(repo("conf/mlvpn-rs@.service")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("mlvpn-rs@site.service");
+    std::fs::write(&f, unit.replace("/usr/bin/mlvpn-rs", BIN)).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let problems: Vec<&str> = report
+        .lines()
+        .filter(|l| l.contains("mlvpn-rs@site.service"))
+        .collect();
+    assert!(
+        out.status.success() && problems.is_empty(),
+        "systemd-analyze verify:\n{report}"
+    );
+}
