@@ -95,6 +95,9 @@ pub struct Path {
     /// silence is measured from here (an idle path may not have heard from
     /// its peer for a keepalive interval, and that is fine).
     pub unanswered_since: Option<Instant>,
+    /// When the path last went down: it comes back only when the peer
+    /// echoes something sent after this (both directions work again).
+    pub down_since: Option<Instant>,
     /// Since when the path has looked lossy (demotion needs it to last).
     pub lossy_since: Option<Instant>,
     /// Last receive report we sent, and the data packets received by then
@@ -143,6 +146,7 @@ impl Path {
             estimator: PathEstimator::default(),
             unanswered_since: None,
             lossy_since: None,
+            down_since: None,
             last_report_tx: None,
             rx_data_packets: 0,
             reported_rx: 0,

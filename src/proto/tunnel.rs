@@ -175,6 +175,7 @@ impl Path {
     fn mark_down(&mut self, peer: PublicKey, reason: &'static str, client: bool, now: Instant) -> Event {
         self.state = PathState::Down;
         self.unanswered_since = None;
+        self.down_since = Some(now);
         if client && self.handshake_due.is_none() {
             self.handshake_due = Some(now);
         }
@@ -635,8 +636,25 @@ impl Tunnel {
                 rekey: path.previous.is_some(),
             });
         }
+        let frame = match frame::decode(&buf[plain.clone()]) {
+            Ok(f) => f,
+            Err(_) => {
+                self.drops.malformed += 1;
+                return None;
+            }
+        };
+        // Only the peer echoing something we sent since `t` proves that our
+        // direction works: hearing from it alone does not (a blackhole can
+        // be one-way).
+        let echo = match frame {
+            Frame::Data { times, .. } | Frame::Keepalive { times, .. } => times.echo,
+        };
+        let clock = self.clock;
+        let echoes_since = |t: Instant| echo != 0 && echo.wrapping_sub(clock.micros(t)) as i32 >= 0;
         path.last_rx = Some(now);
-        path.unanswered_since = None;
+        if path.unanswered_since.is_some_and(echoes_since) {
+            path.unanswered_since = None;
+        }
         path.counters.rx_bytes += buf.len() as u64;
         path.counters.rx_packets += 1;
         let is_current = path.current.as_ref().is_some_and(|s| s.local_index == h.receiver);
@@ -652,8 +670,14 @@ impl Tunnel {
                 endpoint: from,
             });
         }
-        if !path.is_alive() && path.current.is_some() {
+        let proven = match path.state {
+            // A handshake just confirmed proves both directions too.
+            PathState::Down => confirmed_next || path.down_since.is_none_or(echoes_since),
+            _ => true,
+        };
+        if !path.is_alive() && path.current.is_some() && proven {
             path.state = PathState::Up;
+            path.down_since = None;
             path.estimator.reset_loss(now);
             self.events.push_back(Event::PathUp {
                 peer: peer.public_key,
@@ -661,13 +685,6 @@ impl Tunnel {
                 id: path.id,
             });
         }
-        let frame = match frame::decode(&buf[plain.clone()]) {
-            Ok(f) => f,
-            Err(_) => {
-                self.drops.malformed += 1;
-                return None;
-            }
-        };
         let (times, seq) = match frame {
             Frame::Data { times, seq } => (times, Some(seq)),
             Frame::Keepalive { times, report, reply } => {

@@ -2,6 +2,7 @@
 //! Need root (skip loudly otherwise); CI runs them as root.
 
 mod failover;
+mod ipv6;
 mod privsep;
 mod topo;
 

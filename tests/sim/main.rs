@@ -809,3 +809,39 @@ fn packets_in_flight_on_a_path_that_dies_are_resent_on_a_live_one() {
     );
     assert!(status(&net, 1).peers[0].resent > 50);
 }
+
+#[test]
+fn a_one_way_blackhole_is_detected_and_does_not_flap() {
+    // Client → server dies on path 0; server → client still works, so the
+    // client keeps hearing the peer there: only the missing echo of its own
+    // packets shows the path is dead.
+    let mut net = two_path_net();
+    traffic(&mut net, Duration::from_secs(2), |_| {});
+    net.link(addr("10.101.0.1:40000"), addr("10.101.0.2:5080")).cut = true;
+    let mut downs = 0;
+    let mut ups = 0;
+    let mut last = path_state(&net, 1, 0);
+    traffic(&mut net, Duration::from_secs(3), |n| {
+        let st = path_state(n, 1, 0);
+        if st != last {
+            downs += usize::from(st == "down");
+            ups += usize::from(st == "up");
+            last = st;
+        }
+    });
+    assert_eq!(
+        (downs, ups),
+        (1, 0),
+        "down once, and stays down while the cut lasts"
+    );
+    net.link(addr("10.101.0.1:40000"), addr("10.101.0.2:5080")).cut = false;
+    let restored = net.now;
+    let mut up_at = None;
+    traffic(&mut net, Duration::from_secs(2), |n| {
+        if up_at.is_none() && path_state(n, 1, 0) == "up" {
+            up_at = Some(n.now);
+        }
+    });
+    let back = up_at.expect("path came back") - restored;
+    assert!(back <= Duration::from_secs(1), "back after {back:?}");
+}
