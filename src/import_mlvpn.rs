@@ -184,7 +184,7 @@ pub fn convert(text: &str, file: &str) -> Result<String, ImportError> {
             Ok(m) => {
                 let _ = writeln!(
                     o,
-                    "# MLVPN mtu = {m}; mlvpn-rs computes 1396 (room for its 56-byte overhead"
+                    "# MLVPN mtu = {m}; mlvpn-rs computes 1416/1396 (room for its 56-byte overhead"
                 );
                 let _ = writeln!(
                     o,

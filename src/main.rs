@@ -161,10 +161,10 @@ fn check(file: &Path) -> Result<(), String> {
             .map(|a| a.to_string())
             .collect::<Vec<_>>()
             .join(", "),
-        c.interface
-            .mtu
-            .map(|m| m.to_string())
-            .unwrap_or_else(|| format!("{} (default)", mlvpn_rs::io::netconf::default_mtu())),
+        match c.interface.mtu {
+            Some(m) => m.to_string(),
+            None => format!("{} (default for the paths' address family)", c.tun_mtu()),
+        },
     );
     println!("  public key {}", c.interface.private_key.public_key());
     for p in &c.peers {

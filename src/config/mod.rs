@@ -101,3 +101,20 @@ pub use parse::{
 
 #[cfg(test)]
 mod tests;
+
+impl Config {
+    /// The TUN MTU: the configured one, or what a 1500-byte link leaves
+    /// after the outer headers of the paths' address family (IPv6 + UDP if
+    /// any path uses IPv6, else IPv4 + UDP) and the tunnel's own overhead,
+    /// so no outer packet is fragmented: 1416 over IPv4 paths, 1396 with IPv6.
+    pub fn tun_mtu(&self) -> u16 {
+        self.interface.mtu.unwrap_or_else(|| {
+            let v6 = self
+                .paths
+                .iter()
+                .any(|p| p.bind.is_ipv6() || p.endpoint.is_some_and(|e| e.is_ipv6()));
+            let outer = if v6 { 40 + 8 } else { 20 + 8 };
+            (1500 - outer - crate::proto::tunnel::OVERHEAD) as u16
+        })
+    }
+}

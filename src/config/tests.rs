@@ -559,3 +559,17 @@ fn documented_defaults_are_the_code_defaults() {
     }
     assert!(checked >= 6, "only {checked} defaults checked");
 }
+
+#[test]
+fn default_mtu_follows_the_paths_address_family() {
+    let c = parse(&client()).unwrap();
+    assert_eq!(c.tun_mtu(), 1500 - 20 - 8 - 56, "IPv4 paths");
+    let s = parse(&server()).unwrap();
+    assert_eq!(s.tun_mtu(), 1400, "configured wins");
+    let v6 = server().replace("mtu = 1400\n", "");
+    assert_eq!(
+        parse(&v6).unwrap().tun_mtu(),
+        1500 - 40 - 8 - 56,
+        "an IPv6 path ([::]:5081)"
+    );
+}

@@ -23,7 +23,7 @@ use tracing::{error, info};
 use super::setup::WorkerSetup;
 use super::WORKER_ARG;
 use crate::config::{Config, Mode};
-use crate::io::{driver, netconf, sockets};
+use crate::io::{driver, sockets};
 
 /// The chroot must be a root-owned directory nobody else can write, and
 /// empty: the worker must find nothing there.
@@ -60,10 +60,7 @@ impl Ops<'_> {
             ("MLVPN_EVENT".into(), event.into()),
             ("MLVPN_DEVICE".into(), i.name.clone()),
             ("MLVPN_ADDRESSES".into(), addresses.join(" ")),
-            (
-                "MLVPN_MTU".into(),
-                i.mtu.unwrap_or_else(netconf::default_mtu).to_string(),
-            ),
+            ("MLVPN_MTU".into(), self.config.tun_mtu().to_string()),
             (
                 "MLVPN_MODE".into(),
                 if self.config.mode == Mode::Client {

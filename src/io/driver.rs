@@ -64,7 +64,7 @@ pub struct Resources {
 /// Creates the TUN device (addresses, MTU, routes), the control socket and
 /// every path's socket. Needs root; nothing here reads network input.
 pub fn open_resources(config: &Config) -> io::Result<Resources> {
-    let mtu = config.interface.mtu.unwrap_or_else(netconf::default_mtu);
+    let mtu = config.tun_mtu();
     let name = &config.interface.name;
     let tun = tun_device::create(name, mtu)?;
     netconf::set_addresses(name, &config.interface.address)?;

@@ -9,16 +9,6 @@ use std::process::Command;
 use ipnet::IpNet;
 
 use crate::config::{Config, Mode};
-use crate::proto::tunnel::OVERHEAD;
-
-/// Worst-case outer headers: IPv6 (40) + UDP (8).
-const OUTER_IP_UDP: usize = 40 + 8;
-
-/// Default TUN MTU: a 1500-byte Internet path minus IPv6 + UDP + our own
-/// overhead, so no outer packet is fragmented whatever the path's family.
-pub fn default_mtu() -> u16 {
-    (1500 - OUTER_IP_UDP - OVERHEAD) as u16
-}
 
 fn ip(args: &[&str]) -> io::Result<()> {
     let out = Command::new("ip").args(args).output()?;

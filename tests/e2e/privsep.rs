@@ -182,7 +182,7 @@ fn hooks_get_their_environment_and_a_hung_hook_is_killed() {
         "MLVPN_EVENT=path_up",
         "MLVPN_DEVICE=mlvpn0",
         "MLVPN_ADDRESSES=10.42.0.2/30",
-        "MLVPN_MTU=1396",
+        "MLVPN_MTU=1416",
         "MLVPN_MODE=client",
         "MLVPN_PATH=lte",
         "MLVPN_PATH_STATE=up",
