@@ -580,6 +580,19 @@ fn path_state(net: &Net, node: usize, path: usize) -> String {
     status(net, node).peers[0].paths[path].state.clone()
 }
 
+/// Runs `traffic` for 2 s and returns how long the client's path `path`
+/// took to be up again.
+fn time_until_up(net: &mut Net, path: usize) -> Duration {
+    let start = net.now;
+    let mut up_at = None;
+    traffic(net, Duration::from_secs(2), |n| {
+        if up_at.is_none() && path_state(n, 1, path) == "up" {
+            up_at = Some(n.now);
+        }
+    });
+    up_at.expect("path came back") - start
+}
+
 /// Client→server data every ms and server→client every 2 ms, for `d`.
 fn traffic(net: &mut Net, d: Duration, mut each_ms: impl FnMut(&Net)) {
     let end = net.now + d;
@@ -642,14 +655,7 @@ fn blackholed_path_is_detected_fast_and_a_restored_one_returns_within_a_second()
     ] {
         net.link(addr(a), addr(b)).cut = false;
     }
-    let restored_at = net.now;
-    let mut up_at = None;
-    traffic(&mut net, Duration::from_secs(2), |n| {
-        if up_at.is_none() && path_state(n, 1, 0) == "up" {
-            up_at = Some(n.now);
-        }
-    });
-    let back = up_at.expect("path came back") - restored_at;
+    let back = time_until_up(&mut net, 0);
     assert!(
         back <= Duration::from_secs(1),
         "restored path back after {back:?}"
@@ -835,13 +841,6 @@ fn a_one_way_blackhole_is_detected_and_does_not_flap() {
         "down once, and stays down while the cut lasts"
     );
     net.link(addr("10.101.0.1:40000"), addr("10.101.0.2:5080")).cut = false;
-    let restored = net.now;
-    let mut up_at = None;
-    traffic(&mut net, Duration::from_secs(2), |n| {
-        if up_at.is_none() && path_state(n, 1, 0) == "up" {
-            up_at = Some(n.now);
-        }
-    });
-    let back = up_at.expect("path came back") - restored;
+    let back = time_until_up(&mut net, 0);
     assert!(back <= Duration::from_secs(1), "back after {back:?}");
 }
