@@ -81,3 +81,71 @@ fn blackholed_path_fails_over_and_recovers_during_a_transfer() {
         "detected by missing reports, not the idle timeout"
     );
 }
+
+#[test]
+fn nat_mapping_change_mid_transfer_moves_the_endpoint_without_a_restart() {
+    if !can_run("nat_mapping_change_mid_transfer_moves_the_endpoint_without_a_restart") {
+        return;
+    }
+    let mut t = Topo::new();
+    // dsl goes through a NAT (the relay) whose mapping we reset mid-transfer:
+    // the server then sees the client's dsl path from a new source port.
+    let relay = t.in_ns(&t.a, || {
+        Relay::start(
+            "10.101.0.1:6080".parse().unwrap(),
+            "10.101.0.2:5080".parse().unwrap(),
+            Spec::default(),
+            Spec::default(),
+            2,
+        )
+        .unwrap()
+    });
+    let (skey, spub) = t.key("server");
+    let (ckey, cpub) = t.key("client");
+    let s = t.server_config(&skey, &cpub);
+    let c = t.client_config(&ckey, &spub);
+    let text = std::fs::read_to_string(&c)
+        .unwrap()
+        .replace("10.101.0.2:5080", "10.101.0.1:6080");
+    std::fs::write(&c, text).unwrap();
+    let (a, b) = (t.a.clone(), t.b.clone());
+    t.start("server", &b, &s);
+    t.start("client", &a, &c);
+    t.wait_paths("client", &["up", "up"], Duration::from_secs(15));
+    let endpoint = |t: &Topo| t.status("server").unwrap()["peers"][0]["paths"][0]["endpoint"].clone();
+    let before = endpoint(&t);
+    t.iperf_server();
+    let client = t.iperf_client(&["-t", "4"]);
+    let server_rx = |t: &Topo| {
+        t.status("server").unwrap()["peers"][0]["paths"][0]["rx_bytes"]
+            .as_u64()
+            .unwrap()
+    };
+    let start = server_rx(&t);
+    wait_until("traffic on dsl", Duration::from_secs(10), || {
+        server_rx(&t) > start + 500_000
+    });
+    assert_eq!(relay.command("nat-reset"), "ok");
+    wait_until(
+        "the server follows the new mapping",
+        Duration::from_secs(5),
+        || endpoint(&t) != before,
+    );
+    let moved = server_rx(&t);
+    wait_until("dsl carries traffic again", Duration::from_secs(5), || {
+        server_rx(&t) > moved + 100_000
+    });
+    let out = client.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "transfer survived: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let s = t.status("server").unwrap();
+    assert!(s["peers"][0]["paths"][0]["endpoint_changes"].as_u64().unwrap() >= 1);
+    assert_eq!(
+        t.path_states("client"),
+        ["up", "up"],
+        "no restart, nothing left down"
+    );
+}
