@@ -112,15 +112,20 @@ fn nat_mapping_change_mid_transfer_moves_the_endpoint_without_a_restart() {
     t.start("server", &b, &s);
     t.start("client", &a, &c);
     t.wait_paths("client", &["up", "up"], Duration::from_secs(15));
-    let endpoint = |t: &Topo| t.status("server").unwrap()["peers"][0]["paths"][0]["endpoint"].clone();
+    // The server lists client paths in handshake order: find dsl by name.
+    let dsl = |t: &Topo| {
+        let s = t.status("server").unwrap();
+        let paths = s["peers"][0]["paths"].as_array().unwrap().clone();
+        paths
+            .into_iter()
+            .find(|p| p["name"] == "dsl")
+            .expect("server knows dsl")
+    };
+    let endpoint = |t: &Topo| dsl(t)["endpoint"].clone();
     let before = endpoint(&t);
     t.iperf_server();
     let client = t.iperf_client(&["-t", "4"]);
-    let server_rx = |t: &Topo| {
-        t.status("server").unwrap()["peers"][0]["paths"][0]["rx_bytes"]
-            .as_u64()
-            .unwrap()
-    };
+    let server_rx = |t: &Topo| dsl(t)["rx_bytes"].as_u64().unwrap();
     let start = server_rx(&t);
     wait_until("traffic on dsl", Duration::from_secs(10), || {
         server_rx(&t) > start + 500_000
@@ -141,8 +146,7 @@ fn nat_mapping_change_mid_transfer_moves_the_endpoint_without_a_restart() {
         "transfer survived: {}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let s = t.status("server").unwrap();
-    assert!(s["peers"][0]["paths"][0]["endpoint_changes"].as_u64().unwrap() >= 1);
+    assert!(dsl(&t)["endpoint_changes"].as_u64().unwrap() >= 1);
     assert_eq!(
         t.path_states("client"),
         ["up", "up"],
