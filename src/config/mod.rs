@@ -89,6 +89,9 @@ pub struct PathConfig {
     pub bandwidth_up: Option<u64>,
     /// Carry traffic only when no normal path is up.
     pub fallback: bool,
+    /// Network interface the path's socket is tied to (SO_BINDTODEVICE):
+    /// the uplink is chosen by device, so its address may change.
+    pub device: Option<String>,
 }
 
 mod parse;

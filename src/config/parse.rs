@@ -69,6 +69,7 @@ struct RawPath {
     bind: Spanned<String>,
     endpoint: Option<Spanned<String>>,
     bandwidth_up: Option<Spanned<toml::Value>>,
+    device: Option<Spanned<String>>,
     fallback: Option<Spanned<bool>>,
 }
 
@@ -383,11 +384,28 @@ fn parse_paths(cx: &Ctx<'_>, mode: Mode, raw: &[Spanned<RawPath>]) -> Result<Vec
             },
             None => None,
         };
+        let device = match &p.device {
+            Some(d) => {
+                let v = d.get_ref();
+                let ok = !v.is_empty()
+                    && v.len() <= 15
+                    && v.chars().all(|c| c.is_ascii_graphic() && c != '/' && c != ':');
+                if !ok {
+                    return cx.err(
+                        d.span(),
+                        "path.device: expected a network interface name of 1 to 15 characters, e.g. \"eth1\"",
+                    );
+                }
+                Some(v.clone())
+            }
+            None => None,
+        };
         paths.push(PathConfig {
             name: name.clone(),
             bind,
             endpoint,
             bandwidth_up,
+            device,
             fallback: p.fallback.as_ref().is_some_and(|f| *f.get_ref()),
         });
     }

@@ -573,3 +573,17 @@ fn default_mtu_follows_the_paths_address_family() {
         "an IPv6 path ([::]:5081)"
     );
 }
+
+#[test]
+fn path_device_is_an_interface_name() {
+    let ok = client().replace(
+        "bind = \"192.0.2.10:0\"\n",
+        "bind = \"0.0.0.0:0\"\ndevice = \"eth1\"\n",
+    );
+    assert_eq!(parse(&ok).unwrap().paths[0].device.as_deref(), Some("eth1"));
+    let long = client().replace(
+        "bind = \"192.0.2.10:0\"\n",
+        "bind = \"192.0.2.10:0\"\ndevice = \"a-very-long-ifname\"\n",
+    );
+    fails(long, 15, "path.device");
+}

@@ -5,17 +5,55 @@ use std::net::UdpSocket as StdUdpSocket;
 
 use crate::config::PathConfig;
 
-/// Binds `path.bind` (non-blocking, for tokio). Errors name the path.
+/// Binds `path.bind`, on `path.device` if set (non-blocking, for tokio).
+/// Errors name the path.
 pub fn bind_path(path: &PathConfig) -> io::Result<StdUdpSocket> {
-    let std = StdUdpSocket::bind(path.bind).map_err(|e| {
+    let bound = match &path.device {
+        None => StdUdpSocket::bind(path.bind),
+        Some(dev) => bind_on_device(path.bind, dev),
+    };
+    let std = bound.map_err(|e| {
+        let on = path
+            .device
+            .as_ref()
+            .map(|d| format!(" on {d}"))
+            .unwrap_or_default();
         io::Error::new(
             e.kind(),
-            format!("path {}: cannot bind {}: {e}", path.name, path.bind),
+            format!("path {}: cannot bind {}{on}: {e}", path.name, path.bind),
         )
     })?;
     std.set_nonblocking(true)?;
     grow_buffers(&std);
     Ok(std)
+}
+
+/// A UDP socket tied to network interface `dev` (SO_BINDTODEVICE, needs
+/// CAP_NET_RAW: the parent binds), then bound to `addr`. Its traffic leaves
+/// through `dev` with whatever address `dev` has now.
+#[cfg(target_os = "linux")]
+fn bind_on_device(addr: std::net::SocketAddr, dev: &str) -> io::Result<StdUdpSocket> {
+    use nix::sys::socket::{
+        bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage,
+    };
+    use std::os::fd::AsRawFd;
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket(family, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    setsockopt(&fd, sockopt::BindToDevice, &std::ffi::OsString::from(dev))?;
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
+    Ok(StdUdpSocket::from(fd))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn bind_on_device(_addr: std::net::SocketAddr, _dev: &str) -> io::Result<StdUdpSocket> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "path.device is Linux only",
+    ))
 }
 
 /// Socket buffer size asked for: bursts from a fast TUN must not overflow

@@ -153,3 +153,68 @@ fn nat_mapping_change_mid_transfer_moves_the_endpoint_without_a_restart() {
         "no restart, nothing left down"
     );
 }
+
+#[test]
+fn client_address_change_mid_transfer_needs_no_restart() {
+    if !can_run("client_address_change_mid_transfer_needs_no_restart") {
+        return;
+    }
+    let mut t = Topo::new();
+    let (skey, spub) = t.key("server");
+    let (ckey, cpub) = t.key("client");
+    let s = t.server_config(&skey, &cpub);
+    let c = t.client_config(&ckey, &spub);
+    // dsl is chosen by its device, not its address.
+    let text = std::fs::read_to_string(&c).unwrap().replace(
+        "bind = \"10.101.0.1:0\"",
+        "bind = \"0.0.0.0:0\"\ndevice = \"va1\"",
+    );
+    std::fs::write(&c, text).unwrap();
+    let (a, b) = (t.a.clone(), t.b.clone());
+    t.start("server", &b, &s);
+    t.start("client", &a, &c);
+    t.wait_paths("client", &["up", "up"], Duration::from_secs(15));
+    let dsl = |t: &Topo| {
+        let s = t.status("server").unwrap();
+        let paths = s["peers"][0]["paths"].as_array().unwrap().clone();
+        paths
+            .into_iter()
+            .find(|p| p["name"] == "dsl")
+            .expect("server knows dsl")
+    };
+    assert!(dsl(&t)["endpoint"].as_str().unwrap().starts_with("10.101.0.1:"));
+    t.iperf_server();
+    let client = t.iperf_client(&["-t", "4"]);
+    let rx = |t: &Topo| dsl(t)["rx_bytes"].as_u64().unwrap();
+    let start = rx(&t);
+    wait_until("traffic on dsl", Duration::from_secs(10), || {
+        rx(&t) > start + 500_000
+    });
+    // The uplink gets a new address (a DHCP renewal, a modem reconnecting).
+    for cmd in [
+        ["ip", "addr", "del", "10.101.0.1/24", "dev", "va1"],
+        ["ip", "addr", "add", "10.101.0.7/24", "dev", "va1"],
+    ] {
+        assert!(t.ns_cmd(&a, &cmd).status.success(), "{cmd:?}");
+    }
+    wait_until(
+        "the server follows the new address",
+        Duration::from_secs(5),
+        || dsl(&t)["endpoint"].as_str().unwrap().starts_with("10.101.0.7:"),
+    );
+    let moved = rx(&t);
+    wait_until("dsl carries traffic again", Duration::from_secs(5), || {
+        rx(&t) > moved + 100_000
+    });
+    let out = client.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "transfer survived: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        t.path_states("client"),
+        ["up", "up"],
+        "no restart, nothing left down"
+    );
+}
