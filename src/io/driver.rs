@@ -165,7 +165,9 @@ impl Driver {
                             None => break,
                         };
                         if let Some(t) = self.tunnel.handle_tun_packet(&mut self.out, n, Instant::now()) {
-                            send(&self.sockets, &self.out, t, &mut self.last_send_error_log).await;
+                            if send(&self.sockets, &self.out, t, &mut self.last_send_error_log).await {
+                                self.tunnel.datagram_too_big(t);
+                            }
                         }
                     }
                 }
@@ -224,7 +226,9 @@ impl Driver {
     async fn flush_control(&mut self) {
         let now = Instant::now();
         while let Some(t) = self.tunnel.poll_transmit(&mut self.out, now) {
-            send(&self.sockets, &self.out, t, &mut self.last_send_error_log).await;
+            if send(&self.sockets, &self.out, t, &mut self.last_send_error_log).await {
+                self.tunnel.datagram_too_big(t);
+            }
         }
     }
 
@@ -284,14 +288,21 @@ impl Driver {
 
 /// Sends a datagram; failures (a path whose interface is down, say) are
 /// normal for a multipath tunnel: logged at most once a second, not fatal.
-async fn send(sockets: &[UdpSocket], buf: &[u8], t: Transmit, last_log: &mut Option<Instant>) {
+/// Sends a datagram; returns true when it was too big for the path
+/// (EMSGSIZE: the interface's or a learned path MTU), which the core is told.
+/// Other errors (an interface down) are expected and only logged.
+async fn send(sockets: &[UdpSocket], buf: &[u8], t: Transmit, last_log: &mut Option<Instant>) -> bool {
     if let Err(e) = sockets[t.socket].send_to(&buf[..t.len], t.dest).await {
+        if e.raw_os_error() == Some(libc::EMSGSIZE) {
+            return true;
+        }
         let now = Instant::now();
         if last_log.is_none_or(|l| now.duration_since(l) >= Duration::from_secs(1)) {
             *last_log = Some(now);
             debug!(socket = t.socket, dest = %t.dest, "send failed: {e}");
         }
     }
+    false
 }
 
 /// IPv4-mapped IPv6 addresses (from dual-stack sockets) as plain IPv4.

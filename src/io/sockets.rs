@@ -25,8 +25,43 @@ pub fn bind_path(path: &PathConfig) -> io::Result<StdUdpSocket> {
     })?;
     std.set_nonblocking(true)?;
     grow_buffers(&std);
+    forbid_fragments(&std, path.bind.is_ipv6());
     Ok(std)
 }
+
+/// Sets Don't Fragment on everything the path sends (IP_PMTUDISC_DO): a
+/// datagram larger than the path MTU (the interface's, or one an ICMP
+/// "fragmentation needed" taught the kernel) then fails with EMSGSIZE
+/// instead of leaving in fragments, and the core stops sending that size on
+/// the path. Best effort.
+#[cfg(target_os = "linux")]
+fn forbid_fragments(s: &StdUdpSocket, v6: bool) {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = if v6 {
+        libc::IPV6_PMTUDISC_DO
+    } else {
+        libc::IP_PMTUDISC_DO
+    };
+    let (level, name) = if v6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER)
+    };
+    // SAFETY: `s` is an open socket for the call's duration and `on` is a
+    // c_int whose size is the length passed.
+    let _ = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            level,
+            name,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn forbid_fragments(_s: &StdUdpSocket, _v6: bool) {}
 
 /// A UDP socket tied to network interface `dev` (SO_BINDTODEVICE, needs
 /// CAP_NET_RAW: the parent binds), then bound to `addr`. Its traffic leaves

@@ -95,6 +95,9 @@ pub struct Path {
     /// silence is measured from here (an idle path may not have heard from
     /// its peer for a keepalive interval, and that is fine).
     pub unanswered_since: Option<Instant>,
+    /// Largest datagram known to fit (learned from EMSGSIZE); `None` = no
+    /// limit seen.
+    pub max_datagram: Option<usize>,
     /// When the path last went down: it comes back only when the peer
     /// echoes something sent after this (both directions work again).
     pub down_since: Option<Instant>,
@@ -147,6 +150,7 @@ impl Path {
             unanswered_since: None,
             lossy_since: None,
             down_since: None,
+            max_datagram: None,
             last_report_tx: None,
             rx_data_packets: 0,
             reported_rx: 0,

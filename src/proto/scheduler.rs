@@ -62,6 +62,8 @@ pub struct Candidate {
     pub loss: f64,
     /// Configured `bandwidth_up` (bit/s): a cap.
     pub cap: Option<u64>,
+    /// Largest datagram the path carries (its MTU, once learned).
+    pub max_size: usize,
 }
 
 impl Candidate {
@@ -106,6 +108,9 @@ impl Scheduler {
                 self.busy_until[i] = None;
                 continue;
             }
+            if size > p.max_size {
+                continue;
+            }
             let start = self.busy_until[i].map_or(now, |b| b.max(now));
             let backlog = start - now + p.queued;
             let full = backlog > MAX_BACKLOG;
@@ -133,6 +138,7 @@ mod tests {
             owd: Duration::from_millis(owd_ms),
             queued: Duration::ZERO,
             loss: 0.0,
+            max_size: usize::MAX,
             rate: rate_mbit.map(|r| r * 1e6 / PROBE_GAIN),
             capacity: rate_mbit.map(|r| r * 1e6 / PROBE_GAIN),
             cap: None,
@@ -219,6 +225,17 @@ mod tests {
         lossy.loss = 0.2;
         let s = shares(&[lossy, c(12, Some(50.0))], 1_000, 5.0);
         assert_eq!(s, vec![0, 1_000]);
+    }
+
+    #[test]
+    fn a_datagram_too_big_for_a_path_goes_elsewhere() {
+        let mut small = c(5, Some(100.0));
+        small.max_size = 1300;
+        let mut s = Scheduler::default();
+        let now = Instant::now();
+        assert_eq!(s.pick(&[small, c(50, Some(100.0))], 1472, now), Some(1));
+        assert_eq!(s.pick(&[small, c(50, Some(100.0))], 100, now), Some(0));
+        assert_eq!(s.pick(&[small], 1472, now), None);
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub struct Drops {
     pub no_route: u64,
     /// Inner packet whose source the sending peer is not allowed to use.
     pub source_not_allowed: u64,
+    /// Datagram larger than its path's MTU (EMSGSIZE); later ones of that
+    /// size avoid the path.
+    #[serde(default)]
+    pub too_big: u64,
     /// Packet from the TUN while no path of its peer is up.
     pub no_path: u64,
     /// Control message dropped because the outgoing control queue was full.
@@ -48,6 +52,7 @@ impl Drops {
             + self.source_not_allowed
             + self.no_path
             + self.queue_full
+            + self.too_big
     }
 }
 

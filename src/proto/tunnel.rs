@@ -337,6 +337,21 @@ impl Tunnel {
         Some(t)
     }
 
+    /// A datagram `t` could not leave: larger than its path's MTU. Later
+    /// datagrams of that size or more avoid the path (smaller ones, such as
+    /// ACKs, still use it); the lost one is counted.
+    pub fn datagram_too_big(&mut self, t: Transmit) {
+        self.drops.too_big += 1;
+        for peer in &mut self.peers {
+            for path in &mut peer.paths {
+                if path.socket == t.socket && path.endpoint == Some(t.dest) {
+                    let limit = t.len.saturating_sub(1);
+                    path.max_datagram = Some(path.max_datagram.map_or(limit, |m| m.min(limit)));
+                }
+            }
+        }
+    }
+
     /// Keeps a copy of a data packet about to go out on a path, for a
     /// re-send should the path die (only with another path to re-send on).
     fn log_in_flight(&mut self, peer_idx: usize, path_idx: usize, seq: u64, packet: &[u8]) {
@@ -678,6 +693,8 @@ impl Tunnel {
         if !path.is_alive() && path.current.is_some() && proven {
             path.state = PathState::Up;
             path.down_since = None;
+            // Routes (and so MTUs) may have changed while it was down.
+            path.max_datagram = None;
             path.estimator.reset_loss(now);
             self.events.push_back(Event::PathUp {
                 peer: peer.public_key,
@@ -1119,6 +1136,7 @@ fn pick_path(peer: &mut Peer, size: usize, now: Instant) -> Option<usize> {
         capacity: p.estimator.capacity_bps(now),
         loss: p.estimator.loss().unwrap_or(0.0),
         cap: p.bandwidth_up,
+        max_size: p.max_datagram.unwrap_or(usize::MAX),
     }));
     peer.scheduler.pick(&peer.candidates, size, now)
 }

@@ -218,3 +218,41 @@ fn client_address_change_mid_transfer_needs_no_restart() {
         "no restart, nothing left down"
     );
 }
+
+#[test]
+fn a_path_with_a_smaller_mtu_carries_only_what_fits() {
+    if !can_run("a_path_with_a_smaller_mtu_carries_only_what_fits") {
+        return;
+    }
+    let mut t = Topo::new();
+    let a = t.a.clone();
+    // lte's link takes 1300-byte packets: full-size tunnel datagrams (1500)
+    // do not fit, ACK-sized ones do.
+    assert!(t
+        .ns_cmd(&a, &["ip", "link", "set", "va2", "mtu", "1300"])
+        .status
+        .success());
+    t.start_pair();
+    t.iperf_server();
+    let out = t.iperf_client(&["-t", "2"]).wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "transfer: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = v["end"]["sum_received"]["bytes"].as_u64().unwrap();
+    assert!(got > 2_000_000, "the transfer went through dsl: {got} bytes");
+    let s = t.status("client").unwrap();
+    let too_big = s["drops"]["too_big"].as_u64().unwrap();
+    assert!(
+        (1..50).contains(&too_big),
+        "learned from a few EMSGSIZE, not one per packet: {too_big}"
+    );
+    assert_eq!(
+        t.path_states("client"),
+        ["up", "up"],
+        "the small path stays in use for what fits"
+    );
+    assert!(t.ping(2), "small packets still flow");
+}
