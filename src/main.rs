@@ -173,6 +173,9 @@ fn check(file: &Path) -> Result<(), String> {
     }
     for p in &c.paths {
         let mut line = format!("  path {}: bind {}", p.name, p.bind);
+        if let Some(d) = &p.device {
+            line += &format!(" on {d}");
+        }
         if let Some(e) = p.endpoint {
             line += &format!(" -> {e}");
         }
