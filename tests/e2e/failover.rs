@@ -2,6 +2,7 @@
 //! a link emulator (running inside site A) that we cut and restore in the
 //! middle of a TCP transfer.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use mlvpn_linkemu::relay::Relay;
@@ -9,20 +10,16 @@ use mlvpn_linkemu::spec::Spec;
 
 use crate::topo::{can_run, wait_until, Topo};
 
-#[test]
-fn blackholed_path_fails_over_and_recovers_during_a_transfer() {
-    if !can_run("blackholed_path_fails_over_and_recovers_during_a_transfer") {
-        return;
-    }
-    let mut t = Topo::new();
-    let relay = t.in_ns(&t.a, || {
-        let listen = "10.101.0.1:6080".parse().unwrap();
+/// A relay (NAT + link emulator) inside site A on the dsl uplink, and
+/// server and client configs with the client's dsl path sent through it.
+fn dsl_through_relay(t: &Topo, seed: u64) -> (std::sync::Arc<Relay>, PathBuf, PathBuf) {
+    let relay = t.in_ns(&t.a, move || {
         Relay::start(
-            listen,
+            "10.101.0.1:6080".parse().unwrap(),
             "10.101.0.2:5080".parse().unwrap(),
             Spec::default(),
             Spec::default(),
-            1,
+            seed,
         )
         .unwrap()
     });
@@ -30,10 +27,17 @@ fn blackholed_path_fails_over_and_recovers_during_a_transfer() {
     let (ckey, cpub) = t.key("client");
     let s = t.server_config(&skey, &cpub);
     let c = t.client_config(&ckey, &spub);
-    let text = std::fs::read_to_string(&c)
-        .unwrap()
-        .replace("10.101.0.2:5080", "10.101.0.1:6080");
-    std::fs::write(&c, text).unwrap();
+    t.edit_config(&c, "10.101.0.2:5080", "10.101.0.1:6080");
+    (relay, s, c)
+}
+
+#[test]
+fn blackholed_path_fails_over_and_recovers_during_a_transfer() {
+    if !can_run("blackholed_path_fails_over_and_recovers_during_a_transfer") {
+        return;
+    }
+    let mut t = Topo::new();
+    let (relay, s, c) = dsl_through_relay(&t, 1);
     let (a, b) = (t.a.clone(), t.b.clone());
     // lte is the slower uplink (20 Mbit/s), so dsl carries most of the load.
     let tbf = [
@@ -90,37 +94,12 @@ fn nat_mapping_change_mid_transfer_moves_the_endpoint_without_a_restart() {
     let mut t = Topo::new();
     // dsl goes through a NAT (the relay) whose mapping we reset mid-transfer:
     // the server then sees the client's dsl path from a new source port.
-    let relay = t.in_ns(&t.a, || {
-        Relay::start(
-            "10.101.0.1:6080".parse().unwrap(),
-            "10.101.0.2:5080".parse().unwrap(),
-            Spec::default(),
-            Spec::default(),
-            2,
-        )
-        .unwrap()
-    });
-    let (skey, spub) = t.key("server");
-    let (ckey, cpub) = t.key("client");
-    let s = t.server_config(&skey, &cpub);
-    let c = t.client_config(&ckey, &spub);
-    let text = std::fs::read_to_string(&c)
-        .unwrap()
-        .replace("10.101.0.2:5080", "10.101.0.1:6080");
-    std::fs::write(&c, text).unwrap();
+    let (relay, s, c) = dsl_through_relay(&t, 2);
     let (a, b) = (t.a.clone(), t.b.clone());
     t.start("server", &b, &s);
     t.start("client", &a, &c);
     t.wait_paths("client", &["up", "up"], Duration::from_secs(15));
-    // The server lists client paths in handshake order: find dsl by name.
-    let dsl = |t: &Topo| {
-        let s = t.status("server").unwrap();
-        let paths = s["peers"][0]["paths"].as_array().unwrap().clone();
-        paths
-            .into_iter()
-            .find(|p| p["name"] == "dsl")
-            .expect("server knows dsl")
-    };
+    let dsl = |t: &Topo| t.server_path("dsl");
     let endpoint = |t: &Topo| dsl(t)["endpoint"].clone();
     let before = endpoint(&t);
     t.iperf_server();
@@ -165,23 +144,16 @@ fn client_address_change_mid_transfer_needs_no_restart() {
     let s = t.server_config(&skey, &cpub);
     let c = t.client_config(&ckey, &spub);
     // dsl is chosen by its device, not its address.
-    let text = std::fs::read_to_string(&c).unwrap().replace(
+    t.edit_config(
+        &c,
         "bind = \"10.101.0.1:0\"",
         "bind = \"0.0.0.0:0\"\ndevice = \"va1\"",
     );
-    std::fs::write(&c, text).unwrap();
     let (a, b) = (t.a.clone(), t.b.clone());
     t.start("server", &b, &s);
     t.start("client", &a, &c);
     t.wait_paths("client", &["up", "up"], Duration::from_secs(15));
-    let dsl = |t: &Topo| {
-        let s = t.status("server").unwrap();
-        let paths = s["peers"][0]["paths"].as_array().unwrap().clone();
-        paths
-            .into_iter()
-            .find(|p| p["name"] == "dsl")
-            .expect("server knows dsl")
-    };
+    let dsl = |t: &Topo| t.server_path("dsl");
     assert!(dsl(&t)["endpoint"].as_str().unwrap().starts_with("10.101.0.1:"));
     t.iperf_server();
     let client = t.iperf_client(&["-t", "4"]);

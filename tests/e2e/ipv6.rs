@@ -21,60 +21,23 @@ fn one_ipv4_path_one_ipv6_path_carry_v4_and_v6_traffic() {
     }
     let (skey, spub) = t.key("server");
     let (ckey, cpub) = t.key("client");
-    let s = t.dir.join("server.toml");
-    std::fs::write(
-        &s,
-        format!(
-            r#"mode = "server"
-[interface]
-name = "mlvpn0"
-address = ["10.42.0.1/30", "fd42::1/64"]
-private_key_file = "{}"
-control_socket = "{}"
-[[peer]]
-public_key = "{cpub}"
-allowed_ips = ["10.42.0.2/32", "fd42::2/128"]
-[[path]]
-name = "isp1"
-bind = "10.101.0.2:5080"
-[[path]]
-name = "isp2"
-bind = "[fd00:102::2]:5081"
-"#,
-            skey.display(),
-            t.dir.join("server.sock").display()
-        ),
-    )
-    .unwrap();
-    let c = t.dir.join("client.toml");
-    std::fs::write(
-        &c,
-        format!(
-            r#"mode = "client"
-[interface]
-name = "mlvpn0"
-address = ["10.42.0.2/30", "fd42::2/64"]
-private_key_file = "{}"
-control_socket = "{}"
-keepalive = "500ms"
-path_timeout = "2s"
-[[peer]]
-public_key = "{spub}"
-allowed_ips = ["10.42.0.0/30", "fd42::/64"]
-[[path]]
-name = "dsl"
-bind = "10.101.0.1:0"
-endpoint = "10.101.0.2:5080"
-[[path]]
-name = "lte"
-bind = "[fd00:102::1]:0"
-endpoint = "[fd00:102::2]:5081"
-"#,
-            ckey.display(),
-            t.dir.join("client.sock").display()
-        ),
-    )
-    .unwrap();
+    let s = t.server_config(&skey, &cpub);
+    let c = t.client_config(&ckey, &spub);
+    for (from, to) in [
+        ("\"10.42.0.1/30\"", "\"10.42.0.1/30\", \"fd42::1/64\""),
+        ("\"10.42.0.2/32\"", "\"10.42.0.2/32\", \"fd42::2/128\""),
+        ("\"10.102.0.2:5081\"", "\"[fd00:102::2]:5081\""),
+    ] {
+        t.edit_config(&s, from, to);
+    }
+    for (from, to) in [
+        ("\"10.42.0.2/30\"", "\"10.42.0.2/30\", \"fd42::2/64\""),
+        ("\"10.42.0.0/30\"", "\"10.42.0.0/30\", \"fd42::/64\""),
+        ("\"10.102.0.1:0\"", "\"[fd00:102::1]:0\""),
+        ("\"10.102.0.2:5081\"", "\"[fd00:102::2]:5081\""),
+    ] {
+        t.edit_config(&c, from, to);
+    }
     t.start("server", &b, &s);
     t.start("client", &a, &c);
     t.wait_paths("client", &["up", "up"], Duration::from_secs(15));

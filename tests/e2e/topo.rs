@@ -339,6 +339,24 @@ endpoint = "10.102.0.2:5081"
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.child.id() as i32), sig).unwrap();
     }
 
+    /// The server's view of the client path `name` (the server lists client
+    /// paths in handshake order, so find it by name).
+    pub fn server_path(&self, name: &str) -> Value {
+        let s = self.status("server").expect("server status");
+        let paths = s["peers"][0]["paths"].as_array().cloned().unwrap_or_default();
+        paths
+            .into_iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("server knows path {name}"))
+    }
+
+    /// Replaces `from` by `to` in a config file written by this topology.
+    pub fn edit_config(&self, config: &Path, from: &str, to: &str) {
+        let text = std::fs::read_to_string(config).unwrap();
+        assert!(text.contains(from), "{} lacks {from:?}", config.display());
+        std::fs::write(config, text.replace(from, to)).unwrap();
+    }
+
     /// `mlvpn-rs status ARGS` of a daemon: its standard output.
     pub fn status_text(&self, name: &str, args: &[&str]) -> String {
         let d = self.daemons.iter().find(|d| d.name == name).expect("daemon");
