@@ -18,6 +18,7 @@ const KIND_OK: u8 = 0x81;
 const KIND_REFUSED: u8 = 0x82;
 const KIND_SOCKET: u8 = 0x83;
 const KIND_HANDOVER: u8 = 0x90;
+const KIND_RELOAD: u8 = 0x91;
 
 /// Hook events the worker may ask for (tunnel up/down are the parent's own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,9 @@ pub enum Reply {
     },
     /// The worker's settings (JSON); descriptors follow as SCM_RIGHTS.
     Handover(Vec<u8>),
+    /// A reloaded configuration (JSON); sockets for new paths follow as
+    /// SCM_RIGHTS. Sent unasked, on SIGHUP.
+    Reload(Vec<u8>),
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -159,6 +163,7 @@ impl Reply {
             }
             Reply::Socket { path } => frame(KIND_SOCKET, &[*path]),
             Reply::Handover(json) => frame(KIND_HANDOVER, json),
+            Reply::Reload(json) => frame(KIND_RELOAD, json),
         }
     }
 
@@ -171,6 +176,7 @@ impl Reply {
             )),
             KIND_SOCKET => fixed(kind, f, 1).map(|_| Reply::Socket { path: f[0] }),
             KIND_HANDOVER => Ok(Reply::Handover(f.to_vec())),
+            KIND_RELOAD => Ok(Reply::Reload(f.to_vec())),
             k => Err(MsgError::Kind(k)),
         }
     }
@@ -200,6 +206,7 @@ mod tests {
             Reply::Refused("no".into()),
             Reply::Socket { path: 2 },
             Reply::Handover(b"{}".to_vec()),
+            Reply::Reload(b"{}".to_vec()),
         ] {
             assert_eq!(Reply::decode(&r.encode()), Ok(r));
         }

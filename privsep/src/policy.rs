@@ -63,42 +63,73 @@ pub fn check(policy: &Policy, bytes: &[u8], fds: usize) -> Result<Request, Strin
     }
 }
 
+/// Rate limit for refusal log lines: at most 10 per second, so a
+/// compromised worker cannot flood the log.
+#[derive(Debug)]
+pub struct RefusalLog {
+    window: Instant,
+    count: u32,
+}
+
+impl Default for RefusalLog {
+    fn default() -> Self {
+        RefusalLog {
+            window: Instant::now(),
+            count: 0,
+        }
+    }
+}
+
+impl RefusalLog {
+    fn log(&mut self, why: &str) {
+        if self.window.elapsed() > Duration::from_secs(1) {
+            *self = RefusalLog::default();
+        }
+        self.count += 1;
+        if self.count <= 10 {
+            warn!("refused worker request: {why}");
+        }
+    }
+}
+
+/// Checks and carries out one request (`bytes` and the descriptors that
+/// came with it), then sends the reply.
+pub async fn answer(
+    chan: &AsyncChannel,
+    policy: &Policy,
+    ops: &mut impl Privileged,
+    bytes: &[u8],
+    fds: Vec<OwnedFd>,
+    refusals: &mut RefusalLog,
+) -> std::io::Result<()> {
+    let reply = match check(policy, bytes, fds.len()) {
+        Ok(Request::RunHook { event, path }) => {
+            ops.run_hook(event, path);
+            Reply::Ok
+        }
+        Ok(Request::Rebind { path }) => match ops.rebind(path) {
+            Ok(fd) => return chan.send(&Reply::Socket { path }.encode(), &[fd.as_fd()]).await,
+            Err(e) => Reply::Refused(format!("rebind failed: {e}")),
+        },
+        Err(why) => {
+            refusals.log(&why);
+            Reply::Refused(why)
+        }
+    };
+    drop(fds);
+    chan.send(&reply.encode(), &[]).await
+}
+
 /// Answers requests until the worker closes its end (returns Ok) or the
 /// channel fails.
 pub async fn serve(chan: &AsyncChannel, policy: &Policy, ops: &mut impl Privileged) -> std::io::Result<()> {
     let mut buf = buffer();
-    let mut log_window = (Instant::now(), 0u32);
+    let mut refusals = RefusalLog::default();
     loop {
         let (n, fds) = chan.recv(&mut buf).await?;
         if n == 0 && fds.is_empty() {
             return Ok(());
         }
-        let reply = match check(policy, &buf[..n], fds.len()) {
-            Ok(Request::RunHook { event, path }) => {
-                ops.run_hook(event, path);
-                Reply::Ok
-            }
-            Ok(Request::Rebind { path }) => match ops.rebind(path) {
-                Ok(fd) => {
-                    chan.send(&Reply::Socket { path }.encode(), &[fd.as_fd()]).await?;
-                    continue;
-                }
-                Err(e) => Reply::Refused(format!("rebind failed: {e}")),
-            },
-            Err(why) => {
-                // At most 10 refusal lines per second: a compromised worker
-                // must not be able to flood the log.
-                if log_window.0.elapsed() > Duration::from_secs(1) {
-                    log_window = (Instant::now(), 0);
-                }
-                log_window.1 += 1;
-                if log_window.1 <= 10 {
-                    warn!("refused worker request: {why}");
-                }
-                Reply::Refused(why)
-            }
-        };
-        drop(fds);
-        chan.send(&reply.encode(), &[]).await?;
+        answer(chan, policy, ops, &buf[..n], fds, &mut refusals).await?;
     }
 }

@@ -3,6 +3,7 @@
 //! ([`setup`]).
 
 pub mod parent;
+pub mod reload;
 pub mod setup;
 pub mod worker;
 

@@ -14,16 +14,18 @@ use std::time::Duration;
 
 use mlvpn_privsep::channel::{self, AsyncChannel};
 use mlvpn_privsep::msg::{HookEvent, Reply};
-use mlvpn_privsep::policy::{self, Policy, Privileged};
+use mlvpn_privsep::policy::{self, Policy, Privileged, RefusalLog};
 use mlvpn_privsep::{drop, hooks};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use tracing::warn;
 use tracing::{error, info};
 
-use super::setup::WorkerSetup;
+use super::reload;
+use super::setup::{ReloadSetup, WorkerSetup};
 use super::WORKER_ARG;
 use crate::config::{Config, Mode};
-use crate::io::{driver, sockets};
+use crate::io::{driver, netconf, sockets};
 
 /// The chroot must be a root-owned directory nobody else can write, and
 /// empty: the worker must find nothing there.
@@ -47,12 +49,24 @@ fn prepare_chroot(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The privileged operations, bounded by the config.
-struct Ops<'a> {
-    config: &'a Config,
+/// The privileged operations, bounded by the config (replaced on reload).
+struct Ops {
+    config: Config,
 }
 
-impl Ops<'_> {
+impl Ops {
+    fn policy(&self) -> Policy {
+        Policy {
+            paths: if self.config.mode == Mode::Client {
+                self.config.paths.len()
+            } else {
+                0
+            },
+            up_script: self.config.interface.up_script.is_some(),
+            down_script: self.config.interface.down_script.is_some(),
+        }
+    }
+
     fn env(&self, event: &str) -> Vec<(String, String)> {
         let i = &self.config.interface;
         let addresses: Vec<String> = i.address.iter().map(|a| a.to_string()).collect();
@@ -84,7 +98,7 @@ impl Ops<'_> {
     }
 }
 
-impl Privileged for Ops<'_> {
+impl Privileged for Ops {
     fn run_hook(&mut self, event: HookEvent, path: u8) {
         let i = &self.config.interface;
         let (script, name, state) = match event {
@@ -125,6 +139,9 @@ pub fn run(config: Config) -> Result<(), String> {
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
     rt.block_on(async move {
+        // Before the worker exists: a SIGHUP must never kill the daemon.
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| format!("SIGHUP handler: {e}"))?;
         let mut worker = tokio::process::Command::new(&exe)
             .arg(WORKER_ARG)
             .arg(worker_end.as_raw_fd().to_string())
@@ -144,22 +161,35 @@ pub fn run(config: Config) -> Result<(), String> {
         }
         // The parent keeps none of them: the TUN disappears with the worker.
         drop(res);
-        let mut ops = Ops { config: &config };
+        let hook_timeout = config.interface.hook_timeout;
+        let mut ops = Ops { config };
         if let Some((script, env)) = ops.tunnel_hook(true) {
-            hooks::spawn(script, env, config.interface.hook_timeout);
+            hooks::spawn(script, env, hook_timeout);
         }
-        let policy = Policy {
-            paths: if config.mode == Mode::Client { config.paths.len() } else { 0 },
-            up_script: config.interface.up_script.is_some(),
-            down_script: config.interface.down_script.is_some(),
-        };
-        let outcome = tokio::select! {
-            st = worker.wait() => Err(format!("worker exited unexpectedly ({})", st.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()))),
-            _ = super::shutdown_signal() => Ok(()),
-            r = policy::serve(&chan, &policy, &mut ops) => Err(match r {
-                Ok(()) => "worker closed the privsep channel".to_string(),
-                Err(e) => format!("privsep channel: {e}"),
-            }),
+        let mut shutdown = std::pin::pin!(super::shutdown_signal());
+        let mut buf = channel::buffer();
+        let mut refusals = RefusalLog::default();
+        let outcome = loop {
+            tokio::select! {
+                st = worker.wait() => break Err(format!("worker exited unexpectedly ({})", st.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()))),
+                _ = &mut shutdown => break Ok(()),
+                _ = hangup.recv() => {
+                    info!("SIGHUP: reloading {}", ops.config.file.display());
+                    if let Err(e) = reload(&mut ops, &chan).await {
+                        error!("reload refused, the running configuration stays: {e}");
+                    }
+                }
+                r = chan.recv(&mut buf) => match r {
+                    Ok((0, fds)) if fds.is_empty() => break Err("worker closed the privsep channel".to_string()),
+                    Ok((n, fds)) => {
+                        let policy = ops.policy();
+                        if let Err(e) = policy::answer(&chan, &policy, &mut ops, &buf[..n], fds, &mut refusals).await {
+                            break Err(format!("privsep channel: {e}"));
+                        }
+                    }
+                    Err(e) => break Err(format!("privsep channel: {e}")),
+                },
+            }
         };
         if let Some(pid) = worker_pid {
             let _ = kill(pid, Signal::SIGTERM);
@@ -168,15 +198,63 @@ pub fn run(config: Config) -> Result<(), String> {
             let _ = worker.kill().await;
         }
         if let Some((script, env)) = ops.tunnel_hook(false) {
-            if let Err(e) = hooks::run(&script, &env, config.interface.hook_timeout).await {
+            if let Err(e) = hooks::run(&script, &env, ops.config.interface.hook_timeout).await {
                 error!("down hook: {e}");
             }
         }
-        let _ = std::fs::remove_file(&config.interface.control_socket);
+        let _ = std::fs::remove_file(&ops.config.interface.control_socket);
         if let Err(e) = &outcome {
             error!("{e}");
         }
         info!("stopped");
         outcome
     })
+}
+
+/// SIGHUP: re-reads the config file, binds sockets for new or moved paths,
+/// tells the worker, adjusts routes, and makes the new config the one in
+/// force. Any failure before the worker is told leaves everything as it was.
+async fn reload(ops: &mut Ops, chan: &AsyncChannel) -> Result<(), String> {
+    let old = &ops.config;
+    let new = Config::load(&old.file).map_err(|e| e.to_string())?;
+    let plan = reload::plan(old, new)?;
+    for what in &plan.needs_restart {
+        warn!("reload: {what} changed; that needs a restart, keeping the running value");
+    }
+    let mut fresh = Vec::new();
+    for (p, keep) in plan.config.paths.iter().zip(&plan.keep) {
+        if keep.is_none() {
+            let s = sockets::bind_path(p).map_err(|e| e.to_string())?;
+            info!(path = %p.name, local = ?s.local_addr().ok(), "reload: path socket bound");
+            fresh.push(OwnedFd::from(s));
+        }
+    }
+    let msg = ReloadSetup::new(&plan.config, plan.keep.clone()).encode();
+    let fds: Vec<_> = fresh.iter().map(|f| f.as_fd()).collect();
+    chan.send(&Reply::Reload(msg).encode(), &fds)
+        .await
+        .map_err(|e| format!("telling the worker: {e}"))?;
+    drop(fresh);
+    let dev = &plan.config.interface.name;
+    let (old_routes, _) = netconf::plan_routes(old);
+    let (new_routes, skipped) = netconf::plan_routes(&plan.config);
+    let gone: Vec<_> = old_routes
+        .iter()
+        .filter(|r| !new_routes.contains(r))
+        .copied()
+        .collect();
+    let added: Vec<_> = new_routes
+        .iter()
+        .filter(|r| !old_routes.contains(r))
+        .copied()
+        .collect();
+    for (net, why) in skipped.iter().filter(|(n, _)| old_routes.contains(n)) {
+        warn!(route = %net, "reload: no longer routed into the tunnel: {why}");
+    }
+    if let Err(e) = netconf::del_routes(dev, &gone).and_then(|_| netconf::add_routes(dev, &added)) {
+        error!("reload: routes: {e}");
+    }
+    info!("reloaded: {}", reload::describe(old, &plan));
+    ops.config = plan.config;
+    Ok(())
 }

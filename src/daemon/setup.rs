@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::{Config, Mode};
-use crate::proto::tunnel::{PathSpec, PeerSpec};
+use crate::proto::tunnel::{PathSpec, PeerSpec, Reconfig};
 use crate::proto::TunnelConfig;
 use mlvpn_privsep::drop::Identity;
 
@@ -59,24 +59,8 @@ impl WorkerSetup {
             private_key: config.interface.private_key.to_base64().to_string(),
             keepalive_ms: config.interface.keepalive.as_millis() as u64,
             path_timeout_ms: config.interface.path_timeout.as_millis() as u64,
-            peers: config
-                .peers
-                .iter()
-                .map(|p| SetupPeer {
-                    public_key: p.public_key.to_base64(),
-                    allowed_ips: p.allowed_ips.clone(),
-                })
-                .collect(),
-            paths: config
-                .paths
-                .iter()
-                .map(|p| SetupPath {
-                    name: p.name.clone(),
-                    endpoint: p.endpoint,
-                    bandwidth_up: p.bandwidth_up,
-                    fallback: p.fallback,
-                })
-                .collect(),
+            peers: setup_peers(config),
+            paths: setup_paths(config),
             uid: id.uid,
             gid: id.gid,
             chroot: config.interface.chroot.display().to_string(),
@@ -102,31 +86,9 @@ impl WorkerSetup {
 
     pub fn tunnel_config(&self) -> Result<TunnelConfig, String> {
         let key = PrivateKey::from_base64(&self.private_key).map_err(|e| format!("hand-over key: {e}"))?;
-        let peers = self
-            .peers
-            .iter()
-            .map(|p| {
-                Ok(PeerSpec {
-                    public_key: PublicKey::from_base64(&p.public_key)
-                        .map_err(|e| format!("hand-over peer: {e}"))?,
-                    allowed_ips: p.allowed_ips.clone(),
-                })
-            })
-            .collect::<Result<Vec<_>, String>>()?;
+        let peers = peer_specs(&self.peers)?;
         let paths = if self.client {
-            self.paths
-                .iter()
-                .enumerate()
-                .filter_map(|(i, p)| {
-                    Some(PathSpec {
-                        name: p.name.clone(),
-                        socket: i,
-                        endpoint: p.endpoint?,
-                        bandwidth_up: p.bandwidth_up,
-                        fallback: p.fallback,
-                    })
-                })
-                .collect()
+            path_specs(&self.paths)
         } else {
             Vec::new()
         };
@@ -137,6 +99,118 @@ impl WorkerSetup {
             path_timeout: Duration::from_millis(self.path_timeout_ms),
             peers,
             paths,
+        })
+    }
+}
+
+fn setup_peers(config: &Config) -> Vec<SetupPeer> {
+    config
+        .peers
+        .iter()
+        .map(|p| SetupPeer {
+            public_key: p.public_key.to_base64(),
+            allowed_ips: p.allowed_ips.clone(),
+        })
+        .collect()
+}
+
+fn setup_paths(config: &Config) -> Vec<SetupPath> {
+    config
+        .paths
+        .iter()
+        .map(|p| SetupPath {
+            name: p.name.clone(),
+            endpoint: p.endpoint,
+            bandwidth_up: p.bandwidth_up,
+            fallback: p.fallback,
+        })
+        .collect()
+}
+
+fn peer_specs(peers: &[SetupPeer]) -> Result<Vec<PeerSpec>, String> {
+    peers
+        .iter()
+        .map(|p| {
+            Ok(PeerSpec {
+                public_key: PublicKey::from_base64(&p.public_key)
+                    .map_err(|e| format!("hand-over peer: {e}"))?,
+                allowed_ips: p.allowed_ips.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Client paths; path `i` sends from socket `i` (sockets are in config order).
+fn path_specs(paths: &[SetupPath]) -> Vec<PathSpec> {
+    paths
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            Some(PathSpec {
+                name: p.name.clone(),
+                socket: i,
+                endpoint: p.endpoint?,
+                bandwidth_up: p.bandwidth_up,
+                fallback: p.fallback,
+            })
+        })
+        .collect()
+}
+
+/// What the parent sends on SIGHUP: the reloadable settings of the new
+/// config, and for each of its paths (config order) the running socket it
+/// keeps (`Some(index)`) or `None`: a new socket, passed with the message in
+/// the order of the `None`s.
+#[derive(Serialize, Deserialize)]
+pub struct ReloadSetup {
+    pub client: bool,
+    pub keepalive_ms: u64,
+    pub path_timeout_ms: u64,
+    pub peers: Vec<SetupPeer>,
+    pub paths: Vec<SetupPath>,
+    pub keep: Vec<Option<usize>>,
+    pub up_script: bool,
+    pub down_script: bool,
+}
+
+impl ReloadSetup {
+    pub fn new(config: &Config, keep: Vec<Option<usize>>) -> ReloadSetup {
+        ReloadSetup {
+            client: config.mode == Mode::Client,
+            keepalive_ms: config.interface.keepalive.as_millis() as u64,
+            path_timeout_ms: config.interface.path_timeout.as_millis() as u64,
+            peers: setup_peers(config),
+            paths: setup_paths(config),
+            keep,
+            up_script: config.interface.up_script.is_some(),
+            down_script: config.interface.down_script.is_some(),
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("plain data serializes")
+    }
+
+    pub fn decode(b: &[u8]) -> Result<ReloadSetup, String> {
+        let r: ReloadSetup = serde_json::from_slice(b).map_err(|e| format!("bad reload message: {e}"))?;
+        if r.keep.len() != r.paths.len() {
+            return Err("bad reload message: one socket entry per path expected".into());
+        }
+        Ok(r)
+    }
+
+    /// The core's view; `sockets` (old index to new) is the driver's to fill.
+    pub fn reconfig(&self) -> Result<Reconfig, String> {
+        Ok(Reconfig {
+            keepalive: Duration::from_millis(self.keepalive_ms),
+            path_timeout: Duration::from_millis(self.path_timeout_ms),
+            peers: peer_specs(&self.peers)?,
+            paths: if self.client {
+                path_specs(&self.paths)
+            } else {
+                Vec::new()
+            },
+            sockets: Vec::new(),
         })
     }
 }

@@ -3,6 +3,7 @@
 
 use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use mlvpn_privsep::channel::{self, AsyncChannel};
@@ -12,8 +13,8 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 use zeroize::Zeroize;
 
-use super::setup::WorkerSetup;
-use crate::io::driver::{self, Resources};
+use super::setup::{ReloadSetup, WorkerSetup};
+use crate::io::driver::{self, Reload, Resources};
 
 /// Runs the worker on the channel descriptor the parent passed as `fd_arg`.
 pub fn run(fd_arg: &str) -> Result<(), String> {
@@ -69,36 +70,57 @@ pub fn run(fd_arg: &str) -> Result<(), String> {
         .map_err(|e| format!("worker: runtime: {e}"))?;
     rt.block_on(async move {
         let chan = Arc::new(AsyncChannel::new(chan).map_err(|e| format!("worker: channel: {e}"))?);
+        // SIGHUP is the parent's (reload); here it must not kill us.
+        let _hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| format!("worker: SIGHUP handler: {e}"))?;
         let (hook_tx, hook_rx) = mpsc::unbounded_channel();
-        let hooks = (setup.up_script || setup.down_script).then_some(hook_tx);
-        tokio::spawn(forward_hooks(
-            chan.clone(),
-            hook_rx,
-            setup.up_script,
-            setup.down_script,
-        ));
-        let parent_gone = watch_parent(chan.clone());
+        let hook_flags = Arc::new(HookFlags::default());
+        hook_flags.set(setup.up_script, setup.down_script);
+        tokio::spawn(forward_hooks(chan.clone(), hook_rx, hook_flags.clone()));
+        let (reload_tx, reload_rx) = mpsc::unbounded_channel();
+        let parent_gone = watch_parent(chan.clone(), reload_tx, hook_flags);
         let shutdown = async {
             tokio::select! {
                 _ = super::shutdown_signal() => {}
                 _ = parent_gone => warn!("parent closed the channel: stopping"),
             }
         };
-        driver::run(tunnel_config, &setup.interface, res, shutdown, hooks)
-            .await
-            .map_err(|e| format!("worker: {e}"))
+        driver::run(
+            tunnel_config,
+            &setup.interface,
+            res,
+            shutdown,
+            Some(hook_tx),
+            reload_rx,
+        )
+        .await
+        .map_err(|e| format!("worker: {e}"))
     })
+}
+
+/// Which hooks the parent has (a reload may change them).
+#[derive(Default)]
+struct HookFlags {
+    up: AtomicBool,
+    down: AtomicBool,
+}
+
+impl HookFlags {
+    fn set(&self, up: bool, down: bool) {
+        self.up.store(up, Ordering::Relaxed);
+        self.down.store(down, Ordering::Relaxed);
+    }
 }
 
 /// Sends hook requests for path events the parent has hooks for.
 async fn forward_hooks(
     chan: Arc<AsyncChannel>,
     mut rx: mpsc::UnboundedReceiver<(u8, bool)>,
-    up: bool,
-    down: bool,
+    flags: Arc<HookFlags>,
 ) {
     while let Some((path, is_up)) = rx.recv().await {
-        if (is_up && !up) || (!is_up && !down) {
+        let wanted = if is_up { &flags.up } else { &flags.down };
+        if !wanted.load(Ordering::Relaxed) {
             continue;
         }
         let event = if is_up {
@@ -116,18 +138,35 @@ async fn forward_hooks(
     }
 }
 
-/// Reads the parent's replies (logging refusals); completes when the parent
-/// is gone.
-async fn watch_parent(chan: Arc<AsyncChannel>) {
-    let mut buf = vec![0u8; 512];
+/// Reads what the parent sends: reloads (passed to the event loop) and
+/// replies (refusals logged). Completes when the parent is gone.
+async fn watch_parent(
+    chan: Arc<AsyncChannel>,
+    reloads: mpsc::UnboundedSender<Reload>,
+    hooks: Arc<HookFlags>,
+) {
+    let mut buf = channel::buffer();
     loop {
         match chan.recv(&mut buf).await {
             Ok((0, fds)) if fds.is_empty() => return,
-            Ok((n, _)) => {
-                if let Ok(Reply::Refused(why)) = Reply::decode(&buf[..n]) {
-                    warn!("parent refused a request: {why}");
+            Ok((n, fds)) => match Reply::decode(&buf[..n]) {
+                Ok(Reply::Refused(why)) => warn!("parent refused a request: {why}"),
+                Ok(Reply::Reload(json)) => {
+                    let reload = ReloadSetup::decode(&json).and_then(|r| Ok((r.reconfig()?, r)));
+                    match reload {
+                        Ok((reconfig, r)) => {
+                            hooks.set(r.up_script, r.down_script);
+                            let _ = reloads.send(Reload {
+                                reconfig,
+                                keep: r.keep,
+                                fresh: fds,
+                            });
+                        }
+                        Err(e) => warn!("reload: {e}"),
+                    }
                 }
-            }
+                _ => {}
+            },
             Err(e) => {
                 warn!("privsep channel: {e}");
                 return;

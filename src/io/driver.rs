@@ -23,7 +23,7 @@ use super::sockets;
 use super::tun_device::{self, TunDevice};
 use crate::config::Config;
 use crate::proto::clock::Clock;
-use crate::proto::tunnel::{Event, Transmit, HEADROOM, OVERHEAD};
+use crate::proto::tunnel::{Event, Reconfig, Transmit, HEADROOM, OVERHEAD};
 use crate::proto::{Tunnel, TunnelConfig};
 
 /// Packets handled per readiness event before looking at other sources.
@@ -43,6 +43,20 @@ struct Driver {
     /// Rate limit for send-error logs.
     last_send_error_log: Option<Instant>,
     hooks: Option<HookSink>,
+    /// Client path names in config order: a hook names a path by its index
+    /// here (what the parent's config calls it).
+    path_names: Vec<String>,
+}
+
+/// A reloaded configuration for the running loop (SIGHUP, see
+/// `daemon::reload`).
+pub struct Reload {
+    /// The core's new settings; `sockets` is filled in here.
+    pub reconfig: Reconfig,
+    /// Per path of the new config: the running socket it keeps, or `None`:
+    /// the next of `fresh`.
+    pub keep: Vec<Option<usize>>,
+    pub fresh: Vec<OwnedFd>,
 }
 
 fn unix_now_ns() -> u64 {
@@ -99,6 +113,7 @@ pub async fn run(
     res: Resources,
     shutdown: impl Future<Output = ()>,
     hooks: Option<HookSink>,
+    reloads: mpsc::UnboundedReceiver<Reload>,
 ) -> io::Result<()> {
     let tun = TunDevice::from_fd(res.tun, interface)?;
     let socks = res
@@ -114,6 +129,7 @@ pub async fn run(
     let (ctl_tx, ctl_rx) = mpsc::channel(16);
     let control_task = tokio::spawn(control::serve(listener, ctl_tx));
     let now = Instant::now();
+    let path_names = tunnel_config.paths.iter().map(|p| p.name.clone()).collect();
     let tunnel = Tunnel::new(tunnel_config, Clock::new(now, unix_now_ns()), now);
     info!(interface, "tunnel running");
     let mut driver = Driver {
@@ -124,8 +140,9 @@ pub async fn run(
         inp: vec![0; BUF_LEN],
         last_send_error_log: None,
         hooks,
+        path_names,
     };
-    let result = driver.event_loop(shutdown, ctl_rx).await;
+    let result = driver.event_loop(shutdown, ctl_rx, reloads).await;
     control_task.abort();
     info!("tunnel stopped");
     result
@@ -136,6 +153,7 @@ impl Driver {
         &mut self,
         shutdown: impl Future<Output = ()>,
         mut ctl_rx: mpsc::Receiver<ControlRequest>,
+        mut reloads: mpsc::UnboundedReceiver<Reload>,
     ) -> io::Result<()> {
         let mut shutdown = pin!(shutdown);
         let sleep = tokio::time::sleep(Duration::from_secs(3600));
@@ -185,6 +203,7 @@ impl Driver {
                 }
                 _ = &mut sleep => {}
                 Some(req) = ctl_rx.recv() => self.answer(req),
+                Some(r) = reloads.recv() => self.reload(r),
             }
         }
     }
@@ -235,18 +254,15 @@ impl Driver {
     fn log_events(&mut self) {
         while let Some(ev) = self.tunnel.poll_event() {
             match ev {
-                Event::PathUp { peer, path, id } => {
+                Event::PathUp { peer, path, .. } => {
                     info!(%peer, %path, "path up");
-                    self.hook(id, true);
+                    self.hook(&path, true);
                 }
                 Event::PathDown {
-                    peer,
-                    path,
-                    reason,
-                    id,
+                    peer, path, reason, ..
                 } => {
                     warn!(%peer, %path, reason, "path down");
-                    self.hook(id, false);
+                    self.hook(&path, false);
                 }
                 Event::PathLossy { peer, path, loss } => {
                     warn!(%peer, %path, loss, "path lossy: used only as fallback")
@@ -268,10 +284,68 @@ impl Driver {
         }
     }
 
-    fn hook(&self, id: u8, up: bool) {
-        if let Some(h) = &self.hooks {
-            let _ = h.send((id, up));
+    fn hook(&self, path: &str, up: bool) {
+        let index = self.path_names.iter().position(|n| n == path);
+        if let (Some(h), Some(i)) = (&self.hooks, index.and_then(|i| u8::try_from(i).ok())) {
+            let _ = h.send((i, up));
         }
+    }
+
+    /// Applies a reload: sockets are rearranged into the new config's
+    /// order (kept ones moved, new ones added, the rest closed) and the core
+    /// told where each old socket went.
+    fn reload(&mut self, r: Reload) {
+        let n_old = self.sockets.len();
+        let mut seen = vec![false; n_old];
+        let sane = r
+            .keep
+            .iter()
+            .flatten()
+            .all(|&i| i < n_old && !std::mem::replace(&mut seen[i], true))
+            && r.keep.iter().filter(|k| k.is_none()).count() == r.fresh.len();
+        if !sane {
+            warn!("reload: the parent's socket plan does not match the running sockets; ignored");
+            return;
+        }
+        let mut fresh = Vec::new();
+        for fd in r.fresh {
+            let s = std::net::UdpSocket::from(fd);
+            match s.set_nonblocking(true).and_then(|_| UdpSocket::from_std(s)) {
+                Ok(s) => fresh.push(s),
+                Err(e) => {
+                    warn!("reload: new socket unusable ({e}); ignored");
+                    return;
+                }
+            }
+        }
+        let mut old: Vec<Option<UdpSocket>> =
+            std::mem::take(&mut self.sockets).into_iter().map(Some).collect();
+        let mut fresh = fresh.into_iter();
+        let mut moved_to = vec![None; n_old];
+        for (new_index, keep) in r.keep.iter().enumerate() {
+            let s = match keep {
+                Some(i) => {
+                    moved_to[*i] = Some(new_index);
+                    old[*i].take().expect("checked unique")
+                }
+                None => fresh.next().expect("counted"),
+            };
+            self.sockets.push(s);
+        }
+        let mut reconfig = r.reconfig;
+        self.path_names = reconfig.paths.iter().map(|p| p.name.clone()).collect();
+        reconfig.sockets = moved_to;
+        let report = self.tunnel.reconfigure(reconfig, Instant::now());
+        info!(
+            sockets = self.sockets.len(),
+            added = ?report.paths_added,
+            removed = ?report.paths_removed,
+            replaced = ?report.paths_replaced,
+            updated = ?report.paths_updated,
+            peers_added = report.peers_added,
+            peers_removed = report.peers_removed,
+            "reload applied"
+        );
     }
 
     fn answer(&mut self, req: ControlRequest) {

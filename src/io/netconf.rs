@@ -61,3 +61,11 @@ pub fn add_routes(dev: &str, routes: &[IpNet]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Removes routes this daemon added (a reload dropped their peer).
+pub fn del_routes(dev: &str, routes: &[IpNet]) -> io::Result<()> {
+    for r in routes {
+        ip(&["route", "del", &r.trunc().to_string(), "dev", dev])?;
+    }
+    Ok(())
+}

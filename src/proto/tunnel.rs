@@ -35,6 +35,9 @@ use super::stats::{Drops, PathStatus, PeerStatus, Status};
 use super::wire::{self, Message, DATA_HEADER_LEN, TAG_LEN};
 use crate::config::Mode;
 
+mod reconfigure;
+pub use reconfigure::{Reconfig, ReconfigReport};
+
 /// Bytes before the IP packet in a buffer given to `handle_tun_packet`.
 pub const HEADROOM: usize = DATA_HEADER_LEN + DATA_FRAME_HEADER_LEN;
 /// Bytes a data datagram adds to an IP packet (headroom + tag).
@@ -215,29 +218,11 @@ impl Tunnel {
     /// `clock` anchors wall-clock time (handshake timestamps) to `now`.
     pub fn new(config: TunnelConfig, clock: Clock, now: Instant) -> Tunnel {
         let our_mac1 = Mac1Key::for_receiver(&config.private_key.public_key());
-        let mut peers: Vec<Peer> = config
-            .peers
-            .into_iter()
-            .map(|p| Peer {
-                public_key: p.public_key,
-                allowed_ips: p.allowed_ips,
-                paths: Vec::new(),
-                scheduler: Scheduler::default(),
-                candidates: Vec::new(),
-                next_seq: 0,
-                last_init_unix_ns: 0,
-                reorder: ResequencingQueue::default(),
-                resent: 0,
-            })
-            .collect();
+        let mut peers: Vec<Peer> = config.peers.into_iter().map(reconfigure::new_peer).collect();
         if config.mode == Mode::Client {
             if let Some(peer) = peers.first_mut() {
                 for (i, spec) in config.paths.into_iter().enumerate().take(MAX_PATHS_PER_PEER) {
-                    let mut path = Path::new(i as u8, spec.name, spec.socket, Some(spec.endpoint));
-                    path.bandwidth_up = spec.bandwidth_up;
-                    path.fallback = spec.fallback;
-                    path.handshake_due = Some(now);
-                    peer.paths.push(path);
+                    peer.paths.push(reconfigure::new_client_path(i as u8, spec, now));
                 }
             }
         }

@@ -4,6 +4,7 @@
 mod failover;
 mod ipv6;
 mod privsep;
+mod reload;
 mod topo;
 
 use std::io::Read;

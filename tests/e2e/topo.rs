@@ -357,6 +357,22 @@ endpoint = "10.102.0.2:5081"
         std::fs::write(config, text.replace(from, to)).unwrap();
     }
 
+    /// The config file a daemon was started with.
+    pub fn daemon_config(&self, name: &str) -> PathBuf {
+        self.daemons
+            .iter()
+            .find(|d| d.name == name)
+            .expect("daemon")
+            .config
+            .clone()
+    }
+
+    /// Everything a daemon has logged so far.
+    pub fn log_text(&self, name: &str) -> String {
+        let d = self.daemons.iter().find(|d| d.name == name).expect("daemon");
+        std::fs::read_to_string(&d.log).unwrap_or_default()
+    }
+
     /// `mlvpn-rs status ARGS` of a daemon: its standard output.
     pub fn status_text(&self, name: &str, args: &[&str]) -> String {
         let d = self.daemons.iter().find(|d| d.name == name).expect("daemon");

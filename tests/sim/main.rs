@@ -2,6 +2,7 @@
 //! tunnels exchanging datagrams over simulated paths, in simulated time.
 
 mod net;
+mod reload;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};

@@ -1,0 +1,267 @@
+//! Applying a reloaded configuration to a running tunnel (SIGHUP).
+//!
+//! What did not change keeps its sessions, counters and estimates: a peer is
+//! the same peer if its public key is, a client path the same path if its
+//! name, socket and endpoint are. Everything else is added fresh or dropped
+//! (its keys zeroized with it). Indices into the peer and path lists move, so
+//! the session index table and the control queue are rebuilt from what is
+//! left.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::{IndexEntry, Path, Peer, PeerSpec, Pending, Tunnel, MAX_PATHS_PER_PEER};
+use crate::config::Mode;
+use crate::proto::reorder::ResequencingQueue;
+use crate::proto::scheduler::Scheduler;
+use crate::proto::tunnel::PathSpec;
+
+/// The reloadable part of a [`super::TunnelConfig`], plus where the sockets went.
+pub struct Reconfig {
+    pub keepalive: Duration,
+    pub path_timeout: Duration,
+    pub peers: Vec<PeerSpec>,
+    /// Client only: the paths towards the peer, in config order.
+    pub paths: Vec<PathSpec>,
+    /// For each socket index before the reload, its index after (`None`:
+    /// closed). Paths on a closed socket are dropped (server) or must have
+    /// been given a new one (client).
+    pub sockets: Vec<Option<usize>>,
+}
+
+/// What a reconfiguration changed, for the log.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReconfigReport {
+    pub paths_added: Vec<String>,
+    pub paths_removed: Vec<String>,
+    /// Kept paths whose bandwidth cap or fallback flag changed.
+    pub paths_updated: Vec<String>,
+    /// Paths whose bind or endpoint changed: re-created and re-handshaken.
+    pub paths_replaced: Vec<String>,
+    pub peers_added: usize,
+    pub peers_removed: usize,
+}
+
+impl ReconfigReport {
+    pub fn is_empty(&self) -> bool {
+        *self == ReconfigReport::default()
+    }
+}
+
+pub(super) fn new_peer(spec: PeerSpec) -> Peer {
+    Peer {
+        public_key: spec.public_key,
+        allowed_ips: spec.allowed_ips,
+        paths: Vec::new(),
+        scheduler: Scheduler::default(),
+        candidates: Vec::new(),
+        next_seq: 0,
+        last_init_unix_ns: 0,
+        reorder: ResequencingQueue::default(),
+        resent: 0,
+    }
+}
+
+/// A client path as configured, never handshaken; due to handshake `now`.
+pub(super) fn new_client_path(id: u8, spec: PathSpec, now: Instant) -> Path {
+    let mut path = Path::new(id, spec.name, spec.socket, Some(spec.endpoint));
+    path.bandwidth_up = spec.bandwidth_up;
+    path.fallback = spec.fallback;
+    path.handshake_due = Some(now);
+    path
+}
+
+impl Tunnel {
+    /// Applies a reloaded configuration; see the module doc for what is kept.
+    pub fn reconfigure(&mut self, config: Reconfig, now: Instant) -> ReconfigReport {
+        let mut report = ReconfigReport::default();
+        self.keepalive = config.keepalive;
+        self.path_timeout = config.path_timeout;
+        let socket_after = |s: usize| config.sockets.get(s).copied().flatten();
+
+        // Peers, matched by public key; positions are remembered to remap
+        // the control queue.
+        let mut old_peers: Vec<Option<Peer>> =
+            std::mem::take(&mut self.peers).into_iter().map(Some).collect();
+        let mut peer_from = Vec::new();
+        for spec in config.peers {
+            let found = old_peers
+                .iter()
+                .position(|p| p.as_ref().is_some_and(|p| p.public_key == spec.public_key));
+            match found {
+                Some(i) => {
+                    let mut peer = old_peers[i].take().expect("found");
+                    peer.allowed_ips = spec.allowed_ips;
+                    self.peers.push(peer);
+                    peer_from.push(Some(i));
+                }
+                None => {
+                    self.peers.push(new_peer(spec));
+                    peer_from.push(None);
+                    report.peers_added += 1;
+                }
+            }
+        }
+        report.peers_removed = old_peers.iter().filter(|p| p.is_some()).count();
+        drop(old_peers);
+
+        // Paths: sockets renumbered; a server forgets paths whose listening
+        // socket closed (the client re-handshakes on another one).
+        let mut path_from: Vec<Vec<Option<usize>>> = Vec::new();
+        for peer in &mut self.peers {
+            let mut from = Vec::new();
+            let old_paths = std::mem::take(&mut peer.paths);
+            for (i, mut path) in old_paths.into_iter().enumerate() {
+                match socket_after(path.socket) {
+                    Some(s) => {
+                        path.socket = s;
+                        peer.paths.push(path);
+                        from.push(Some(i));
+                    }
+                    None if self.mode == Mode::Client => {
+                        // Its spec names the new socket; matched below.
+                        path.socket = usize::MAX;
+                        peer.paths.push(path);
+                        from.push(Some(i));
+                    }
+                    None => report.paths_removed.push(path.name.clone()),
+                }
+            }
+            path_from.push(from);
+        }
+
+        if self.mode == Mode::Client {
+            if let Some(peer) = self.peers.first_mut() {
+                let from = &mut path_from[0];
+                let mut old: Vec<Option<(Path, Option<usize>)>> = std::mem::take(&mut peer.paths)
+                    .into_iter()
+                    .zip(from.iter().copied())
+                    .map(Some)
+                    .collect();
+                let mut new_from = Vec::new();
+                let mut kept_ids: Vec<u8> = Vec::new();
+                let mut fresh = Vec::new();
+                for (pos, spec) in config.paths.into_iter().take(MAX_PATHS_PER_PEER).enumerate() {
+                    let same = old.iter().position(|o| {
+                        o.as_ref().is_some_and(|(p, _)| {
+                            p.name == spec.name
+                                && p.socket == spec.socket
+                                && p.endpoint == Some(spec.endpoint)
+                        })
+                    });
+                    match same {
+                        Some(i) => {
+                            let (mut path, f) = old[i].take().expect("found");
+                            if path.bandwidth_up != spec.bandwidth_up || path.fallback != spec.fallback {
+                                report.paths_updated.push(path.name.clone());
+                            }
+                            path.bandwidth_up = spec.bandwidth_up;
+                            path.fallback = spec.fallback;
+                            kept_ids.push(path.id);
+                            peer.paths.push(path);
+                            new_from.push(f);
+                        }
+                        None => {
+                            // Changed bind or endpoint: a new path under the
+                            // old name (the server sees a fresh handshake).
+                            let reuse = old
+                                .iter()
+                                .position(|o| o.as_ref().is_some_and(|(p, _)| p.name == spec.name));
+                            let id = reuse.and_then(|i| old[i].take()).map(|(p, _)| p.id);
+                            if id.is_some() {
+                                report.paths_replaced.push(spec.name.clone());
+                            } else {
+                                report.paths_added.push(spec.name.clone());
+                            }
+                            fresh.push((pos, id, spec));
+                            new_from.push(None);
+                        }
+                    }
+                }
+                for (path, _) in old.into_iter().flatten() {
+                    report.paths_removed.push(path.name);
+                }
+                // Fresh paths get their old id if they had one, else the
+                // smallest unused one (the server tells paths apart by id).
+                let mut placed: Vec<(usize, Path)> = Vec::new();
+                for (pos, id, spec) in fresh {
+                    let id = id.filter(|id| !kept_ids.contains(id)).unwrap_or_else(|| {
+                        (0..=u8::MAX)
+                            .find(|id| !kept_ids.contains(id))
+                            .expect("at most MAX_PATHS_PER_PEER ids in use")
+                    });
+                    kept_ids.push(id);
+                    placed.push((pos, new_client_path(id, spec, now)));
+                }
+                for (pos, path) in placed {
+                    peer.paths.insert(pos, path);
+                }
+                *from = new_from;
+            }
+        }
+
+        for peer in &mut self.peers {
+            // Per-path scheduler state is indexed by position.
+            peer.scheduler = Scheduler::default();
+            peer.candidates.clear();
+        }
+        self.rebuild_indices();
+        self.remap_pending(&peer_from, &path_from, &config.sockets);
+        report
+    }
+
+    /// The local-index table from the sessions that exist now.
+    fn rebuild_indices(&mut self) {
+        self.indices.clear();
+        for (peer, p) in self.peers.iter().enumerate() {
+            for (path, pa) in p.paths.iter().enumerate() {
+                let entry = IndexEntry { peer, path };
+                let sessions = [
+                    pa.current.as_ref(),
+                    pa.next.as_ref(),
+                    pa.previous.as_ref().map(|(s, _)| s),
+                ];
+                for s in sessions.into_iter().flatten() {
+                    self.indices.insert(s.local_index, entry);
+                }
+                if let Some(init) = &pa.pending {
+                    self.indices.insert(init.sender, entry);
+                }
+            }
+        }
+    }
+
+    /// Control messages queued before the reload follow their peer, path
+    /// and socket to their new positions, or are dropped with them.
+    fn remap_pending(
+        &mut self,
+        peer_from: &[Option<usize>],
+        path_from: &[Vec<Option<usize>>],
+        sockets: &[Option<usize>],
+    ) {
+        let mut where_now: HashMap<(usize, usize), (usize, usize)> = HashMap::new();
+        for (peer, old_peer) in peer_from.iter().enumerate() {
+            let Some(old_peer) = old_peer else { continue };
+            for (path, old_path) in path_from[peer].iter().enumerate() {
+                if let Some(old_path) = old_path {
+                    where_now.insert((*old_peer, *old_path), (peer, path));
+                }
+            }
+        }
+        let pending = std::mem::take(&mut self.pending);
+        for p in pending {
+            match p {
+                Pending::Raw { socket, dest, bytes } => {
+                    if let Some(socket) = sockets.get(socket).copied().flatten() {
+                        self.pending.push_back(Pending::Raw { socket, dest, bytes });
+                    }
+                }
+                Pending::Keepalive { peer, path, reply } => {
+                    if let Some(&(peer, path)) = where_now.get(&(peer, path)) {
+                        self.pending.push_back(Pending::Keepalive { peer, path, reply });
+                    }
+                }
+            }
+        }
+    }
+}

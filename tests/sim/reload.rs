@@ -1,0 +1,220 @@
+//! Reloading a running tunnel's configuration (what SIGHUP does in the
+//! daemon): what did not change keeps its sessions, the rest follows.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use mlvpn_rs::proto::tunnel::{PathSpec, PeerSpec, Reconfig};
+
+use crate::net::{ipv4_packet, packet_id, Net};
+use crate::{addr, client, key, server, server_sockets, states, status, two_path_net, CLIENT_IP, SERVER_IP};
+use std::time::Instant;
+
+fn client_peer() -> Vec<PeerSpec> {
+    vec![PeerSpec {
+        public_key: key(1).public_key(),
+        allowed_ips: vec!["10.42.0.0/24".parse().unwrap()],
+    }]
+}
+
+fn path(name: &str, socket: usize, endpoint: &str) -> PathSpec {
+    PathSpec {
+        name: name.into(),
+        socket,
+        endpoint: addr(endpoint),
+        bandwidth_up: None,
+        fallback: false,
+    }
+}
+
+/// Sends `n` packets client → server, 1 ms apart, from id `first`.
+fn send(net: &mut Net, first: u64, n: u64) {
+    for i in first..first + n {
+        assert!(net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, i, 400)));
+        net.run_for(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn reload_adds_and_removes_client_paths_and_keeps_the_unchanged_ones_sessions() {
+    let mut net = two_path_net();
+    send(&mut net, 0, 200);
+    let before = status(&net, 1);
+    let p0_handshakes = before.peers[0].paths[0].handshakes;
+    let p0_tx = before.peers[0].paths[0].tx_packets;
+
+    // p1 is removed (its socket closed), p2 added on a new socket that
+    // takes index 1; p0 is unchanged but gets a bandwidth cap.
+    let mut p0 = path("p0", 0, "10.101.0.2:5080");
+    p0.bandwidth_up = Some(50_000_000);
+    let report = net.nodes[1].tunnel.reconfigure(
+        Reconfig {
+            keepalive: Duration::from_secs(1),
+            path_timeout: Duration::from_secs(3),
+            peers: client_peer(),
+            paths: vec![p0, path("p2", 1, "10.102.0.2:5081")],
+            sockets: vec![Some(0), None],
+        },
+        net.now,
+    );
+    net.nodes[1].sockets = vec![addr("10.101.0.1:40000"), addr("10.103.0.1:40002")];
+    assert_eq!(report.paths_added, ["p2"]);
+    assert_eq!(report.paths_removed, ["p1"]);
+    assert_eq!(report.paths_updated, ["p0"]);
+    assert_eq!((report.peers_added, report.peers_removed), (0, 0));
+    // Traffic keeps flowing through the reload on p0, the new path comes up.
+    send(&mut net, 200, 800);
+    net.run_for(Duration::from_millis(200));
+    let after = status(&net, 1);
+    assert_eq!(states(&after), ["up", "up"]);
+    assert_eq!(after.peers[0].paths[1].name, "p2");
+    assert_eq!(
+        after.peers[0].paths[0].handshakes, p0_handshakes,
+        "p0 kept its session"
+    );
+    assert!(after.peers[0].paths[0].tx_packets > p0_tx);
+    assert!(after.peers[0].paths[1].tx_packets > 0, "p2 carries traffic");
+    let mut got: Vec<u64> = net.nodes[0].delivered.iter().map(|p| packet_id(p)).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        (0..1000).collect::<Vec<_>>(),
+        "nothing lost across the reload"
+    );
+    // The server learned the new path's address from its handshake.
+    let s = status(&net, 0);
+    assert!(s.peers[0]
+        .paths
+        .iter()
+        .any(|p| p.name == "p2" && p.endpoint.as_deref() == Some("10.103.0.1:40002")));
+}
+
+#[test]
+fn reload_with_a_changed_endpoint_re_handshakes_only_that_path() {
+    let mut net = two_path_net();
+    send(&mut net, 0, 100);
+    let before = status(&net, 1);
+    let report = net.nodes[1].tunnel.reconfigure(
+        Reconfig {
+            keepalive: Duration::from_secs(1),
+            path_timeout: Duration::from_secs(3),
+            peers: client_peer(),
+            // p1 now goes to the server's first socket.
+            paths: vec![path("p0", 0, "10.101.0.2:5080"), path("p1", 1, "10.101.0.2:5080")],
+            sockets: vec![Some(0), Some(1)],
+        },
+        net.now,
+    );
+    assert_eq!(report.paths_replaced, ["p1"]);
+    assert!(report.paths_added.is_empty() && report.paths_removed.is_empty());
+    send(&mut net, 100, 400);
+    net.run_for(Duration::from_millis(200));
+    let after = status(&net, 1);
+    assert_eq!(states(&after), ["up", "up"]);
+    assert_eq!(
+        after.peers[0].paths[0].handshakes,
+        before.peers[0].paths[0].handshakes
+    );
+    assert_eq!(after.peers[0].paths[1].handshakes, 1, "p1 handshook again, once");
+    assert_eq!(net.nodes[0].delivered.len(), 500);
+}
+
+#[test]
+fn reload_adds_and_removes_peers_on_a_server() {
+    let start = Instant::now();
+    let mut net = Net::new(start);
+    net.add(
+        server(start, vec![(key(2).public_key(), "10.42.0.2/32")]),
+        server_sockets(),
+    );
+    let (c1, s1) = client(start, 2, &["10.101.0.1:40000", "10.102.0.1:40001"], &[]);
+    let (c2, s2) = client(start, 3, &["10.101.0.7:40000", "10.102.0.7:40001"], &[]);
+    net.add(c1, s1);
+    net.add(c2, s2);
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(states(&status(&net, 1)), ["up", "up"]);
+    assert_eq!(
+        states(&status(&net, 2)),
+        ["handshaking", "handshaking"],
+        "unknown key refused"
+    );
+
+    let peer = |k: u8, ip: &str| PeerSpec {
+        public_key: key(k).public_key(),
+        allowed_ips: vec![ip.parse::<IpNet>().unwrap()],
+    };
+    let report = net.nodes[0].tunnel.reconfigure(
+        Reconfig {
+            keepalive: Duration::from_secs(1),
+            path_timeout: Duration::from_secs(3),
+            peers: vec![peer(2, "10.42.0.2/32"), peer(3, "10.42.0.3/32")],
+            paths: vec![],
+            sockets: vec![Some(0), Some(1)],
+        },
+        net.now,
+    );
+    assert_eq!((report.peers_added, report.peers_removed), (1, 0));
+    net.run_for(Duration::from_secs(2));
+    assert_eq!(states(&status(&net, 2)), ["up", "up"], "the added peer connects");
+    let c3 = Ipv4Addr::new(10, 42, 0, 3);
+    for i in 0..50 {
+        assert!(net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, i, 100)));
+        assert!(net.tun_send(2, &ipv4_packet(c3, SERVER_IP, 1000 + i, 100)));
+    }
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(net.nodes[0].delivered.len(), 100, "both peers' traffic arrives");
+
+    // Removing the first peer: its sessions are gone, the other's stay.
+    let report = net.nodes[0].tunnel.reconfigure(
+        Reconfig {
+            keepalive: Duration::from_secs(1),
+            path_timeout: Duration::from_secs(3),
+            peers: vec![peer(3, "10.42.0.3/32")],
+            paths: vec![],
+            sockets: vec![Some(0), Some(1)],
+        },
+        net.now,
+    );
+    assert_eq!((report.peers_added, report.peers_removed), (0, 1));
+    net.nodes[0].delivered.clear();
+    for i in 0..50 {
+        assert!(net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, i, 100)));
+        assert!(net.tun_send(2, &ipv4_packet(c3, SERVER_IP, 1000 + i, 100)));
+    }
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(net.nodes[0].delivered.len(), 50);
+    assert!(net.nodes[0].delivered.iter().all(|p| packet_id(p) >= 1000));
+    let s = status(&net, 0);
+    assert_eq!(s.peers.len(), 1);
+    assert!(
+        s.drops.unknown_index > 0,
+        "the removed peer's packets are dropped"
+    );
+}
+
+#[test]
+fn a_server_forgets_paths_on_a_listening_socket_it_closed() {
+    let mut net = two_path_net();
+    let report = net.nodes[0].tunnel.reconfigure(
+        Reconfig {
+            keepalive: Duration::from_secs(1),
+            path_timeout: Duration::from_secs(3),
+            peers: vec![PeerSpec {
+                public_key: key(2).public_key(),
+                allowed_ips: vec!["10.42.0.2/32".parse().unwrap()],
+            }],
+            paths: vec![],
+            sockets: vec![Some(0), None],
+        },
+        net.now,
+    );
+    net.nodes[0].sockets = vec![addr("10.101.0.2:5080")];
+    assert_eq!(report.paths_removed, ["p1"]);
+    send(&mut net, 0, 100);
+    net.run_for(Duration::from_secs(4));
+    // The client's p1 (towards the closed socket) goes down, p0 carries all.
+    assert_eq!(states(&status(&net, 1)), ["up", "down"]);
+    assert_eq!(status(&net, 0).peers[0].paths.len(), 1);
+    assert_eq!(net.nodes[0].delivered.len(), 100);
+}
