@@ -12,3 +12,5 @@ pub mod drop;
 pub mod hooks;
 pub mod msg;
 pub mod policy;
+#[cfg(target_os = "linux")]
+pub mod seccomp;

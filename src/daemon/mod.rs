@@ -10,15 +10,20 @@ pub mod worker;
 /// Hidden subcommand the parent execs the worker with.
 pub const WORKER_ARG: &str = "__worker";
 
-/// Stops on SIGTERM or SIGINT (logs which).
-pub async fn shutdown_signal() {
+/// Completes on SIGTERM or SIGINT (logs which). The handlers are installed
+/// by the call itself (inside a runtime), not when the future is first
+/// polled: the worker must install them before its seccomp filter forbids
+/// `rt_sigaction`.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    let handlers = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
     }
 }

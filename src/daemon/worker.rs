@@ -79,12 +79,19 @@ pub fn run(fd_arg: &str) -> Result<(), String> {
         tokio::spawn(forward_hooks(chan.clone(), hook_rx, hook_flags.clone()));
         let (reload_tx, reload_rx) = mpsc::unbounded_channel();
         let parent_gone = watch_parent(chan.clone(), reload_tx, hook_flags);
+        let signalled = super::shutdown_signal();
         let shutdown = async {
             tokio::select! {
-                _ = super::shutdown_signal() => {}
+                _ = signalled => {}
                 _ = parent_gone => warn!("parent closed the channel: stopping"),
             }
         };
+        // Last step before the event loop reads its first datagram.
+        #[cfg(target_os = "linux")]
+        {
+            mlvpn_privsep::seccomp::restrict_worker().map_err(|e| format!("worker: {e}"))?;
+            info!("worker: seccomp filter installed");
+        }
         driver::run(
             tunnel_config,
             &setup.interface,

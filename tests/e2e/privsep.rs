@@ -74,6 +74,10 @@ fn worker_is_unprivileged_chrooted_and_parent_keeps_no_path_socket() {
             );
         }
         assert_eq!(status_field(worker, "NoNewPrivs"), "1");
+        // 2 = filter mode: the worker runs under its system-call allowlist;
+        // the parent (which must run ip(8) and bind sockets) does not.
+        assert_eq!(status_field(worker, "Seccomp"), "2", "{name} worker seccomp");
+        assert_eq!(status_field(worker, "Seccomp_filters"), "1");
         assert_eq!(
             std::fs::read_link(format!("/proc/{worker}/root"))
                 .unwrap()
@@ -83,6 +87,11 @@ fn worker_is_unprivileged_chrooted_and_parent_keeps_no_path_socket() {
         );
         // The parent is still root (it runs hooks), but holds no UDP socket.
         assert_eq!(status_field(parent, "Uid").split_whitespace().next(), Some("0"));
+        assert_eq!(
+            status_field(parent, "Seccomp"),
+            "0",
+            "{name} parent is not filtered"
+        );
         let ns = if name == "server" {
             t.b.clone()
         } else {
