@@ -15,6 +15,7 @@ use mlvpn_keys::{PrivateKey, PublicKey};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
+use super::cookie::Cookie;
 use super::mac::Mac1Key;
 use super::wire::{self, Initiation, Response, INIT_LEN, INIT_PAYLOAD_LEN, MAC_LEN, RESP_LEN};
 
@@ -100,15 +101,21 @@ fn builder(local: &PrivateKey) -> snow::Builder<'_> {
 pub struct Initiator {
     hs: snow::HandshakeState,
     pub sender: u32,
+    /// The `mac1` sent: a cookie reply to this initiation is bound to it.
+    pub mac1: [u8; MAC_LEN],
+    /// Whether it carried a `mac2` (a cookie).
+    pub with_cookie: bool,
 }
 
 impl Initiator {
-    /// Builds an initiation to `remote` into a new message.
+    /// Builds an initiation to `remote` into a new message; with the
+    /// server's `cookie`, if we hold a fresh one, as `mac2`.
     pub fn start(
         local: &PrivateKey,
         remote: &PublicKey,
         sender: u32,
         payload: &InitPayload,
+        cookie: Option<&Cookie>,
     ) -> Result<(Initiator, [u8; INIT_LEN]), HandshakeError> {
         let mut hs = builder(local).remote_public_key(&remote.0).build_initiator()?;
         let mut msg = [0u8; INIT_LEN];
@@ -118,7 +125,20 @@ impl Initiator {
         let mac1_at = INIT_LEN - 2 * MAC_LEN;
         let mac = Mac1Key::for_receiver(remote).compute(&msg[..mac1_at]);
         msg[mac1_at..mac1_at + MAC_LEN].copy_from_slice(&mac);
-        Ok((Initiator { hs, sender }, msg))
+        let mac2_at = mac1_at + MAC_LEN;
+        if let Some(cookie) = cookie {
+            let m2 = super::cookie::mac2(cookie, &msg[..mac2_at]);
+            msg[mac2_at..].copy_from_slice(&m2);
+        }
+        Ok((
+            Initiator {
+                hs,
+                sender,
+                mac1: mac,
+                with_cookie: cookie.is_some(),
+            },
+            msg,
+        ))
     }
 
     /// Completes the handshake with the responder's message. `mac1` must
@@ -204,7 +224,7 @@ mod tests {
             path_id: 3,
             path_name: "lte".into(),
         };
-        let (ini, msg) = Initiator::start(&client, &server.public_key(), 11, &payload).unwrap();
+        let (ini, msg) = Initiator::start(&client, &server.public_key(), 11, &payload, None).unwrap();
         let Ok(Message::Initiation(init)) = decode(&msg) else {
             panic!()
         };
@@ -234,7 +254,7 @@ mod tests {
             path_id: 0,
             path_name: "a".into(),
         };
-        let (_, msg) = Initiator::start(&client, &server.public_key(), 1, &payload).unwrap();
+        let (_, msg) = Initiator::start(&client, &server.public_key(), 1, &payload, None).unwrap();
         let Ok(Message::Initiation(init)) = decode(&msg) else {
             panic!()
         };
@@ -249,7 +269,7 @@ mod tests {
             path_id: 0,
             path_name: "a".into(),
         };
-        let (_, mut msg) = Initiator::start(&client, &server.public_key(), 1, &payload).unwrap();
+        let (_, mut msg) = Initiator::start(&client, &server.public_key(), 1, &payload, None).unwrap();
         msg[60] ^= 1;
         let Ok(Message::Initiation(init)) = decode(&msg) else {
             panic!()

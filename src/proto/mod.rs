@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod cookie;
 pub mod delay;
 pub mod estimator;
 pub mod frame;
@@ -15,6 +16,7 @@ pub mod handshake;
 pub mod ip;
 pub mod mac;
 pub mod path;
+pub mod ratelimit;
 pub mod reorder;
 pub mod replay;
 pub mod resend;

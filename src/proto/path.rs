@@ -71,6 +71,9 @@ pub struct Path {
     pub next: Option<Session>,
     /// Initiator only: the handshake in flight.
     pub pending: Option<Initiator>,
+    /// Initiator only: the server's cookie (while it is under load) and
+    /// when it came.
+    pub cookie: Option<(super::cookie::Cookie, Instant)>,
     /// Initiator only: when to send the next initiation.
     pub handshake_due: Option<Instant>,
     pub handshake_attempts: u32,
@@ -133,6 +136,7 @@ impl Path {
             previous: None,
             next: None,
             pending: None,
+            cookie: None,
             handshake_due: None,
             handshake_attempts: 0,
             last_init_unix_ns: 0,

@@ -24,6 +24,13 @@ pub struct Drops {
     /// Initiation/response that failed Noise processing or had no matching
     /// pending handshake.
     pub handshake_invalid: u64,
+    /// Initiation answered with a cookie instead of a handshake (server
+    /// under load, no valid `mac2`).
+    #[serde(default)]
+    pub handshake_cookie_sent: u64,
+    /// Initiation with a valid `mac2` over its address's handshake rate.
+    #[serde(default)]
+    pub handshake_rate_limited: u64,
     /// Packet from the TUN for an address no peer is allowed.
     pub no_route: u64,
     /// Inner packet whose source the sending peer is not allowed to use.
@@ -48,6 +55,8 @@ impl Drops {
             + self.handshake_unknown_peer
             + self.handshake_replayed
             + self.handshake_invalid
+            + self.handshake_cookie_sent
+            + self.handshake_rate_limited
             + self.no_route
             + self.source_not_allowed
             + self.no_path

@@ -20,6 +20,7 @@ use ipnet::IpNet;
 use mlvpn_keys::{PrivateKey, PublicKey};
 
 use super::clock::Clock;
+use super::cookie::{self, CookieChecker};
 use super::frame::{self, Frame, Report, Timestamps, DATA_FRAME_HEADER_LEN, KEEPALIVE_LEN};
 use super::handshake::{InitPayload, Initiator, Responder, MAX_PATH_NAME};
 use super::ip;
@@ -28,6 +29,7 @@ use super::path::{
     handshake_backoff, report_interval, silence_limit, tail_probe_delay, tail_probe_interval, Path,
     PathState, LOSSY_ENTER, LOSSY_LEAVE, LOSSY_PERSIST, LOSSY_PROBE_INTERVAL, PROBE_INTERVAL,
 };
+use super::ratelimit::RateLimiter;
 use super::reorder::{Arrival, ResequencingQueue, DEFAULT_MAX_TIMEOUT, MIN_TIMEOUT};
 use super::scheduler::{Candidate, Scheduler, SATURATED_QUEUE};
 use super::session::{Session, REKEY_AFTER_MESSAGES};
@@ -203,6 +205,10 @@ pub struct Tunnel {
     private_key: PrivateKey,
     /// Checks `mac1` of handshake messages sent to us.
     our_mac1: Mac1Key,
+    /// Server: load detection, cookies and `mac2` (handshake DoS defence).
+    cookies: CookieChecker,
+    /// Server: handshakes per source address while under load.
+    limiter: RateLimiter,
     keepalive: Duration,
     path_timeout: Duration,
     clock: Clock,
@@ -218,6 +224,7 @@ impl Tunnel {
     /// `clock` anchors wall-clock time (handshake timestamps) to `now`.
     pub fn new(config: TunnelConfig, clock: Clock, now: Instant) -> Tunnel {
         let our_mac1 = Mac1Key::for_receiver(&config.private_key.public_key());
+        let cookies = CookieChecker::new(&config.private_key.public_key());
         let mut peers: Vec<Peer> = config.peers.into_iter().map(reconfigure::new_peer).collect();
         if config.mode == Mode::Client {
             if let Some(peer) = peers.first_mut() {
@@ -230,6 +237,8 @@ impl Tunnel {
             mode: config.mode,
             private_key: config.private_key,
             our_mac1,
+            cookies,
+            limiter: RateLimiter::default(),
             keepalive: config.keepalive,
             path_timeout: config.path_timeout,
             clock,
@@ -429,6 +438,10 @@ impl Tunnel {
                 self.handle_response(&resp, now);
                 None
             }
+            Message::CookieReply(reply) => {
+                self.handle_cookie_reply(&reply, now);
+                None
+            }
             Message::Data(h) => self.handle_data(socket, from, h, buf, now),
         }
     }
@@ -447,6 +460,24 @@ impl Tunnel {
         if !self.our_mac1.verify(init.mac1_covered, init.mac1) {
             self.drops.handshake_bad_mac += 1;
             return;
+        }
+        // Under load, Diffie-Hellman only for initiations whose mac2 proves
+        // their source address, and only so many per address.
+        if self.cookies.count_initiation(now) {
+            if !self.cookies.mac2_valid(from, init.mac2_covered, init.mac2, now) {
+                self.drops.handshake_cookie_sent += 1;
+                let reply = self.cookies.reply(from, init.sender, init.mac1, now);
+                self.push_pending(Pending::Raw {
+                    socket,
+                    dest: from,
+                    bytes: reply.to_vec(),
+                });
+                return;
+            }
+            if !self.limiter.allow(from.ip(), now) {
+                self.drops.handshake_rate_limited += 1;
+                return;
+            }
         }
         let responder = match Responder::read(&self.private_key, init) {
             Ok(r) => r,
@@ -578,6 +609,34 @@ impl Tunnel {
             path: path_idx,
             reply: false,
         });
+    }
+
+    /// The server is under load and wants our initiation again with its
+    /// cookie: keep the cookie, and retry at once if the initiation it
+    /// answers had none (else the usual back-off: no tight loop).
+    fn handle_cookie_reply(&mut self, reply: &wire::CookieReply<'_>, now: Instant) {
+        let entry = self.indices.get(&reply.receiver).copied();
+        let path = entry.and_then(|e| {
+            let peer = self.peers.get_mut(e.peer)?;
+            let key = peer.public_key;
+            Some((key, peer.paths.get_mut(e.path)?))
+        });
+        let Some((server, path)) = path else {
+            self.drops.handshake_invalid += 1;
+            return;
+        };
+        let Some(initiator) = path.pending.as_ref().filter(|i| i.sender == reply.receiver) else {
+            self.drops.handshake_invalid += 1;
+            return;
+        };
+        let Some(cookie) = cookie::open_reply(&server, reply, &initiator.mac1) else {
+            self.drops.handshake_invalid += 1;
+            return;
+        };
+        path.cookie = Some((cookie, now));
+        if !initiator.with_cookie {
+            path.handshake_due = Some(now);
+        }
     }
 
     fn handle_data(
@@ -1042,7 +1101,13 @@ impl Tunnel {
         let (Some(dest), socket) = (path.endpoint, path.socket) else {
             return;
         };
-        let Ok((initiator, msg)) = Initiator::start(&self.private_key, &peer.public_key, sender, &payload)
+        let cookie = path
+            .cookie
+            .as_ref()
+            .filter(|(_, at)| now.saturating_duration_since(*at) < cookie::COOKIE_LIFETIME)
+            .map(|(c, _)| c);
+        let Ok((initiator, msg)) =
+            Initiator::start(&self.private_key, &peer.public_key, sender, &payload, cookie)
         else {
             return;
         };

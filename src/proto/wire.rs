@@ -8,6 +8,7 @@
 //! ```text
 //! initiation (1): type, 0,0,0, sender u32, noise[INIT_NOISE_LEN], mac1[16], mac2[16]
 //! response   (2): type, 0,0,0, sender u32, receiver u32, noise[RESP_NOISE_LEN], mac1[16], mac2[16]
+//! cookie     (3): type, 0,0,0, receiver u32, nonce[24], encrypted cookie[16] + tag[16]
 //! data       (4): type, 0,0,0, receiver u32, counter u64, ciphertext (>= 16-byte tag)
 //! ```
 
@@ -15,6 +16,7 @@ use thiserror::Error;
 
 pub const TYPE_INITIATION: u8 = 1;
 pub const TYPE_RESPONSE: u8 = 2;
+pub const TYPE_COOKIE_REPLY: u8 = 3;
 pub const TYPE_DATA: u8 = 4;
 
 pub const MAC_LEN: usize = 16;
@@ -29,6 +31,8 @@ pub const INIT_LEN: usize = 8 + INIT_NOISE_LEN + 2 * MAC_LEN;
 /// `e` (32) + empty encrypted payload (16).
 pub const RESP_NOISE_LEN: usize = 32 + TAG_LEN;
 pub const RESP_LEN: usize = 12 + RESP_NOISE_LEN + 2 * MAC_LEN;
+/// Cookie reply: header (8) + nonce (24) + encrypted cookie (16 + 16).
+pub const COOKIE_REPLY_LEN: usize = 8 + 24 + MAC_LEN + TAG_LEN;
 
 /// Header of a data message, authenticated through the nonce (counter) and
 /// the session lookup (receiver index).
@@ -53,16 +57,29 @@ pub enum WireError {
 pub enum Message<'a> {
     Initiation(Initiation<'a>),
     Response(Response<'a>),
+    CookieReply(CookieReply<'a>),
     Data(DataHeader),
+}
+
+/// The server's answer to an initiation while it is under load.
+#[derive(Debug)]
+pub struct CookieReply<'a> {
+    /// The initiation's sender index.
+    pub receiver: u32,
+    pub nonce: &'a [u8; 24],
+    /// Encrypted cookie and its tag.
+    pub cookie: &'a [u8; MAC_LEN + TAG_LEN],
 }
 
 #[derive(Debug)]
 pub struct Initiation<'a> {
     pub sender: u32,
     pub noise: &'a [u8],
-    /// Everything the MACs cover: the message up to `mac1`.
+    /// What `mac1` covers: the message up to `mac1`.
     pub mac1_covered: &'a [u8],
     pub mac1: &'a [u8; MAC_LEN],
+    /// What `mac2` covers: the message up to `mac2` (`mac1` included).
+    pub mac2_covered: &'a [u8],
     pub mac2: &'a [u8; MAC_LEN],
 }
 
@@ -115,6 +132,7 @@ pub fn decode(b: &[u8]) -> Result<Message<'_>, WireError> {
     match kind {
         TYPE_INITIATION => exact(kind, b, INIT_LEN)?,
         TYPE_RESPONSE => exact(kind, b, RESP_LEN)?,
+        TYPE_COOKIE_REPLY => exact(kind, b, COOKIE_REPLY_LEN)?,
         TYPE_DATA => {
             if b.len() < DATA_MIN_LEN {
                 return Err(WireError::BadLength {
@@ -137,6 +155,7 @@ pub fn decode(b: &[u8]) -> Result<Message<'_>, WireError> {
                 noise: &b[8..mac1_at],
                 mac1_covered: &b[..mac1_at],
                 mac1: mac_at(b, mac1_at),
+                mac2_covered: &b[..mac1_at + MAC_LEN],
                 mac2: mac_at(b, mac1_at + MAC_LEN),
             })
         }
@@ -151,6 +170,11 @@ pub fn decode(b: &[u8]) -> Result<Message<'_>, WireError> {
                 mac2: mac_at(b, mac1_at + MAC_LEN),
             })
         }
+        TYPE_COOKIE_REPLY => Message::CookieReply(CookieReply {
+            receiver: u32_at(b, 4),
+            nonce: b[8..32].try_into().expect("24 bytes"),
+            cookie: b[32..COOKIE_REPLY_LEN].try_into().expect("32 bytes"),
+        }),
         _ => Message::Data(DataHeader {
             receiver: u32_at(b, 4),
             counter: u64_at(b, 8),
@@ -227,6 +251,13 @@ mod tests {
         let mut resp = vec![0u8; RESP_LEN];
         resp[0] = TYPE_RESPONSE;
         assert!(matches!(decode(&resp), Ok(Message::Response(_))));
+        let mut cookie = vec![0u8; COOKIE_REPLY_LEN];
+        cookie[0] = TYPE_COOKIE_REPLY;
+        assert!(matches!(decode(&cookie), Ok(Message::CookieReply(_))));
+        assert!(matches!(
+            decode(&cookie[..COOKIE_REPLY_LEN - 1]),
+            Err(WireError::BadLength { .. })
+        ));
     }
 
     #[test]

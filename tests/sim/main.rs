@@ -1,6 +1,7 @@
 //! Deterministic simulation tests of the protocol core: two (or three)
 //! tunnels exchanging datagrams over simulated paths, in simulated time.
 
+mod dos;
 mod net;
 mod reload;
 
