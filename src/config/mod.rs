@@ -64,6 +64,9 @@ pub struct Interface {
     /// Declare a path down when nothing authenticated arrived for this long.
     /// Default 3 s.
     pub path_timeout: Duration,
+    /// Re-handshake every path this often (fresh keys). Default 120 s, the
+    /// most; lower for tests (the soak run) or more frequent key changes.
+    pub rekey_after: Duration,
 }
 
 /// `[[peer]]`
@@ -99,7 +102,7 @@ pub mod units;
 
 pub use parse::{
     control_socket_of, ConfigError, DEFAULT_CHROOT, DEFAULT_HOOK_TIMEOUT, DEFAULT_KEEPALIVE,
-    DEFAULT_PATH_TIMEOUT, DEFAULT_USER,
+    DEFAULT_PATH_TIMEOUT, DEFAULT_REKEY_AFTER, DEFAULT_USER,
 };
 
 #[cfg(test)]

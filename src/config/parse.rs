@@ -4,8 +4,10 @@
 //! spans (`toml::Spanned`), so that every semantic check can name the line of
 //! the key it is about.
 
+use crate::proto::tunnel::REKEY_AFTER_TIME;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ipnet::IpNet;
 use mlvpn_keys::PublicKey;
@@ -53,6 +55,7 @@ struct RawInterface {
     mtu: Option<Spanned<toml::Value>>,
     keepalive: Option<Spanned<toml::Value>>,
     path_timeout: Option<Spanned<toml::Value>>,
+    rekey_after: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -76,6 +79,7 @@ struct RawPath {
 /// Default keepalive interval and path timeout (documented in the man page).
 pub const DEFAULT_KEEPALIVE: &str = "1s";
 pub const DEFAULT_PATH_TIMEOUT: &str = "3s";
+pub const DEFAULT_REKEY_AFTER: &str = "120s";
 pub const DEFAULT_HOOK_TIMEOUT: &str = "10s";
 pub const DEFAULT_USER: &str = "nobody";
 pub const DEFAULT_CHROOT: &str = "/run/mlvpn-rs/empty";
@@ -492,6 +496,11 @@ fn parse_interface(cx: &Ctx<'_>, raw: RawInterface) -> Result<Interface, ConfigE
             "interface.path_timeout: must be longer than keepalive (e.g. 3 x keepalive)",
         );
     }
+    let rekey_after = duration(&raw.rekey_after, "rekey_after", DEFAULT_REKEY_AFTER)?;
+    if !(Duration::from_secs(1)..=REKEY_AFTER_TIME).contains(&rekey_after) {
+        let span = raw.rekey_after.as_ref().map(|s| s.span()).unwrap_or(0..0);
+        return cx.err(span, "interface.rekey_after: must be between 1s and 120s");
+    }
     let hook_timeout = duration(&raw.hook_timeout, "hook_timeout", DEFAULT_HOOK_TIMEOUT)?;
     let script = |v: &Option<Spanned<String>>, key: &str| -> Result<Option<PathBuf>, ConfigError> {
         match v {
@@ -544,6 +553,7 @@ fn parse_interface(cx: &Ctx<'_>, raw: RawInterface) -> Result<Interface, ConfigE
         mtu,
         keepalive,
         path_timeout,
+        rekey_after,
     })
 }
 

@@ -35,6 +35,7 @@ pub struct WorkerSetup {
     pub interface: String,
     pub private_key: String,
     pub keepalive_ms: u64,
+    pub rekey_after_ms: u64,
     pub path_timeout_ms: u64,
     pub peers: Vec<SetupPeer>,
     pub paths: Vec<SetupPath>,
@@ -58,6 +59,7 @@ impl WorkerSetup {
             interface: config.interface.name.clone(),
             private_key: config.interface.private_key.to_base64().to_string(),
             keepalive_ms: config.interface.keepalive.as_millis() as u64,
+            rekey_after_ms: config.interface.rekey_after.as_millis() as u64,
             path_timeout_ms: config.interface.path_timeout.as_millis() as u64,
             peers: setup_peers(config),
             paths: setup_paths(config),
@@ -96,6 +98,7 @@ impl WorkerSetup {
             mode: if self.client { Mode::Client } else { Mode::Server },
             private_key: key,
             keepalive: Duration::from_millis(self.keepalive_ms),
+            rekey_after: Duration::from_millis(self.rekey_after_ms),
             path_timeout: Duration::from_millis(self.path_timeout_ms),
             peers,
             paths,
@@ -165,6 +168,7 @@ fn path_specs(paths: &[SetupPath]) -> Vec<PathSpec> {
 pub struct ReloadSetup {
     pub client: bool,
     pub keepalive_ms: u64,
+    pub rekey_after_ms: u64,
     pub path_timeout_ms: u64,
     pub peers: Vec<SetupPeer>,
     pub paths: Vec<SetupPath>,
@@ -178,6 +182,7 @@ impl ReloadSetup {
         ReloadSetup {
             client: config.mode == Mode::Client,
             keepalive_ms: config.interface.keepalive.as_millis() as u64,
+            rekey_after_ms: config.interface.rekey_after.as_millis() as u64,
             path_timeout_ms: config.interface.path_timeout.as_millis() as u64,
             peers: setup_peers(config),
             paths: setup_paths(config),
@@ -203,6 +208,7 @@ impl ReloadSetup {
     pub fn reconfig(&self) -> Result<Reconfig, String> {
         Ok(Reconfig {
             keepalive: Duration::from_millis(self.keepalive_ms),
+            rekey_after: Duration::from_millis(self.rekey_after_ms),
             path_timeout: Duration::from_millis(self.path_timeout_ms),
             peers: peer_specs(&self.peers)?,
             paths: if self.client {

@@ -17,6 +17,9 @@ use tokio::sync::{mpsc, oneshot};
 
 const MAX_REQUEST: usize = 256;
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Status queries served at once; more connections wait in the listen
+/// backlog (bounded by the kernel).
+pub const MAX_CLIENTS: usize = 16;
 
 /// A request for the event loop; it answers on `reply`.
 pub struct ControlRequest {
@@ -51,13 +54,18 @@ pub fn bind(path: &Path) -> io::Result<std::os::unix::net::UnixListener> {
 
 /// Accepts connections forever, forwarding each request to the event loop.
 pub async fn serve(listener: UnixListener, to_loop: mpsc::Sender<ControlRequest>) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let to_loop = to_loop.clone();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(CLIENT_TIMEOUT, answer(stream, to_loop)).await;
+            drop(permit);
         });
     }
 }
@@ -90,4 +98,40 @@ pub fn query(path: &PathBuf, command: &str) -> io::Result<String> {
     let mut out = String::new();
     s.take(16 << 20).read_to_string(&mut out)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn at_most_max_clients_are_served_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sock");
+        let l = bind(&path).unwrap();
+        l.set_nonblocking(true).unwrap();
+        let (tx, mut rx) = mpsc::channel(64);
+        tokio::spawn(serve(UnixListener::from_std(l).unwrap(), tx));
+        let mut clients = Vec::new();
+        for _ in 0..MAX_CLIENTS + 4 {
+            let mut s = tokio::net::UnixStream::connect(&path).await.unwrap();
+            s.write_all(b"status\n").await.unwrap();
+            clients.push(s);
+        }
+        // The event loop does not answer: MAX_CLIENTS requests reach it...
+        let mut held = Vec::new();
+        for _ in 0..MAX_CLIENTS {
+            held.push(rx.recv().await.unwrap());
+        }
+        // ...and no more while they are pending.
+        let more = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await;
+        assert!(more.is_err(), "a request beyond the bound was accepted");
+        // Answering frees the slots for the rest.
+        for r in held {
+            let _ = r.reply.send("{}".into());
+        }
+        for _ in 0..4 {
+            rx.recv().await.unwrap();
+        }
+    }
 }

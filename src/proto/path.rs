@@ -89,6 +89,9 @@ pub struct Path {
     pub echo: Option<(u32, Instant)>,
     /// Latest echo of ours the peer sent back (one RTT sample per echo).
     pub last_echo_seen: u32,
+    /// When we sent the newest thing the peer echoed: our direction worked
+    /// then.
+    pub proven_at: Option<Instant>,
     pub bandwidth_up: Option<u64>,
     pub fallback: bool,
     pub counters: PathCounters,
@@ -147,6 +150,7 @@ impl Path {
             inbound: InboundDelay::default(),
             echo: None,
             last_echo_seen: 0,
+            proven_at: None,
             bandwidth_up: None,
             fallback: false,
             counters: PathCounters::default(),

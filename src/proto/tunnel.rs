@@ -44,7 +44,8 @@ pub use reconfigure::{Reconfig, ReconfigReport};
 pub const HEADROOM: usize = DATA_HEADER_LEN + DATA_FRAME_HEADER_LEN;
 /// Bytes a data datagram adds to an IP packet (headroom + tag).
 pub const OVERHEAD: usize = HEADROOM + TAG_LEN;
-/// Start a new handshake on a path whose session is this old (client).
+/// Start a new handshake on a path whose session is this old (client), at
+/// most: `rekey_after` can make it sooner.
 pub const REKEY_AFTER_TIME: Duration = Duration::from_secs(120);
 /// Never use a session older than this.
 pub const REJECT_AFTER_TIME: Duration = Duration::from_secs(180);
@@ -81,6 +82,9 @@ pub struct TunnelConfig {
     pub private_key: PrivateKey,
     pub keepalive: Duration,
     pub path_timeout: Duration,
+    /// Client: re-handshake a path whose session is this old (at most
+    /// [`REKEY_AFTER_TIME`]).
+    pub rekey_after: Duration,
     pub peers: Vec<PeerSpec>,
     /// Client only: the paths towards the (single) peer.
     pub paths: Vec<PathSpec>,
@@ -211,6 +215,7 @@ pub struct Tunnel {
     limiter: RateLimiter,
     keepalive: Duration,
     path_timeout: Duration,
+    rekey_after: Duration,
     clock: Clock,
     peers: Vec<Peer>,
     indices: HashMap<u32, IndexEntry>,
@@ -240,6 +245,7 @@ impl Tunnel {
             cookies,
             limiter: RateLimiter::default(),
             keepalive: config.keepalive,
+            rekey_after: config.rekey_after.min(REKEY_AFTER_TIME),
             path_timeout: config.path_timeout,
             clock,
             peers,
@@ -777,6 +783,13 @@ impl Tunnel {
         path.inbound.sample(self.clock.micros(now), times.ts, now);
         if times.echo != 0 && times.echo != path.last_echo_seen {
             path.last_echo_seen = times.echo;
+            // The peer got what we sent at (now - echo age): our direction
+            // worked then.
+            let age = self.clock.micros(now).wrapping_sub(times.echo);
+            if age < 60_000_000 {
+                let sent = now.checked_sub(Duration::from_micros(u64::from(age)));
+                path.proven_at = path.proven_at.max(sent);
+            }
             let rtt_us = self
                 .clock
                 .micros(now)
@@ -890,7 +903,7 @@ impl Tunnel {
                 if let Some(s) = &path.current {
                     consider(Some(s.created + REJECT_AFTER_TIME));
                     if self.mode == Mode::Client && path.handshake_due.is_none() {
-                        consider(Some(s.created + REKEY_AFTER_TIME));
+                        consider(Some(s.created + self.rekey_after));
                     }
                 }
                 consider(self.keepalive_due(path));
@@ -960,7 +973,7 @@ impl Tunnel {
         let path = &mut self.peers[peer_idx].paths[path_idx];
         if client && path.handshake_due.is_none() {
             if let Some(s) = &path.current {
-                let old = now.saturating_duration_since(s.created) >= REKEY_AFTER_TIME;
+                let old = now.saturating_duration_since(s.created) >= self.rekey_after;
                 if old || s.messages_sent() >= REKEY_AFTER_MESSAGES {
                     path.handshake_due = Some(now);
                 }
@@ -972,7 +985,25 @@ impl Tunnel {
         let path = &self.peers[peer_idx].paths[path_idx];
         let due = self.keepalive_due(path);
         if due.is_some_and(|t| t <= now) {
-            let reply = path.is_alive() && tail_probe_due(path).is_some_and(|t| t <= now);
+            // An idle path's keepalive asks for an answer too: a path whose
+            // outgoing direction died while nothing but keepalives used it
+            // is then found out like a busy one (hearing the peer's own
+            // keepalives proves only the other direction).
+            let idle = path
+                .last_tx
+                .is_none_or(|t| now.saturating_duration_since(t) >= self.keepalive);
+            // A down path's probe asks too, so the answer (an echo proving
+            // both directions) brings it back within a probe interval.
+            // So does any keepalive (a receive report, say) while nothing
+            // we sent was echoed for a keepalive interval: a path used only
+            // by the peer's data must notice that our reports stopped
+            // arriving.
+            let unproven = path
+                .proven_at
+                .is_none_or(|t| now.saturating_duration_since(t) > self.keepalive);
+            let alive = path.is_alive();
+            let reply = (alive && (idle || unproven || tail_probe_due(path).is_some_and(|t| t <= now)))
+                || path.state == PathState::Down;
             self.push_pending(Pending::Keepalive {
                 peer: peer_idx,
                 path: path_idx,
@@ -983,6 +1014,9 @@ impl Tunnel {
             let path = &mut self.peers[peer_idx].paths[path_idx];
             if reply {
                 path.last_probe_tx = Some(now);
+                if alive {
+                    path.unanswered_since.get_or_insert(now);
+                }
             }
             path.reply_owed = false;
             path.last_tx = Some(now);

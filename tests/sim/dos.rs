@@ -148,3 +148,60 @@ fn a_proven_address_over_its_rate_is_refused_without_a_handshake() {
     assert!(s.drops.handshake_cookie_sent > 0);
     assert!(s.drops.handshake_rate_limited > 0, "{:?}", s.drops);
 }
+
+#[test]
+fn a_client_cannot_make_the_server_keep_more_than_32_paths() {
+    // A real client (it knows its key) initiating on 40 path ids, more than
+    // its own tunnel would ever make.
+    let start = std::time::Instant::now();
+    let mut net = Net::new(start);
+    net.add(server(start, vec![(key(2).public_key(), "10.42.0.2/32")]), server_sockets());
+    for id in 0..40u8 {
+        let payload = InitPayload {
+            unix_ns: 1_700_000_000_000_000_000 + u64::from(id),
+            path_id: id,
+            path_name: format!("p{id}"),
+        };
+        let (_, msg) = Initiator::start(&key(2), &key(1).public_key(), u32::from(id), &payload, None).unwrap();
+        let from: SocketAddr = format!("10.101.0.1:{}", 40000 + u32::from(id)).parse().unwrap();
+        net.send_raw(from, server_sockets()[0], msg.to_vec());
+    }
+    net.run_for(Duration::from_millis(100));
+    let s = status(&net, 0);
+    assert_eq!(s.peers[0].paths.len(), mlvpn_rs::proto::tunnel::MAX_PATHS_PER_PEER);
+    assert_eq!(s.drops.handshake_invalid, 8, "{:?}", s.drops);
+}
+
+#[test]
+fn the_outgoing_control_queue_is_bounded() {
+    // 5000 initiations from as many addresses arrive before the caller
+    // drains anything: the cookie replies queue up to the bound, the rest
+    // are counted, nothing grows further.
+    let start = std::time::Instant::now();
+    let mut net = Net::new(start);
+    net.add(
+        server(start, vec![(key(2).public_key(), "10.42.0.2/32")]),
+        server_sockets(),
+    );
+    let template = flood_template();
+    let mac1_at = INIT_LEN - 2 * MAC_LEN;
+    let mac = Mac1Key::for_receiver(&key(1).public_key());
+    for i in 0..5000u32 {
+        let mut m = template.clone();
+        m[4..8].copy_from_slice(&i.to_le_bytes());
+        let m1 = mac.compute(&m[..mac1_at]);
+        m[mac1_at..mac1_at + MAC_LEN].copy_from_slice(&m1);
+        let from: SocketAddr = format!("198.51.100.{}:{}", i % 250 + 1, 1024 + i)
+            .parse()
+            .unwrap();
+        let _ = net.nodes[0].tunnel.handle_datagram(0, from, &mut m, start);
+    }
+    let mut buf = vec![0u8; 2048];
+    let mut queued = 0;
+    while net.nodes[0].tunnel.poll_transmit(&mut buf, start).is_some() {
+        queued += 1;
+    }
+    assert_eq!(queued, 1024, "the control queue holds at most 1024");
+    let d = status(&net, 0).drops;
+    assert_eq!(d.queue_full + queued, 5000 - d.handshake_unknown_peer, "{d:?}");
+}

@@ -39,6 +39,7 @@ fn server(net_start: Instant, peers: Vec<(PublicKey, &str)>) -> Tunnel {
         private_key: key(1),
         keepalive: Duration::from_secs(1),
         path_timeout: Duration::from_secs(3),
+        rekey_after: REKEY_AFTER_TIME,
         peers: peers
             .into_iter()
             .map(|(k, ip)| PeerSpec {
@@ -65,6 +66,7 @@ fn client(
         private_key: key(k),
         keepalive: Duration::from_secs(1),
         path_timeout: Duration::from_secs(3),
+        rekey_after: REKEY_AFTER_TIME,
         peers: vec![PeerSpec {
             public_key: key(1).public_key(),
             allowed_ips: vec!["10.42.0.0/24".parse().unwrap()],
@@ -845,4 +847,81 @@ fn a_one_way_blackhole_is_detected_and_does_not_flap() {
     net.link(addr("10.101.0.1:40000"), addr("10.101.0.2:5080")).cut = false;
     let back = time_until_up(&mut net, 0);
     assert!(back <= Duration::from_secs(1), "back after {back:?}");
+}
+
+#[test]
+fn an_idle_path_whose_outgoing_direction_dies_is_detected_and_idle_paths_do_not_flap() {
+    // Nothing but keepalives on either path. The server keeps sending its
+    // own keepalives to the client on path 1, so only the missing answer to
+    // the client's probes shows that the client's direction is dead.
+    let mut net = two_path_net();
+    let mut flaps = 0;
+    for _ in 0..30_000 {
+        net.run_for(Duration::from_millis(1));
+        flaps += usize::from(states(&status(&net, 1)) != ["up", "up"]);
+        flaps += usize::from(states(&status(&net, 0)) != ["up", "up"]);
+    }
+    assert_eq!(flaps, 0, "30 s idle: no path ever left up");
+    net.link(addr("10.102.0.1:40001"), addr("10.102.0.2:5081")).cut = true;
+    let cut_at = net.now;
+    while path_state(&net, 1, 1) != "down" {
+        net.run_for(Duration::from_millis(1));
+        assert!(
+            net.now - cut_at < Duration::from_secs(2),
+            "idle one-way blackhole not detected"
+        );
+    }
+    // Within a keepalive interval (1 s here) plus the silence limit.
+    assert!(
+        net.now - cut_at <= Duration::from_millis(1300),
+        "{:?}",
+        net.now - cut_at
+    );
+    assert_eq!(path_state(&net, 1, 0), "up");
+    net.link(addr("10.102.0.1:40001"), addr("10.102.0.2:5081")).cut = false;
+    let back = time_until_up(&mut net, 1);
+    assert!(back <= Duration::from_secs(1), "back after {back:?}");
+}
+
+#[test]
+fn a_path_that_only_carries_the_peers_data_notices_its_own_direction_dying() {
+    // Only the server sends data; the client only sends receive reports.
+    let mut net = two_path_net();
+    let mut id = 0u64;
+    let mut server_sends = |net: &mut Net, ms: u64| {
+        for _ in 0..ms {
+            net.tun_send(0, &ipv4_packet(SERVER_IP, CLIENT_IP, id, 600));
+            id += 1;
+            net.run_for(Duration::from_millis(1));
+        }
+    };
+    let downs = |net: &Net| {
+        let s = status(net, 1);
+        s.peers[0].paths.iter().filter(|p| p.state == "down").count()
+    };
+    for _ in 0..10 {
+        server_sends(&mut net, 1000);
+        assert_eq!(
+            downs(&net),
+            0,
+            "reports echoed by the server's data keep both paths up"
+        );
+    }
+    // The client's reports on path 1 stop arriving; the server's data
+    // still does.
+    net.link(addr("10.102.0.1:40001"), addr("10.102.0.2:5081")).cut = true;
+    let cut_at = net.now;
+    while path_state(&net, 1, 1) != "down" {
+        server_sends(&mut net, 1);
+        assert!(
+            net.now - cut_at < Duration::from_secs(3),
+            "the client never noticed"
+        );
+    }
+    assert!(
+        net.now - cut_at <= Duration::from_millis(1500),
+        "{:?}",
+        net.now - cut_at
+    );
+    assert_eq!(path_state(&net, 1, 0), "up");
 }

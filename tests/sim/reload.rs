@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use mlvpn_rs::proto::tunnel::{PathSpec, PeerSpec, Reconfig};
+use mlvpn_rs::proto::tunnel::{PathSpec, PeerSpec, Reconfig, REKEY_AFTER_TIME};
 
 use crate::net::{ipv4_packet, packet_id, Net};
 use crate::{addr, client, key, server, server_sockets, states, status, two_path_net, CLIENT_IP, SERVER_IP};
@@ -52,6 +52,7 @@ fn reload_adds_and_removes_client_paths_and_keeps_the_unchanged_ones_sessions() 
         Reconfig {
             keepalive: Duration::from_secs(1),
             path_timeout: Duration::from_secs(3),
+            rekey_after: REKEY_AFTER_TIME,
             peers: client_peer(),
             paths: vec![p0, path("p2", 1, "10.102.0.2:5081")],
             sockets: vec![Some(0), None],
@@ -99,6 +100,7 @@ fn reload_with_a_changed_endpoint_re_handshakes_only_that_path() {
         Reconfig {
             keepalive: Duration::from_secs(1),
             path_timeout: Duration::from_secs(3),
+            rekey_after: REKEY_AFTER_TIME,
             peers: client_peer(),
             // p1 now goes to the server's first socket.
             paths: vec![path("p0", 0, "10.101.0.2:5080"), path("p1", 1, "10.101.0.2:5080")],
@@ -148,6 +150,7 @@ fn reload_adds_and_removes_peers_on_a_server() {
         Reconfig {
             keepalive: Duration::from_secs(1),
             path_timeout: Duration::from_secs(3),
+            rekey_after: REKEY_AFTER_TIME,
             peers: vec![peer(2, "10.42.0.2/32"), peer(3, "10.42.0.3/32")],
             paths: vec![],
             sockets: vec![Some(0), Some(1)],
@@ -170,6 +173,7 @@ fn reload_adds_and_removes_peers_on_a_server() {
         Reconfig {
             keepalive: Duration::from_secs(1),
             path_timeout: Duration::from_secs(3),
+            rekey_after: REKEY_AFTER_TIME,
             peers: vec![peer(3, "10.42.0.3/32")],
             paths: vec![],
             sockets: vec![Some(0), Some(1)],
@@ -200,6 +204,7 @@ fn a_server_forgets_paths_on_a_listening_socket_it_closed() {
         Reconfig {
             keepalive: Duration::from_secs(1),
             path_timeout: Duration::from_secs(3),
+            rekey_after: REKEY_AFTER_TIME,
             peers: vec![PeerSpec {
                 public_key: key(2).public_key(),
                 allowed_ips: vec!["10.42.0.2/32".parse().unwrap()],

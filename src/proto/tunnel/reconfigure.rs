@@ -20,6 +20,7 @@ use crate::proto::tunnel::PathSpec;
 pub struct Reconfig {
     pub keepalive: Duration,
     pub path_timeout: Duration,
+    pub rekey_after: Duration,
     pub peers: Vec<PeerSpec>,
     /// Client only: the paths towards the peer, in config order.
     pub paths: Vec<PathSpec>,
@@ -77,6 +78,7 @@ impl Tunnel {
         let mut report = ReconfigReport::default();
         self.keepalive = config.keepalive;
         self.path_timeout = config.path_timeout;
+        self.rekey_after = config.rekey_after.min(super::REKEY_AFTER_TIME);
         let socket_after = |s: usize| config.sockets.get(s).copied().flatten();
 
         // Peers, matched by public key; positions are remembered to remap

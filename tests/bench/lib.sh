@@ -1,0 +1,112 @@
+# Shared by the benchmarks: the two-site topology with emulated links.
+#
+# Site A (client) has two uplinks into an "internet" namespace I, where one
+# linkemu relay per uplink shapes the link (rate, delay, loss) and NATs
+# towards site B (server). Sourced after the caller set $secs, $omit and
+# $cc; defines $A $I $B, $work, $bin, $emu, the keys ($spub, $cpub), both
+# configs and the helpers below. The EXIT trap removes everything it made.
+here=$(cd "$(dirname "$0")/../.." && pwd)
+[ "$(id -u)" = 0 ] || { echo "$(basename "$0"): needs root" >&2; exit 1; }
+for p in iperf3 ip python3; do command -v $p >/dev/null || { echo "missing $p" >&2; exit 1; }; done
+cargo build --release --manifest-path "$here/Cargo.toml" -q -p mlvpn-rs -p mlvpn-linkemu ${EXTRA_PACKAGES:-}
+bin="$here/target/release/mlvpn-rs"
+emu="$here/target/release/linkemu"
+sfx=$$
+A=mlbo-a-$sfx; I=mlbo-i-$sfx; B=mlbo-b-$sfx
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for ns in $A $I $B; do
+    for p in $(ip netns pids $ns 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+    ip netns del $ns 2>/dev/null || true
+  done
+  [ -n "${VERBOSE:-}" ] && cp "$work"/*.log /tmp/ 2>/dev/null; rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+for ns in $A $I $B; do ip netns add $ns; ip -n $ns link set lo up; done
+for i in 1 2; do
+  ip -n $A link add va$i type veth peer name ia$i netns $I
+  ip -n $A addr add 10.10$i.0.1/24 dev va$i; ip -n $I addr add 10.10$i.0.254/24 dev ia$i
+  ip -n $A link set va$i up; ip -n $I link set ia$i up
+done
+ip -n $I link add ib type veth peer name vb netns $B
+ip -n $I addr add 10.201.0.254/24 dev ib; ip -n $B addr add 10.201.0.2/24 dev vb
+ip -n $I link set ib up; ip -n $B link set vb up
+
+(umask 077; "$bin" genkey > $work/c.key; "$bin" genkey > $work/s.key)
+cpub=$("$bin" pubkey < $work/c.key); spub=$("$bin" pubkey < $work/s.key)
+cat > $work/s.toml <<EOF
+mode = "server"
+[interface]
+name = "mlvpn0"
+address = ["10.42.0.1/30"]
+private_key_file = "$work/s.key"
+control_socket = "$work/s.sock"
+[[peer]]
+public_key = "$cpub"
+allowed_ips = ["10.42.0.2/32"]
+[[path]]
+name = "isp1"
+bind = "10.201.0.2:5080"
+[[path]]
+name = "isp2"
+bind = "10.201.0.2:5081"
+EOF
+cat > $work/c.toml <<EOF
+mode = "client"
+[interface]
+name = "mlvpn0"
+address = ["10.42.0.2/30"]
+private_key_file = "$work/c.key"
+control_socket = "$work/c.sock"
+[[peer]]
+public_key = "$spub"
+allowed_ips = ["10.42.0.0/30"]
+[[path]]
+name = "link1"
+bind = "10.101.0.1:0"
+endpoint = "10.101.0.254:5080"
+[[path]]
+name = "link2"
+bind = "10.102.0.1:0"
+endpoint = "10.102.0.254:5081"
+EOF
+
+ctl() { # $1 = link (1|2), rest = command
+  local port=$((7000 + $1)); shift
+  ip netns exec $I bash -c "exec 3<>/dev/udp/127.0.0.1/$port; echo '$*' >&3; timeout 1 head -c 200 <&3 >/dev/null || true"
+}
+
+start_link() { # $1 = link, $2 = spec (both directions)
+  ip netns exec $I "$emu" --listen 10.10$1.0.254:508$(($1 - 1)) --upstream 10.201.0.2:508$(($1 - 1)) \
+    --control 127.0.0.1:$((7000 + $1)) --up "$2" --down "$2" --seed $1 > $work/emu$1.out 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do grep -q ready $work/emu$1.out 2>/dev/null && return; sleep 0.05; done
+  echo "linkemu $1 did not start" >&2; exit 1
+}
+
+paths_up() { ip netns exec $A "$bin" status --json -c $work/c.toml 2>/dev/null | grep -oE '"state":"(up|lossy)"' | wc -l; }
+wait_paths() { # $1 = number of paths that must be up
+  for _ in $(seq 200); do [ "$(paths_up)" = "$1" ] && return 0; sleep 0.05; done
+  echo "paths did not reach $1 up" >&2; return 1
+}
+
+iperf_json() { # $1 = extra args; prints the JSON report
+  ip netns exec $B iperf3 -s -1 -B 10.42.0.1 >/dev/null 2>&1 &
+  local sp=$!
+  for _ in $(seq 100); do ip netns exec $B ss -ltn | grep -q 10.42.0.1:5201 && break; sleep 0.05; done
+  ip netns exec $A iperf3 -c 10.42.0.1 -t "$secs" -O "$omit" -C "$cc" -J $1 || true
+  wait $sp 2>/dev/null || true
+}
+
+mbps() { python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.1f %d" % (d["end"]["sum_received"]["bits_per_second"]/1e6, d["end"]["sum_sent"].get("retransmits",0)))'; }
+
+start_tunnel() { # server, both links with spec $1, client; waits for both paths
+  ip netns exec $B "$bin" run -c $work/s.toml 2> $work/s.log & pids+=($!)
+  start_link 1 "${1:-rate=50mbit delay=10ms}"
+  start_link 2 "${1:-rate=50mbit delay=10ms}"
+  ip netns exec $A "$bin" run -c $work/c.toml 2> $work/c.log & pids+=($!)
+  wait_paths 2
+}
