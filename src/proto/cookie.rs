@@ -139,13 +139,28 @@ impl CookieChecker {
         mac2: &[u8; MAC_LEN],
         now: Instant,
     ) -> bool {
-        if self.secret_born.is_none() {
-            return false;
-        }
+        self.check(from, covered, mac2, now).is_ok()
+    }
+
+    /// Checks `mac2` of an initiation from `from`; if it is not valid,
+    /// returns the cookie to send back (one cookie computation either way).
+    pub fn check(
+        &mut self,
+        from: SocketAddr,
+        covered: &[u8],
+        mac2: &[u8; MAC_LEN],
+        now: Instant,
+    ) -> Result<(), Cookie> {
+        let issued_before = self.secret_born.is_some();
         let cookie = self.cookie(from, now);
         let expected = self::mac2(&cookie, covered);
         // Constant time: a MAC comparison.
-        expected.iter().zip(mac2).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0
+        let equal = expected.iter().zip(mac2).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0;
+        if issued_before && equal {
+            Ok(())
+        } else {
+            Err(cookie)
+        }
     }
 
     /// The cookie reply to an initiation from `from` (its sender index and
@@ -158,6 +173,12 @@ impl CookieChecker {
         now: Instant,
     ) -> [u8; COOKIE_REPLY_LEN] {
         let cookie = self.cookie(from, now);
+        self.seal_reply(&cookie, receiver, mac1)
+    }
+
+    /// Encrypts `cookie` into a reply to the initiation with `receiver` and
+    /// `mac1`.
+    pub fn seal_reply(&self, cookie: &Cookie, receiver: u32, mac1: &[u8; MAC_LEN]) -> [u8; COOKIE_REPLY_LEN] {
         let mut msg = [0u8; COOKIE_REPLY_LEN];
         msg[0] = wire::TYPE_COOKIE_REPLY;
         msg[4..8].copy_from_slice(&receiver.to_le_bytes());
@@ -165,7 +186,7 @@ impl CookieChecker {
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce);
         msg[8..32].copy_from_slice(&nonce);
         let (body, tag_out) = msg[32..].split_at_mut(MAC_LEN);
-        body.copy_from_slice(&cookie);
+        body.copy_from_slice(cookie);
         let tag = self
             .reply_key
             .encrypt_in_place_detached(XNonce::from_slice(&nonce), mac1, body)

@@ -470,9 +470,9 @@ impl Tunnel {
         // Under load, Diffie-Hellman only for initiations whose mac2 proves
         // their source address, and only so many per address.
         if self.cookies.count_initiation(now) {
-            if !self.cookies.mac2_valid(from, init.mac2_covered, init.mac2, now) {
+            if let Err(cookie) = self.cookies.check(from, init.mac2_covered, init.mac2, now) {
                 self.drops.handshake_cookie_sent += 1;
-                let reply = self.cookies.reply(from, init.sender, init.mac1, now);
+                let reply = self.cookies.seal_reply(&cookie, init.sender, init.mac1);
                 self.push_pending(Pending::Raw {
                     socket,
                     dest: from,

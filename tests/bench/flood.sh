@@ -11,25 +11,29 @@
 # while one iperf3 TCP stream runs through the tunnel. Each is reported as a
 # ratio to the goodput without a flood measured in the same run. During the
 # initiation flood a reload adds a third client path, which must complete
-# its handshake (it gets a cookie and retries).
+# its handshake (it gets a cookie and retries). LINK="rate=0 delay=1ms"
+# (unshaped) makes the tunnel CPU-bound instead: every cycle the flood costs
+# then shows in the goodput.
 set -euo pipefail
 secs=${1:-10}
 cc=${CC:-cubic}
 omit=${OMIT:-0}
 EXTRA_PACKAGES="-p mlvpn-flood"
 . "$(dirname "$0")/lib.sh"
-flood="$here/target/release/mlvpn-flood"
+flood="$bindir/mlvpn-flood"
 
-start_tunnel
+start_tunnel "${LINK:-rate=50mbit delay=10ms}"
 drops() { ip netns exec $B "$bin" status --json -c $work/s.toml | python3 -c 'import json,sys; d=json.load(sys.stdin)["drops"]; print(" ".join(f"{k}={v}" for k,v in sorted(d.items()) if v))'; }
 cpu() { # CPU seconds used so far by the server's worker
   w=$(ip netns pids $B | while read -r p; do tr '\0' ' ' < /proc/$p/cmdline | grep -q __worker && echo $p; done | head -1)
   awk '{print ($14 + $15) / 100}' /proc/$w/stat
 }
 
-echo "one TCP stream ($cc), ${secs}s each, over 2 x 50 Mbit/s (goodput through the tunnel)"
+echo "one TCP stream ($cc), ${secs}s each, links: ${LINK:-rate=50mbit delay=10ms} (goodput through the tunnel)"
+c1=$(cpu)
 read -r base rbase < <(iperf_json "" | mbps)
-echo "  no flood:                      $base Mbit/s (retransmits $rbase)"
+c2=$(cpu)
+echo "  no flood:                      $base Mbit/s (retransmits $rbase); server worker CPU $(python3 -c "print(round(100*($c2-$c1)/$secs))") %"
 
 run_flood() { # $1 = label, rest = mlvpn-flood arguments
   local label=$1; shift

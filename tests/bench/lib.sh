@@ -5,18 +5,27 @@
 # towards site B (server). Sourced after the caller set $secs, $omit and
 # $cc; defines $A $I $B, $work, $bin, $emu, the keys ($spub, $cpub), both
 # configs and the helpers below. The EXIT trap removes everything it made.
-here=$(cd "$(dirname "$0")/../.." && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "$(basename "$0"): needs root" >&2; exit 1; }
 for p in iperf3 ip python3; do command -v $p >/dev/null || { echo "missing $p" >&2; exit 1; }; done
-cargo build --release --manifest-path "$here/Cargo.toml" -q -p mlvpn-rs -p mlvpn-linkemu ${EXTRA_PACKAGES:-}
-bin="$here/target/release/mlvpn-rs"
-emu="$here/target/release/linkemu"
+# BIN_DIR: use binaries already built there (the soak test under `cargo
+# test` passes target/debug); otherwise build release ones.
+if [ -n "${BIN_DIR:-}" ]; then
+  bindir=$BIN_DIR
+else
+  cargo build --release --manifest-path "$here/Cargo.toml" -q -p mlvpn-rs -p mlvpn-linkemu ${EXTRA_PACKAGES:-}
+  bindir="$here/target/release"
+fi
+bin="$bindir/mlvpn-rs"
+emu="$bindir/linkemu"
+for b in "$bin" "$emu"; do [ -x "$b" ] || { echo "missing $b" >&2; exit 1; }; done
 sfx=$$
 A=mlbo-a-$sfx; I=mlbo-i-$sfx; B=mlbo-b-$sfx
 work=$(mktemp -d)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
   for ns in $A $I $B; do
     for p in $(ip netns pids $ns 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
     ip netns del $ns 2>/dev/null || true
