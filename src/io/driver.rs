@@ -28,6 +28,8 @@ use crate::proto::{Tunnel, TunnelConfig};
 
 /// Packets handled per readiness event before looking at other sources.
 const BATCH: usize = 64;
+/// Drops are summed up in the log at most this often.
+const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Largest datagram or TUN packet handled.
 const BUF_LEN: usize = 65536;
 
@@ -43,6 +45,8 @@ struct Driver {
     /// Rate limit for send-error logs.
     last_send_error_log: Option<Instant>,
     hooks: Option<HookSink>,
+    /// Drop counters at the last drop summary, and when it was due.
+    drops_logged: (crate::proto::stats::Drops, Instant),
     /// Client path names in config order: a hook names a path by its index
     /// here (what the parent's config calls it).
     path_names: Vec<String>,
@@ -140,6 +144,7 @@ pub async fn run(
         inp: vec![0; BUF_LEN],
         last_send_error_log: None,
         hooks,
+        drops_logged: (Default::default(), Instant::now()),
         path_names,
     };
     let result = driver.event_loop(shutdown, ctl_rx, reloads).await;
@@ -164,6 +169,7 @@ impl Driver {
             self.deliver_released().await;
             self.flush_control().await;
             self.log_events();
+            self.log_drops();
             let deadline = self
                 .tunnel
                 .poll_timeout()
@@ -282,6 +288,24 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// One line per [`DROP_LOG_INTERVAL`] at most, naming what was dropped
+    /// since the last one: an attack shows in the log without flooding it.
+    fn log_drops(&mut self) {
+        let now = Instant::now();
+        if now.saturating_duration_since(self.drops_logged.1) < DROP_LOG_INTERVAL {
+            return;
+        }
+        let drops = *self.tunnel.drops();
+        let since = drops.since(&self.drops_logged.0);
+        if since.total() > 0 {
+            warn!(
+                total = since.total(),
+                "dropped in the last {DROP_LOG_INTERVAL:?}: {since}"
+            );
+        }
+        self.drops_logged = (drops, now);
     }
 
     fn hook(&self, path: &str, up: bool) {

@@ -45,7 +45,42 @@ pub struct Drops {
     pub queue_full: u64,
 }
 
+/// The non-zero counters, `name=count` separated by spaces.
+impl std::fmt::Display for Drops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for (k, v) in self.fields().into_iter().filter(|(_, v)| *v > 0) {
+            write!(f, "{}{k}={v}", if first { "" } else { " " })?;
+            first = false;
+        }
+        Ok(())
+    }
+}
+
 impl Drops {
+    /// What was counted since `earlier` (field by field).
+    pub fn since(&self, earlier: &Drops) -> Drops {
+        let (now, then) = (self.fields(), earlier.fields());
+        let diff: serde_json::Map<String, serde_json::Value> = now
+            .into_iter()
+            .map(|(k, v)| {
+                let before = then.iter().find(|(k2, _)| *k2 == k).map_or(0, |(_, v)| *v);
+                (k, v.saturating_sub(before).into())
+            })
+            .collect();
+        serde_json::from_value(diff.into()).unwrap_or_default()
+    }
+
+    /// (name, count) of every counter, by name.
+    fn fields(&self) -> Vec<(String, u64)> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(m)) => {
+                m.into_iter().map(|(k, v)| (k, v.as_u64().unwrap_or(0))).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     pub fn total(&self) -> u64 {
         self.malformed
             + self.unknown_index
@@ -124,4 +159,29 @@ pub struct Status {
     pub mode: String,
     pub drops: Drops,
     pub peers: Vec<PeerStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_since_and_display_name_only_what_changed() {
+        let before = Drops {
+            malformed: 5,
+            replayed: 1,
+            ..Default::default()
+        };
+        let after = Drops {
+            malformed: 12,
+            replayed: 1,
+            handshake_cookie_sent: 3,
+            ..Default::default()
+        };
+        let d = after.since(&before);
+        assert_eq!(d.malformed, 7);
+        assert_eq!(d.replayed, 0);
+        assert_eq!(d.total(), 10);
+        assert_eq!(d.to_string(), "handshake_cookie_sent=3 malformed=7");
+    }
 }
