@@ -155,20 +155,27 @@ fn a_client_cannot_make_the_server_keep_more_than_32_paths() {
     // its own tunnel would ever make.
     let start = std::time::Instant::now();
     let mut net = Net::new(start);
-    net.add(server(start, vec![(key(2).public_key(), "10.42.0.2/32")]), server_sockets());
+    net.add(
+        server(start, vec![(key(2).public_key(), "10.42.0.2/32")]),
+        server_sockets(),
+    );
     for id in 0..40u8 {
         let payload = InitPayload {
             unix_ns: 1_700_000_000_000_000_000 + u64::from(id),
             path_id: id,
             path_name: format!("p{id}"),
         };
-        let (_, msg) = Initiator::start(&key(2), &key(1).public_key(), u32::from(id), &payload, None).unwrap();
+        let (_, msg) =
+            Initiator::start(&key(2), &key(1).public_key(), u32::from(id), &payload, None).unwrap();
         let from: SocketAddr = format!("10.101.0.1:{}", 40000 + u32::from(id)).parse().unwrap();
         net.send_raw(from, server_sockets()[0], msg.to_vec());
     }
     net.run_for(Duration::from_millis(100));
     let s = status(&net, 0);
-    assert_eq!(s.peers[0].paths.len(), mlvpn_rs::proto::tunnel::MAX_PATHS_PER_PEER);
+    assert_eq!(
+        s.peers[0].paths.len(),
+        mlvpn_rs::proto::tunnel::MAX_PATHS_PER_PEER
+    );
     assert_eq!(s.drops.handshake_invalid, 8, "{:?}", s.drops);
 }
 
