@@ -309,13 +309,19 @@ fn garbage_is_dropped_while_transfer_runs() {
     assert!(t.ping(2), "tunnel still works");
     // 2000 drops, summed up in the log (at most one line per 10 s), never
     // one line each.
-    wait_until("a drop summary in the server log", Duration::from_secs(12), || {
-        t.log_text("server").contains("dropped in the last 10s")
-    });
+    wait_until(
+        "a drop summary in the server log",
+        Duration::from_secs(12),
+        || t.log_text("server").contains("dropped in the last 10s"),
+    );
     let log = t.log_text("server");
     let summaries = log.lines().filter(|l| l.contains("dropped in the last")).count();
     assert!(summaries <= 2, "{summaries} drop lines");
-    assert!(log.lines().count() < 200, "the log stays short: {} lines", log.lines().count());
+    assert!(
+        log.lines().count() < 200,
+        "the log stays short: {} lines",
+        log.lines().count()
+    );
 }
 
 #[test]
