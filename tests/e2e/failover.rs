@@ -23,10 +23,7 @@ fn dsl_through_relay(t: &Topo, seed: u64) -> (std::sync::Arc<Relay>, PathBuf, Pa
         )
         .unwrap()
     });
-    let (skey, spub) = t.key("server");
-    let (ckey, cpub) = t.key("client");
-    let s = t.server_config(&skey, &cpub);
-    let c = t.client_config(&ckey, &spub);
+    let (s, c) = t.pair_configs();
     t.edit_config(&c, "10.101.0.2:5080", "10.101.0.1:6080");
     (relay, s, c)
 }
@@ -139,10 +136,7 @@ fn client_address_change_mid_transfer_needs_no_restart() {
         return;
     }
     let mut t = Topo::new();
-    let (skey, spub) = t.key("server");
-    let (ckey, cpub) = t.key("client");
-    let s = t.server_config(&skey, &cpub);
-    let c = t.client_config(&ckey, &spub);
+    let (s, c) = t.pair_configs();
     // dsl is chosen by its device, not its address.
     t.edit_config(
         &c,

@@ -19,10 +19,7 @@ fn one_ipv4_path_one_ipv6_path_carry_v4_and_v6_traffic() {
             .status
             .success());
     }
-    let (skey, spub) = t.key("server");
-    let (ckey, cpub) = t.key("client");
-    let s = t.server_config(&skey, &cpub);
-    let c = t.client_config(&ckey, &spub);
+    let (s, c) = t.pair_configs();
     for (from, to) in [
         ("\"10.42.0.1/30\"", "\"10.42.0.1/30\", \"fd42::1/64\""),
         ("\"10.42.0.2/32\"", "\"10.42.0.2/32\", \"fd42::2/128\""),

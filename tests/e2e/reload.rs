@@ -31,10 +31,7 @@ fn a_path_added_by_reload_joins_a_running_transfer() {
         return;
     }
     let mut t = Topo::new();
-    let (skey, spub) = t.key("server");
-    let (ckey, cpub) = t.key("client");
-    let s = t.server_config(&skey, &cpub);
-    let c = t.client_config(&ckey, &spub);
+    let (s, c) = t.pair_configs();
     let (full_s, full_c) = (
         std::fs::read_to_string(&s).unwrap(),
         std::fs::read_to_string(&c).unwrap(),

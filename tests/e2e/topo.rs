@@ -270,13 +270,18 @@ endpoint = "10.102.0.2:5081"
         });
     }
 
+    /// Keys for a server and a client that know each other, and their
+    /// default configs: (server config, client config).
+    pub fn pair_configs(&self) -> (PathBuf, PathBuf) {
+        let (skey, spub) = self.key("server");
+        let (ckey, cpub) = self.key("client");
+        (self.server_config(&skey, &cpub), self.client_config(&ckey, &spub))
+    }
+
     /// Starts a server and a client that know each other; waits for both
     /// client paths to be up.
     pub fn start_pair(&mut self) {
-        let (skey, spub) = self.key("server");
-        let (ckey, cpub) = self.key("client");
-        let s = self.server_config(&skey, &cpub);
-        let c = self.client_config(&ckey, &spub);
+        let (s, c) = self.pair_configs();
         let (a, b) = (self.a.clone(), self.b.clone());
         self.start("server", &b, &s);
         self.start("client", &a, &c);

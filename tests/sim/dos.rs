@@ -11,7 +11,7 @@ use mlvpn_rs::proto::mac::Mac1Key;
 use mlvpn_rs::proto::wire::{INIT_LEN, MAC_LEN};
 
 use crate::net::{ipv4_packet, packet_id, Net};
-use crate::{client, key, server, server_sockets, states, status, CLIENT_IP, SERVER_IP};
+use crate::{client, key, server_for, server_sockets, states, status, CLIENT_IP, SERVER_IP};
 
 /// An initiation from a key the server does not know, with a valid `mac1`
 /// (anyone who knows the server's public key can make one): a template the
@@ -50,17 +50,7 @@ fn flood_one(net: &mut Net, template: &[u8], i: u32) {
 fn a_handshake_flood_gets_cookies_and_stops_neither_data_nor_a_new_client() {
     let start = std::time::Instant::now();
     let mut net = Net::new(start);
-    net.add(
-        server(
-            start,
-            vec![
-                (key(2).public_key(), "10.42.0.2/32"),
-                (key(3).public_key(), "10.42.0.3/32"),
-                (key(4).public_key(), "10.42.0.4/32"),
-            ],
-        ),
-        server_sockets(),
-    );
+    net.add(server_for(start, &[2, 3, 4]), server_sockets());
     let (c1, s1) = client(start, 2, &["10.101.0.1:40000", "10.102.0.1:40001"], &[]);
     net.add(c1, s1);
     net.run_for(Duration::from_secs(1));
@@ -125,10 +115,7 @@ fn a_proven_address_over_its_rate_is_refused_without_a_handshake() {
     // per-address rate: its mac2-valid initiations beyond it cost nothing.
     let start = std::time::Instant::now();
     let mut net = Net::new(start);
-    net.add(
-        server(start, vec![(key(2).public_key(), "10.42.0.2/32")]),
-        server_sockets(),
-    );
+    net.add(server_for(start, &[2]), server_sockets());
     // The flooder is a client node with a key the server does not know and
     // 32 paths from one address (one rate budget), retrying all the time.
     let locals: Vec<String> = (0..32).map(|i| format!("203.0.113.5:{}", 20000 + i)).collect();
@@ -155,10 +142,7 @@ fn a_client_cannot_make_the_server_keep_more_than_32_paths() {
     // its own tunnel would ever make.
     let start = std::time::Instant::now();
     let mut net = Net::new(start);
-    net.add(
-        server(start, vec![(key(2).public_key(), "10.42.0.2/32")]),
-        server_sockets(),
-    );
+    net.add(server_for(start, &[2]), server_sockets());
     for id in 0..40u8 {
         let payload = InitPayload {
             unix_ns: 1_700_000_000_000_000_000 + u64::from(id),
@@ -186,10 +170,7 @@ fn the_outgoing_control_queue_is_bounded() {
     // are counted, nothing grows further.
     let start = std::time::Instant::now();
     let mut net = Net::new(start);
-    net.add(
-        server(start, vec![(key(2).public_key(), "10.42.0.2/32")]),
-        server_sockets(),
-    );
+    net.add(server_for(start, &[2]), server_sockets());
     let template = flood_template();
     let mac1_at = INIT_LEN - 2 * MAC_LEN;
     let mac = Mac1Key::for_receiver(&key(1).public_key());

@@ -52,6 +52,18 @@ fn server(net_start: Instant, peers: Vec<(PublicKey, &str)>) -> Tunnel {
     Tunnel::new(cfg, Clock::new(net_start, 1_700_000_000_000_000_000), net_start)
 }
 
+/// A server whose peers are the clients with keys `clients`, client `k`
+/// owning 10.42.0.k.
+fn server_for(start: Instant, clients: &[u8]) -> Tunnel {
+    let ips: Vec<String> = clients.iter().map(|k| format!("10.42.0.{k}/32")).collect();
+    let peers = clients
+        .iter()
+        .zip(&ips)
+        .map(|(k, ip)| (key(*k).public_key(), ip.as_str()))
+        .collect();
+    server(start, peers)
+}
+
 /// A client with key `k` and one path per local address, path i towards
 /// server socket i % 2.
 fn client(
@@ -91,10 +103,7 @@ fn client(
 fn two_path_net() -> Net {
     let start = Instant::now();
     let mut net = Net::new(start);
-    net.add(
-        server(start, vec![(key(2).public_key(), "10.42.0.2/32")]),
-        server_sockets(),
-    );
+    net.add(server_for(start, &[2]), server_sockets());
     let (c, socks) = client(start, 2, &["10.101.0.1:40000", "10.102.0.1:40001"], &[]);
     net.add(c, socks);
     net.run_for(Duration::from_secs(1));
@@ -106,10 +115,7 @@ fn two_path_net() -> Net {
 fn capped_net(cap: u64) -> Net {
     let start = Instant::now();
     let mut net = Net::new(start);
-    net.add(
-        server(start, vec![(key(2).public_key(), "10.42.0.2/32")]),
-        server_sockets(),
-    );
+    net.add(server_for(start, &[2]), server_sockets());
     let (c, socks) = client(
         start,
         2,
@@ -193,10 +199,7 @@ fn replayed_data_datagram_is_dropped_and_does_not_move_endpoint() {
 fn replayed_initiation_is_refused() {
     let start = Instant::now();
     let mut net = Net::new(start);
-    net.add(
-        server(start, vec![(key(2).public_key(), "10.42.0.2/32")]),
-        server_sockets(),
-    );
+    net.add(server_for(start, &[2]), server_sockets());
     let (c, socks) = client(start, 2, &["10.101.0.1:40000"], &[]);
     net.add(c, socks);
     net.capturing = true;
@@ -214,10 +217,7 @@ fn replayed_initiation_is_refused() {
 fn unknown_client_key_gets_no_tunnel() {
     let start = Instant::now();
     let mut net = Net::new(start);
-    net.add(
-        server(start, vec![(key(2).public_key(), "10.42.0.2/32")]),
-        server_sockets(),
-    );
+    net.add(server_for(start, &[2]), server_sockets());
     let (c, socks) = client(start, 3, &["10.101.0.1:40000"], &[]);
     net.add(c, socks);
     net.run_for(Duration::from_secs(20));
@@ -373,16 +373,7 @@ fn rekey_keeps_traffic_flowing_without_loss() {
 fn server_serves_two_clients_routed_by_allowed_ips() {
     let start = Instant::now();
     let mut net = Net::new(start);
-    net.add(
-        server(
-            start,
-            vec![
-                (key(2).public_key(), "10.42.0.2/32"),
-                (key(3).public_key(), "10.42.0.3/32"),
-            ],
-        ),
-        server_sockets(),
-    );
+    net.add(server_for(start, &[2, 3]), server_sockets());
     let (c1, s1) = client(start, 2, &["10.101.0.1:40000", "10.102.0.1:40001"], &[]);
     let (c2, s2) = client(start, 3, &["10.101.0.7:40000", "10.102.0.7:40001"], &[]);
     net.add(c1, s1);
@@ -416,16 +407,7 @@ fn server_serves_two_clients_routed_by_allowed_ips() {
 fn client_cannot_spoof_another_clients_inner_address() {
     let start = Instant::now();
     let mut net = Net::new(start);
-    net.add(
-        server(
-            start,
-            vec![
-                (key(2).public_key(), "10.42.0.2/32"),
-                (key(3).public_key(), "10.42.0.3/32"),
-            ],
-        ),
-        server_sockets(),
-    );
+    net.add(server_for(start, &[2, 3]), server_sockets());
     let (c2, s2) = client(start, 3, &["10.101.0.7:40000"], &[]);
     net.add(c2, s2);
     net.run_for(Duration::from_secs(1));
@@ -439,10 +421,7 @@ fn client_cannot_spoof_another_clients_inner_address() {
 fn bandwidth_up_caps_a_path() {
     let start = Instant::now();
     let mut net = Net::new(start);
-    net.add(
-        server(start, vec![(key(2).public_key(), "10.42.0.2/32")]),
-        server_sockets(),
-    );
+    net.add(server_for(start, &[2]), server_sockets());
     // Path 0 is faster (5 ms) but capped at 2 Mbit/s; path 1 (20 ms) is not.
     let (c, socks) = client(
         start,
@@ -502,10 +481,7 @@ fn lossy_paths_still_handshake_and_stay_up() {
     let start = Instant::now();
     let mut net = Net::new(start);
     net.default_link.loss = 0.1;
-    net.add(
-        server(start, vec![(key(2).public_key(), "10.42.0.2/32")]),
-        server_sockets(),
-    );
+    net.add(server_for(start, &[2]), server_sockets());
     let (c, socks) = client(start, 2, &["10.101.0.1:40000", "10.102.0.1:40001"], &[]);
     net.add(c, socks);
     net.run_for(Duration::from_secs(30));

@@ -8,7 +8,9 @@ use ipnet::IpNet;
 use mlvpn_rs::proto::tunnel::{PathSpec, PeerSpec, Reconfig, REKEY_AFTER_TIME};
 
 use crate::net::{ipv4_packet, packet_id, Net};
-use crate::{addr, client, key, server, server_sockets, states, status, two_path_net, CLIENT_IP, SERVER_IP};
+use crate::{
+    addr, client, key, server_for, server_sockets, states, status, two_path_net, CLIENT_IP, SERVER_IP,
+};
 use std::time::Instant;
 
 fn client_peer() -> Vec<PeerSpec> {
@@ -25,6 +27,18 @@ fn path(name: &str, socket: usize, endpoint: &str) -> PathSpec {
         endpoint: addr(endpoint),
         bandwidth_up: None,
         fallback: false,
+    }
+}
+
+/// A reload with the tests' timers.
+fn reconfig(peers: Vec<PeerSpec>, paths: Vec<PathSpec>, sockets: Vec<Option<usize>>) -> Reconfig {
+    Reconfig {
+        keepalive: Duration::from_secs(1),
+        path_timeout: Duration::from_secs(3),
+        rekey_after: REKEY_AFTER_TIME,
+        peers,
+        paths,
+        sockets,
     }
 }
 
@@ -49,14 +63,11 @@ fn reload_adds_and_removes_client_paths_and_keeps_the_unchanged_ones_sessions() 
     let mut p0 = path("p0", 0, "10.101.0.2:5080");
     p0.bandwidth_up = Some(50_000_000);
     let report = net.nodes[1].tunnel.reconfigure(
-        Reconfig {
-            keepalive: Duration::from_secs(1),
-            path_timeout: Duration::from_secs(3),
-            rekey_after: REKEY_AFTER_TIME,
-            peers: client_peer(),
-            paths: vec![p0, path("p2", 1, "10.102.0.2:5081")],
-            sockets: vec![Some(0), None],
-        },
+        reconfig(
+            client_peer(),
+            vec![p0, path("p2", 1, "10.102.0.2:5081")],
+            vec![Some(0), None],
+        ),
         net.now,
     );
     net.nodes[1].sockets = vec![addr("10.101.0.1:40000"), addr("10.103.0.1:40002")];
@@ -97,15 +108,12 @@ fn reload_with_a_changed_endpoint_re_handshakes_only_that_path() {
     send(&mut net, 0, 100);
     let before = status(&net, 1);
     let report = net.nodes[1].tunnel.reconfigure(
-        Reconfig {
-            keepalive: Duration::from_secs(1),
-            path_timeout: Duration::from_secs(3),
-            rekey_after: REKEY_AFTER_TIME,
-            peers: client_peer(),
+        reconfig(
+            client_peer(),
             // p1 now goes to the server's first socket.
-            paths: vec![path("p0", 0, "10.101.0.2:5080"), path("p1", 1, "10.101.0.2:5080")],
-            sockets: vec![Some(0), Some(1)],
-        },
+            vec![path("p0", 0, "10.101.0.2:5080"), path("p1", 1, "10.101.0.2:5080")],
+            vec![Some(0), Some(1)],
+        ),
         net.now,
     );
     assert_eq!(report.paths_replaced, ["p1"]);
@@ -126,10 +134,7 @@ fn reload_with_a_changed_endpoint_re_handshakes_only_that_path() {
 fn reload_adds_and_removes_peers_on_a_server() {
     let start = Instant::now();
     let mut net = Net::new(start);
-    net.add(
-        server(start, vec![(key(2).public_key(), "10.42.0.2/32")]),
-        server_sockets(),
-    );
+    net.add(server_for(start, &[2]), server_sockets());
     let (c1, s1) = client(start, 2, &["10.101.0.1:40000", "10.102.0.1:40001"], &[]);
     let (c2, s2) = client(start, 3, &["10.101.0.7:40000", "10.102.0.7:40001"], &[]);
     net.add(c1, s1);
@@ -147,14 +152,11 @@ fn reload_adds_and_removes_peers_on_a_server() {
         allowed_ips: vec![ip.parse::<IpNet>().unwrap()],
     };
     let report = net.nodes[0].tunnel.reconfigure(
-        Reconfig {
-            keepalive: Duration::from_secs(1),
-            path_timeout: Duration::from_secs(3),
-            rekey_after: REKEY_AFTER_TIME,
-            peers: vec![peer(2, "10.42.0.2/32"), peer(3, "10.42.0.3/32")],
-            paths: vec![],
-            sockets: vec![Some(0), Some(1)],
-        },
+        reconfig(
+            vec![peer(2, "10.42.0.2/32"), peer(3, "10.42.0.3/32")],
+            vec![],
+            vec![Some(0), Some(1)],
+        ),
         net.now,
     );
     assert_eq!((report.peers_added, report.peers_removed), (1, 0));
@@ -170,14 +172,7 @@ fn reload_adds_and_removes_peers_on_a_server() {
 
     // Removing the first peer: its sessions are gone, the other's stay.
     let report = net.nodes[0].tunnel.reconfigure(
-        Reconfig {
-            keepalive: Duration::from_secs(1),
-            path_timeout: Duration::from_secs(3),
-            rekey_after: REKEY_AFTER_TIME,
-            peers: vec![peer(3, "10.42.0.3/32")],
-            paths: vec![],
-            sockets: vec![Some(0), Some(1)],
-        },
+        reconfig(vec![peer(3, "10.42.0.3/32")], vec![], vec![Some(0), Some(1)]),
         net.now,
     );
     assert_eq!((report.peers_added, report.peers_removed), (0, 1));
@@ -201,17 +196,14 @@ fn reload_adds_and_removes_peers_on_a_server() {
 fn a_server_forgets_paths_on_a_listening_socket_it_closed() {
     let mut net = two_path_net();
     let report = net.nodes[0].tunnel.reconfigure(
-        Reconfig {
-            keepalive: Duration::from_secs(1),
-            path_timeout: Duration::from_secs(3),
-            rekey_after: REKEY_AFTER_TIME,
-            peers: vec![PeerSpec {
+        reconfig(
+            vec![PeerSpec {
                 public_key: key(2).public_key(),
                 allowed_ips: vec!["10.42.0.2/32".parse().unwrap()],
             }],
-            paths: vec![],
-            sockets: vec![Some(0), None],
-        },
+            vec![],
+            vec![Some(0), None],
+        ),
         net.now,
     );
     net.nodes[0].sockets = vec![addr("10.101.0.2:5080")];
