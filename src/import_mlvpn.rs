@@ -52,6 +52,11 @@ fn parse_ini(text: &str, file: &str) -> Result<Vec<Section>, ImportError> {
             line: i + 1,
             msg: msg.to_string(),
         };
+        // Names and values are copied into the output (some into comments):
+        // a control character would corrupt it. A CRLF line end is fine.
+        if line.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(err("control character in the line (not a text config?)"));
+        }
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
             continue;
         }
@@ -310,7 +315,7 @@ pub fn convert(text: &str, file: &str) -> Result<String, ImportError> {
                     "# MLVPN bandwidth_upload = {bw} bytes/s was a round-robin weight; mlvpn-rs\n\
                      # measures each path and this key only caps it. Uncomment to cap:\n\
                      # bandwidth_up = \"{}kbit\"",
-                    bw * 8 / 1000
+                    bw.saturating_mul(8) / 1000
                 );
             }
         }
@@ -426,5 +431,22 @@ mod tests {
         ));
         let big = "#".repeat(MAX_INPUT + 1);
         assert!(matches!(convert(&big, "x"), Err(ImportError::TooLarge(_))));
+    }
+
+    #[test]
+    fn control_characters_are_refused_and_huge_bandwidths_do_not_overflow() {
+        // Found by fuzzing (config, findings 2 and 6).
+        let e = convert(
+            "[general]\nmode = \"client\"\nlatency_t\r\0erence = 300\n",
+            "m.conf",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("m.conf:3"), "{e}");
+        assert!(e.to_string().contains("control character"), "{e}");
+        // CRLF line ends are fine.
+        let crlf = "[general]\r\nmode = \"client\"\r\n[adsl]\r\nbindhost = \"192.0.2.1\"\r\nremotehost = \"198.51.100.1\"\r\nremoteport = 5080\r\n";
+        convert(crlf, "m.conf").unwrap();
+        let big = "[general]\nmode = \"client\"\n[adsl]\nbindhost = \"192.0.2.1\"\nremotehost = \"198.51.100.1\"\nremoteport = 5080\nbandwidth_upload = 18446744073709551615\n";
+        convert(big, "m.conf").unwrap();
     }
 }

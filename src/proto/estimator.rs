@@ -169,7 +169,10 @@ impl PathEstimator {
         self.rate_base = Some((peer_ts, report.rx_bytes, report.rx_packets));
         let packets = report.rx_packets.saturating_sub(packets0);
         let bytes = report.rx_bytes.saturating_sub(bytes0);
-        if dt_us < 60_000_000 && packets >= MIN_RATE_PACKETS && bytes >= packets * MIN_RATE_AVG_SIZE {
+        if dt_us < 60_000_000
+            && packets >= MIN_RATE_PACKETS
+            && bytes >= packets.saturating_mul(MIN_RATE_AVG_SIZE)
+        {
             if self.rates.len() >= RATE_MAX_SAMPLES {
                 self.rates.pop_front();
             }
@@ -303,5 +306,25 @@ mod tests {
         );
         assert_eq!(e.rate_bps(), None);
         assert_eq!(e.loss(), None);
+    }
+
+    #[test]
+    fn absurd_report_counts_do_not_overflow() {
+        // Found by fuzzing (transport, finding 4): an authenticated peer
+        // may report anything.
+        let t = Instant::now();
+        let mut e = PathEstimator::default();
+        let r = |p: u64, b: u64| Report {
+            rx_packets: p,
+            rx_bytes: b,
+        };
+        e.on_report(t, 0, r(0, 0), t);
+        e.on_report(
+            t + Duration::from_millis(200),
+            200_000,
+            r(u64::MAX / 2, u64::MAX),
+            t,
+        );
+        e.on_report(t + Duration::from_millis(400), 400_000, r(u64::MAX, 7), t);
     }
 }

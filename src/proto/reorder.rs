@@ -94,6 +94,11 @@ impl ResequencingQueue {
 
     /// Files packet `seq` (whose bytes are `packet`) that arrived at `now`.
     pub fn arrive(&mut self, seq: u64, packet: &[u8], now: Instant) -> Arrival {
+        if seq == u64::MAX {
+            // No successor: never sent by a real peer (the tunnel drops it first).
+            self.stats.duplicate += 1;
+            return Arrival::Duplicate;
+        }
         let next = *self.next.get_or_insert(seq);
         if seq < next {
             if next - seq > WINDOW {
@@ -179,7 +184,7 @@ impl ResequencingQueue {
             return;
         };
         let next = self.next.unwrap_or(first);
-        self.stats.skipped += first.saturating_sub(next);
+        self.stats.skipped = self.stats.skipped.saturating_add(first.saturating_sub(next));
         self.next = Some(first);
         self.release_contiguous(now);
     }
@@ -310,5 +315,20 @@ mod tests {
         q.arrive(100_000, &[1], t);
         assert_eq!(q.arrive(0, &[2], t), Arrival::Deliver);
         assert_eq!(q.arrive(1, &[3], t), Arrival::Deliver);
+    }
+
+    #[test]
+    fn extreme_sequence_numbers_neither_panic_nor_deliver_the_last_one() {
+        // Found by fuzzing (transport, findings 3 and 5).
+        let t = Instant::now();
+        let mut q = ResequencingQueue::default();
+        assert_eq!(q.arrive(0, b"a", t), Arrival::Deliver);
+        assert_eq!(q.arrive(u64::MAX, b"x", t), Arrival::Duplicate);
+        for seq in [u64::MAX - 2, u64::MAX / 2, u64::MAX - 1] {
+            let _ = q.arrive(seq, b"y", t);
+            q.handle_timeout(t + Duration::from_secs(10));
+            while q.pop_ready().is_some() {}
+        }
+        assert!(q.stats().skipped > 0);
     }
 }

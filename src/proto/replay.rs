@@ -33,6 +33,10 @@ impl ReplayWindow {
 
     /// Would `counter` be accepted? Does not change the window.
     pub fn check(&self, counter: u64) -> bool {
+        // The last counter has no successor to record: never valid.
+        if counter == u64::MAX {
+            return false;
+        }
         if counter >= self.next {
             return true;
         }
@@ -135,5 +139,14 @@ mod tests {
                 max = max.max(c);
             }
         }
+    }
+
+    #[test]
+    fn the_last_counter_is_never_accepted() {
+        // Found by fuzzing (transport, finding 3): it has no successor.
+        let mut w = ReplayWindow::new();
+        assert!(!w.update(u64::MAX));
+        assert!(w.update(u64::MAX - 1));
+        assert!(!w.update(u64::MAX));
     }
 }

@@ -670,7 +670,12 @@ impl Tunnel {
         ]
         .into_iter()
         .flatten()
-        .find(|s| s.local_index == h.receiver)?;
+        .find(|s| s.local_index == h.receiver);
+        // An index of ours without a session yet (a handshake in flight).
+        let Some(session) = session else {
+            self.drops.unknown_index += 1;
+            return None;
+        };
         if now.saturating_duration_since(session.created) >= REJECT_AFTER_TIME {
             self.drops.unknown_index += 1;
             return None;
@@ -753,6 +758,12 @@ impl Tunnel {
             });
         }
         let (times, seq) = match frame {
+            // The last sequence number has no successor: no sender ever
+            // gets there, so it is not a real packet.
+            Frame::Data { seq: u64::MAX, .. } => {
+                self.drops.malformed += 1;
+                return None;
+            }
             Frame::Data { times, seq } => (times, Some(seq)),
             Frame::Keepalive { times, report, reply } => {
                 path.reply_owed |= reply;
