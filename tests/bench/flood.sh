@@ -9,8 +9,8 @@
 #   - 50 000 garbage datagrams/s (random, truncated, forged data headers),
 #   - 20 000 handshake initiations/s with valid mac1 from 64 source ports,
 # while one iperf3 TCP stream runs through the tunnel. Each is reported as a
-# ratio to the goodput without a flood measured in the same run. During the
-# initiation flood a reload adds a third client path, which must complete
+# ratio to the goodput without a flood measured in the same run (the better
+# of two runs). During the initiation flood a reload adds a third client path, which must complete
 # its handshake (it gets a cookie and retries). LINK="rate=0 delay=1ms"
 # (unshaped) makes the tunnel CPU-bound instead: every cycle the flood costs
 # then shows in the goodput.
@@ -30,10 +30,14 @@ cpu() { # CPU seconds used so far by the server's worker
 }
 
 echo "one TCP stream ($cc), ${secs}s each, links: ${LINK:-rate=50mbit delay=10ms} (goodput through the tunnel)"
+# The reference is the better of two runs without a flood, back to back:
+# a slow TCP ramp in one of them must not flatter the ratios.
 c1=$(cpu)
 read -r base rbase < <(iperf_json "" | mbps)
 c2=$(cpu)
-echo "  no flood:                      $base Mbit/s (retransmits $rbase); server worker CPU $(python3 -c "print(round(100*($c2-$c1)/$secs))") %"
+read -r base2 rbase2 < <(iperf_json "" | mbps)
+echo "  no flood:                      $base and $base2 Mbit/s (retransmits $rbase, $rbase2); server worker CPU $(python3 -c "print(round(100*($c2-$c1)/$secs))") %"
+base=$(python3 -c "print(max($base, $base2))")
 
 run_flood() { # $1 = label, rest = mlvpn-flood arguments
   local label=$1; shift
@@ -46,7 +50,7 @@ run_flood() { # $1 = label, rest = mlvpn-flood arguments
   python3 - "$label" "$got" "$base" "$r" "$(cat $work/flood.out)" "$c1" "$c2" "$secs" <<'PY'
 import sys
 label, got, base, r, out, c1, c2, secs = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5], float(sys.argv[6]), float(sys.argv[7]), float(sys.argv[8])
-print(f"  {label:<30} {got} Mbit/s = {100*got/base:.1f} % of no flood (retransmits {r}); server worker CPU {100*(c2-c1)/secs:.0f} %")
+print(f"  {label:<30} {got} Mbit/s = {100*got/base:.1f} % of no flood ({base}) (retransmits {r}); server worker CPU {100*(c2-c1)/secs:.0f} %")
 print(f"    {out}")
 PY
 }
