@@ -144,6 +144,13 @@ enum Pending {
         dest: SocketAddr,
         bytes: Vec<u8>,
     },
+    /// A cookie reply (sent under load, one per flood datagram: no
+    /// allocation).
+    Cookie {
+        socket: usize,
+        dest: SocketAddr,
+        msg: [u8; wire::COOKIE_REPLY_LEN],
+    },
     /// A keepalive to encrypt at send time (so it carries fresh timestamps).
     Keepalive { peer: usize, path: usize, reply: bool },
 }
@@ -472,11 +479,11 @@ impl Tunnel {
         if self.cookies.count_initiation(now) {
             if let Err(cookie) = self.cookies.check(from, init.mac2_covered, init.mac2, now) {
                 self.drops.handshake_cookie_sent += 1;
-                let reply = self.cookies.seal_reply(&cookie, init.sender, init.mac1);
-                self.push_pending(Pending::Raw {
+                let msg = self.cookies.seal_reply(&cookie, init.sender, init.mac1);
+                self.push_pending(Pending::Cookie {
                     socket,
                     dest: from,
-                    bytes: reply.to_vec(),
+                    msg,
                 });
                 return;
             }
@@ -858,6 +865,14 @@ impl Tunnel {
     pub fn poll_transmit(&mut self, buf: &mut [u8], now: Instant) -> Option<Transmit> {
         while let Some(p) = self.pending.pop_front() {
             match p {
+                Pending::Cookie { socket, dest, msg } => {
+                    buf[..msg.len()].copy_from_slice(&msg);
+                    return Some(Transmit {
+                        socket,
+                        dest,
+                        len: msg.len(),
+                    });
+                }
                 Pending::Raw { socket, dest, bytes } => {
                     buf[..bytes.len()].copy_from_slice(&bytes);
                     return Some(Transmit {

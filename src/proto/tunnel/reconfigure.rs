@@ -258,6 +258,11 @@ impl Tunnel {
                         self.pending.push_back(Pending::Raw { socket, dest, bytes });
                     }
                 }
+                Pending::Cookie { socket, dest, msg } => {
+                    if let Some(socket) = sockets.get(socket).copied().flatten() {
+                        self.pending.push_back(Pending::Cookie { socket, dest, msg });
+                    }
+                }
                 Pending::Keepalive { peer, path, reply } => {
                     if let Some(&(peer, path)) = where_now.get(&(peer, path)) {
                         self.pending.push_back(Pending::Keepalive { peer, path, reply });
