@@ -144,6 +144,13 @@ fn client_address_change_mid_transfer_needs_no_restart() {
         "bind = \"0.0.0.0:0\"\ndevice = \"va1\"",
     );
     let (a, b) = (t.a.clone(), t.b.clone());
+    // lte is the slower uplink, so the transfer surely uses dsl (with two
+    // unshaped links one could carry it all).
+    let tbf = [
+        "tc", "qdisc", "add", "dev", "va2", "root", "tbf", "rate", "10mbit", "burst", "32kbit", "latency",
+        "50ms",
+    ];
+    assert!(t.ns_cmd(&a, &tbf).status.success(), "tc tbf on va2");
     t.start("server", &b, &s);
     t.start("client", &a, &c);
     t.wait_paths("client", &["up", "up"], Duration::from_secs(15));
