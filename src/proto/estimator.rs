@@ -6,7 +6,8 @@
 //! (those are the ones it could have seen); delivery rate divides the bytes
 //! it received between two reports by the time between them on the peer's own
 //! clock, max-filtered over the last second (a path is only measured at its
-//! capacity when it is kept busy).
+//! capacity when it is kept busy). A rate measured over an interval the
+//! path showed a queue from start to end is its capacity.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -30,6 +31,8 @@ const MIN_RATE_PACKETS: u64 = 8;
 const MIN_RATE_AVG_SIZE: u64 = 200;
 /// How long a capacity measurement stands without being renewed.
 const CAPACITY_TTL: Duration = Duration::from_secs(5);
+/// Smallest delivery rate taken as a capacity (bit/s).
+const MIN_CAPACITY: f64 = 1e6;
 /// Shortest interval a rate sample covers (µs of the peer's clock).
 const RATE_INTERVAL_US: u32 = 100_000;
 
@@ -52,13 +55,15 @@ pub struct PathEstimator {
     last: Option<LastReport>,
     loss: Option<f64>,
     rates: VecDeque<(Instant, f64)>,
-    /// Start of the current rate interval: peer clock, rx bytes, rx packets.
-    rate_base: Option<(u32, u64, u64)>,
+    /// Start of the current rate interval: peer clock, rx bytes, rx packets,
+    /// and when its report arrived here.
+    rate_base: Option<(u32, u64, u64, Instant)>,
     /// The path's queue is building (we over-drive it): losses now are our
     /// own congestion, not the link's, and are not counted.
     congested: bool,
-    /// Set by the caller for each report: the path shows a standing queue.
-    saturated: bool,
+    /// Set by the caller for each report: since when the path has shown a
+    /// standing queue without a break.
+    saturated_since: Option<Instant>,
     /// Delivery rate measured while saturated, and since when it stands.
     capacity: Option<(f64, Instant)>,
     /// Loss history was forgotten at this instant: reports covering packets
@@ -113,7 +118,7 @@ impl PathEstimator {
             self.last = Some(LastReport { report, tx_ref });
             return;
         }
-        self.rate_sample(now, peer_ts, report);
+        let sample = self.rate_sample(now, peer_ts, report);
         while self
             .rates
             .front()
@@ -121,17 +126,24 @@ impl PathEstimator {
         {
             self.rates.pop_front();
         }
-        if self.saturated {
-            if let Some(r) = self.rate_bps() {
-                // Kept if higher; replaced by the current figure when it has
-                // stood for CAPACITY_TTL (capacity can fall: LTE, a shared
-                // uplink).
-                let stale = self
-                    .capacity
-                    .is_none_or(|(c, at)| r > c || now.saturating_duration_since(at) > CAPACITY_TTL);
-                if stale {
-                    self.capacity = Some((r, now));
-                }
+        // A capacity sample is a delivery rate over an interval the path was
+        // saturated for from start to end: a burst that queued for a moment
+        // (TCP's slow start) inside an interval that mostly was not would
+        // measure less than the path carries, and hold it down.
+        // A path carrying next to nothing is not saturated by us, whatever
+        // its RTT shows (an old queue an idle path's SRTT still remembers).
+        let saturated_by_us = |(r, from): &(f64, Instant)| {
+            *r >= MIN_CAPACITY && self.saturated_since.is_some_and(|s| s <= *from)
+        };
+        if let Some((r, _)) = sample.filter(saturated_by_us) {
+            // Kept if higher; replaced by the current figure when it has
+            // stood for half of CAPACITY_TTL (capacity can fall: LTE, a
+            // shared uplink), so a path kept saturated never loses it.
+            let stale = self
+                .capacity
+                .is_none_or(|(c, at)| r > c || now.saturating_duration_since(at) > CAPACITY_TTL / 2);
+            if stale {
+                self.capacity = Some((r, now));
             }
         }
         let sent = tx_ref.saturating_sub(prev.tx_ref);
@@ -157,16 +169,17 @@ impl PathEstimator {
     /// intervals measure bursts (a token bucket's burst, a batch), not rates.
     /// Keepalives and probes (64-byte datagrams) are not load: the interval
     /// must carry enough full-size traffic.
-    fn rate_sample(&mut self, now: Instant, peer_ts: u32, report: Report) {
-        let Some((ts0, bytes0, packets0)) = self.rate_base else {
-            self.rate_base = Some((peer_ts, report.rx_bytes, report.rx_packets));
-            return;
+    /// Returns the new sample (bit/s) and when its interval started here.
+    fn rate_sample(&mut self, now: Instant, peer_ts: u32, report: Report) -> Option<(f64, Instant)> {
+        let Some((ts0, bytes0, packets0, since)) = self.rate_base else {
+            self.rate_base = Some((peer_ts, report.rx_bytes, report.rx_packets, now));
+            return None;
         };
         let dt_us = peer_ts.wrapping_sub(ts0);
         if dt_us < RATE_INTERVAL_US {
-            return;
+            return None;
         }
-        self.rate_base = Some((peer_ts, report.rx_bytes, report.rx_packets));
+        self.rate_base = Some((peer_ts, report.rx_bytes, report.rx_packets, now));
         let packets = report.rx_packets.saturating_sub(packets0);
         let bytes = report.rx_bytes.saturating_sub(bytes0);
         if dt_us < 60_000_000
@@ -176,15 +189,21 @@ impl PathEstimator {
             if self.rates.len() >= RATE_MAX_SAMPLES {
                 self.rates.pop_front();
             }
-            self.rates
-                .push_back((now, bytes as f64 * 8.0 / (f64::from(dt_us) / 1e6)));
+            let rate = bytes as f64 * 8.0 / (f64::from(dt_us) / 1e6);
+            self.rates.push_back((now, rate));
+            return Some((rate, since));
         }
+        None
     }
 
     /// Says whether the path currently shows a standing queue (it is
     /// carrying all it can), for the next reports.
-    pub fn set_saturated(&mut self, saturated: bool) {
-        self.saturated = saturated;
+    pub fn set_saturated(&mut self, now: Instant, saturated: bool) {
+        if !saturated {
+            self.saturated_since = None;
+        } else if self.saturated_since.is_none() {
+            self.saturated_since = Some(now);
+        }
     }
 
     /// Capacity: the delivery rate measured while saturated, if it was in
@@ -280,6 +299,82 @@ mod tests {
         assert!((l - 0.1).abs() < 0.02, "10 % loss, got {l}");
         let r = e.rate_bps().unwrap();
         assert!((r - 36e6).abs() < 2e6, "90 % of 40 Mbit/s delivered, got {r}");
+    }
+
+    /// Reports every 10 ms from `from_ms` to `to_ms` of a path delivering
+    /// `mbit` Mbit/s in 1000-byte datagrams; `saturated(ms)` says whether
+    /// its RTT shows a queue at that report.
+    fn feed(
+        e: &mut PathEstimator,
+        t0: Instant,
+        (from_ms, to_ms): (u64, u64),
+        mbit: u64,
+        saturated: impl Fn(u64) -> bool,
+    ) {
+        for ms in (from_ms..to_ms).step_by(10) {
+            let now = t0 + Duration::from_millis(ms);
+            let bytes = ms * mbit * 1000 / 8;
+            let report = Report {
+                rx_packets: bytes / 1000,
+                rx_bytes: bytes,
+            };
+            e.set_saturated(now, saturated(ms));
+            e.on_report(now, (ms * 1000) as u32, report, now);
+        }
+    }
+
+    #[test]
+    fn a_path_saturated_throughout_an_interval_has_that_capacity() {
+        let t0 = Instant::now();
+        let mut e = PathEstimator::default();
+        feed(&mut e, t0, (0, 400), 40, |_| true);
+        let c = e.capacity_bps(t0 + Duration::from_millis(400)).expect("capacity");
+        assert!((c - 40e6).abs() < 1e6, "{c}");
+    }
+
+    #[test]
+    fn a_queue_seen_for_a_moment_is_not_a_capacity() {
+        // TCP's slow start queues a burst for a moment: the rate intervals
+        // around it mostly were not saturated and measure less than the
+        // path carries.
+        let t0 = Instant::now();
+        let mut e = PathEstimator::default();
+        feed(&mut e, t0, (0, 400), 20, |ms| (180..=200).contains(&ms));
+        assert!(e.rate_bps().is_some());
+        assert_eq!(e.capacity_bps(t0 + Duration::from_millis(400)), None);
+    }
+
+    #[test]
+    fn an_idle_path_with_an_old_queue_in_its_rtt_has_no_capacity() {
+        // Two small datagrams per report while a stale SRTT still shows a
+        // queue: that is not what the path can carry.
+        let t0 = Instant::now();
+        let mut e = PathEstimator::default();
+        for ms in (0..1000u64).step_by(10) {
+            let now = t0 + Duration::from_millis(ms);
+            e.set_saturated(now, true);
+            let report = Report {
+                rx_packets: ms / 10 * 2,
+                rx_bytes: ms / 10 * 2 * 600,
+            };
+            e.on_report(now, (ms * 1000) as u32, report, now);
+        }
+        assert!(e.rate_bps().is_some_and(|r| r < 1e6));
+        assert_eq!(e.capacity_bps(t0 + Duration::from_secs(1)), None);
+    }
+
+    #[test]
+    fn a_path_kept_saturated_never_loses_its_capacity() {
+        // Without renewal a capacity lapses after CAPACITY_TTL; for one
+        // report the path would then be scheduled as never measured.
+        let t0 = Instant::now();
+        let mut e = PathEstimator::default();
+        feed(&mut e, t0, (0, 200), 30, |_| true);
+        for ms in (200..12_000u64).step_by(10) {
+            feed(&mut e, t0, (ms, ms + 10), 30, |_| true);
+            let now = t0 + Duration::from_millis(ms);
+            assert!(e.capacity_bps(now).is_some(), "lapsed at {ms} ms");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! instead of the slow one carrying the overflow.
 //!
 //! `rate` is the path's capacity (its delivery rate measured while it was
-//! saturated) with a probing gain while it shows no queue (so a path that
+//! saturated, or what it carried since, if more) with a probing gain while it shows no queue (so a path that
 //! could carry more gets the chance to show it); a path never saturated is
 //! assumed to carry at least `UNMEASURED_RATE`; at most the configured
 //! `bandwidth_up`. `fallback` (and lossy) paths carry
@@ -76,7 +76,8 @@ impl Candidate {
             PROBE_GAIN
         };
         let r = match (self.capacity, self.rate) {
-            (Some(c), _) => (c * gain).max(MIN_RATE),
+            // It carried `m`: a capacity below that is out of date.
+            (Some(c), m) => (c.max(m.unwrap_or(0.0)) * gain).max(MIN_RATE),
             // Never saturated: it carried only what we gave it, a lower bound
             // (a path the scheduler under-uses would stay under-estimated).
             (None, Some(m)) => (m * STARTUP_GAIN).max(MIN_RATE),
@@ -207,6 +208,16 @@ mod tests {
             worst <= MAX_BACKLOG + Duration::from_millis(1),
             "fast path queue {worst:?}"
         );
+    }
+
+    #[test]
+    fn a_capacity_below_what_the_path_carries_is_out_of_date() {
+        // Measured at 20 Mbit/s while a burst queued, later carrying 40: the
+        // path is scheduled as the 40 Mbit/s path it is.
+        let mut stale = c(10, Some(40.0));
+        stale.capacity = Some(20e6);
+        let s = shares(&[stale, c(10, Some(40.0))], 10_000, 80.0);
+        assert!((4_800..=5_200).contains(&s[0]), "{s:?}");
     }
 
     #[test]

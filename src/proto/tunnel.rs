@@ -782,7 +782,7 @@ impl Tunnel {
                     .is_some_and(|m| path.outbound_queue() > m + Duration::from_millis(5));
                 path.estimator.set_congested(congested);
                 path.estimator
-                    .set_saturated(path.outbound_queue() > SATURATED_QUEUE);
+                    .set_saturated(now, path.outbound_queue() > SATURATED_QUEUE);
                 let echo_age = self.clock.micros(now).wrapping_sub(times.echo);
                 let covers = if times.echo != 0 && echo_age < 60_000_000 {
                     now.checked_sub(Duration::from_micros(u64::from(echo_age)))
