@@ -99,6 +99,18 @@ pub struct Transmit {
     pub len: usize,
 }
 
+impl Transmit {
+    /// A datagram already built: `bytes` copied into the caller's buffer.
+    fn copied(buf: &mut [u8], socket: usize, dest: SocketAddr, bytes: &[u8]) -> Self {
+        buf[..bytes.len()].copy_from_slice(bytes);
+        Transmit {
+            socket,
+            dest,
+            len: bytes.len(),
+        }
+    }
+}
+
 /// Something worth a log line, drained by [`Tunnel::poll_event`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -866,20 +878,10 @@ impl Tunnel {
         while let Some(p) = self.pending.pop_front() {
             match p {
                 Pending::Cookie { socket, dest, msg } => {
-                    buf[..msg.len()].copy_from_slice(&msg);
-                    return Some(Transmit {
-                        socket,
-                        dest,
-                        len: msg.len(),
-                    });
+                    return Some(Transmit::copied(buf, socket, dest, &msg))
                 }
                 Pending::Raw { socket, dest, bytes } => {
-                    buf[..bytes.len()].copy_from_slice(&bytes);
-                    return Some(Transmit {
-                        socket,
-                        dest,
-                        len: bytes.len(),
-                    });
+                    return Some(Transmit::copied(buf, socket, dest, &bytes))
                 }
                 Pending::Keepalive { peer, path, reply } => {
                     let Some(p) = self.peers.get(peer).and_then(|p| p.paths.get(path)) else {
