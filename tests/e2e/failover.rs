@@ -28,6 +28,14 @@ fn dsl_through_relay(t: &Topo, seed: u64) -> (std::sync::Arc<Relay>, PathBuf, Pa
     (relay, s, c)
 }
 
+/// Shapes the client's lte uplink (va2) to `rate` with a tbf qdisc.
+fn shape_lte(t: &Topo, rate: &str) {
+    let tbf = [
+        "tc", "qdisc", "add", "dev", "va2", "root", "tbf", "rate", rate, "burst", "32kbit", "latency", "50ms",
+    ];
+    assert!(t.ns_cmd(&t.a, &tbf).status.success(), "tc tbf on va2");
+}
+
 #[test]
 fn blackholed_path_fails_over_and_recovers_during_a_transfer() {
     if !can_run("blackholed_path_fails_over_and_recovers_during_a_transfer") {
@@ -37,11 +45,7 @@ fn blackholed_path_fails_over_and_recovers_during_a_transfer() {
     let (relay, s, c) = dsl_through_relay(&t, 1);
     let (a, b) = (t.a.clone(), t.b.clone());
     // lte is the slower uplink (20 Mbit/s), so dsl carries most of the load.
-    let tbf = [
-        "tc", "qdisc", "add", "dev", "va2", "root", "tbf", "rate", "20mbit", "burst", "32kbit", "latency",
-        "50ms",
-    ];
-    assert!(t.ns_cmd(&a, &tbf).status.success(), "tc tbf on va2");
+    shape_lte(&t, "20mbit");
     t.start("server", &b, &s);
     t.start("client", &a, &c);
     t.wait_paths("client", &["up", "up"], Duration::from_secs(15));
@@ -93,6 +97,9 @@ fn nat_mapping_change_mid_transfer_moves_the_endpoint_without_a_restart() {
     // the server then sees the client's dsl path from a new source port.
     let (relay, s, c) = dsl_through_relay(&t, 2);
     let (a, b) = (t.a.clone(), t.b.clone());
+    // lte is the slower uplink, so the transfer surely uses dsl (with two
+    // unshaped links one could carry it all; this flaked in CI).
+    shape_lte(&t, "10mbit");
     t.start("server", &b, &s);
     t.start("client", &a, &c);
     t.wait_paths("client", &["up", "up"], Duration::from_secs(15));
@@ -146,11 +153,7 @@ fn client_address_change_mid_transfer_needs_no_restart() {
     let (a, b) = (t.a.clone(), t.b.clone());
     // lte is the slower uplink, so the transfer surely uses dsl (with two
     // unshaped links one could carry it all).
-    let tbf = [
-        "tc", "qdisc", "add", "dev", "va2", "root", "tbf", "rate", "10mbit", "burst", "32kbit", "latency",
-        "50ms",
-    ];
-    assert!(t.ns_cmd(&a, &tbf).status.success(), "tc tbf on va2");
+    shape_lte(&t, "10mbit");
     t.start("server", &b, &s);
     t.start("client", &a, &c);
     t.wait_paths("client", &["up", "up"], Duration::from_secs(15));
