@@ -99,6 +99,11 @@ pub fn render(s: &Status) -> String {
         "counter",
         "Times the resequencing queue was full.",
     );
+    let mut timeouts = family(
+        "mlvpn_peer_reorder_timeouts_total",
+        "counter",
+        "Holes skipped because the hold timeout expired.",
+    );
     let mut resent = family(
         "mlvpn_peer_resent_packets_total",
         "counter",
@@ -147,6 +152,7 @@ pub fn render(s: &Status) -> String {
         held.samples.push((pl.clone(), r.held as f64));
         hold.samples.push((pl.clone(), r.hold_timeout_ms / 1e3));
         overflows.samples.push((pl.clone(), r.overflows as f64));
+        timeouts.samples.push((pl.clone(), r.timeouts as f64));
         resent.samples.push((pl, peer.resent as f64));
     }
     let d = serde_json::to_value(s.drops).unwrap_or_default();
@@ -159,7 +165,7 @@ pub fn render(s: &Status) -> String {
     let mut out = String::new();
     for f in [
         state, lossy, srtt, rttvar, loss, rate, txb, rxb, txp, rxp, hs, hs_age, moved, reorder, held, hold,
-        overflows, resent, drops,
+        overflows, timeouts, resent, drops,
     ] {
         let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
         let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);

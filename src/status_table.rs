@@ -65,13 +65,14 @@ pub fn render(s: &Status) -> String {
         let r = &peer.reorder;
         let _ = writeln!(
             out,
-            "  reorder: {} in order, {} reordered, {} late, {} duplicate, {} skipped; \
-             holding {} (max {}), timeout {:.0}ms; re-sent {}",
+            "  reorder: {} in order, {} reordered, {} late, {} duplicate, {} skipped \
+             ({} on timeout); holding {} (max {}), timeout {:.0}ms; re-sent {}",
             r.in_order,
             r.reordered,
             r.late,
             r.duplicate,
             r.skipped,
+            r.timeouts,
             r.held,
             r.max_held,
             r.hold_timeout_ms,

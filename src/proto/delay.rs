@@ -12,8 +12,12 @@ use std::time::{Duration, Instant};
 
 /// How long a minimum is trusted (routes change, clocks drift).
 const MIN_WINDOW: Duration = Duration::from_secs(10);
+/// How long a peak of the inbound queue is remembered: long enough to cover
+/// the next burst of a sawtoothing TCP flow, short enough to forget a queue
+/// that has drained.
+const PEAK_WINDOW: Duration = Duration::from_secs(1);
 
-/// Minimum over a sliding window of about `MIN_WINDOW`, in O(1) memory: the
+/// Minimum over a sliding window of about `window`, in O(1) memory: the
 /// best sample, and the best since it (which takes over when it expires).
 #[derive(Debug, Clone, Copy, Default)]
 struct WindowedMin {
@@ -23,15 +27,19 @@ struct WindowedMin {
 
 impl WindowedMin {
     fn update(&mut self, v: i64, now: Instant) -> i64 {
+        self.update_within(v, now, MIN_WINDOW)
+    }
+
+    fn update_within(&mut self, v: i64, now: Instant, window: Duration) -> i64 {
         if self
             .best
-            .is_some_and(|(_, at)| now.saturating_duration_since(at) > MIN_WINDOW)
+            .is_some_and(|(_, at)| now.saturating_duration_since(at) > window)
         {
             self.best = self.next.take();
         }
         match self.best {
             Some((b, _)) if v > b => {
-                let stale = |at: Instant| now.saturating_duration_since(at) > MIN_WINDOW / 2;
+                let stale = |at: Instant| now.saturating_duration_since(at) > window / 2;
                 if self.next.is_none_or(|(n, at)| v <= n || stale(at)) {
                     self.next = Some((v, now));
                 }
@@ -50,6 +58,30 @@ impl WindowedMin {
     }
 }
 
+/// Time constant of the queue estimates: a queue is judged on the last few
+/// tens of milliseconds, however few samples a path gets (a slow path the
+/// peer sends nothing on yields one sample per report).
+const QUEUE_TAU: Duration = Duration::from_millis(25);
+
+/// Exponential average over time (`QUEUE_TAU`), with every sample weighing
+/// at least 1/16: a per-sample average (as SRTT's 1/8) would lag by seconds
+/// on a path sampled only by its reports, and judge it on a queue long gone.
+#[derive(Debug, Clone, Copy, Default)]
+struct RecentAverage {
+    value: f64,
+    at: Option<Instant>,
+}
+
+impl RecentAverage {
+    fn update(&mut self, v: f64, now: Instant) {
+        let w = self.at.map_or(1.0, |at| {
+            (now.saturating_duration_since(at).as_secs_f64() / QUEUE_TAU.as_secs_f64()).clamp(1.0 / 16.0, 1.0)
+        });
+        self.value += (v - self.value) * w;
+        self.at = Some(now);
+    }
+}
+
 /// Smoothed RTT and variance from timestamp echoes (RFC 6298 constants), and
 /// the windowed minimum: the path's delay without queueing.
 #[derive(Debug, Clone, Copy, Default)]
@@ -57,11 +89,14 @@ pub struct RttEstimator {
     srtt: Option<Duration>,
     rttvar: Duration,
     min: WindowedMin,
+    /// RTT over the last `QUEUE_TAU` (µs), for the queue estimate.
+    recent_us: RecentAverage,
 }
 
 impl RttEstimator {
     pub fn sample(&mut self, rtt: Duration, now: Instant) {
         self.min.update(rtt.as_micros() as i64, now);
+        self.recent_us.update(rtt.as_micros() as f64, now);
         match self.srtt {
             None => {
                 self.srtt = Some(rtt);
@@ -88,10 +123,10 @@ impl RttEstimator {
         self.min.get().map(|us| Duration::from_micros(us as u64))
     }
 
-    /// Queueing delay the smoothed RTT shows above the minimum (both ways).
+    /// Queueing delay the recent RTT shows above the minimum (both ways).
     pub fn queueing(&self) -> Duration {
-        match (self.srtt, self.min_rtt()) {
-            (Some(s), Some(m)) => s.saturating_sub(m),
+        match (self.recent_us.at, self.min.get()) {
+            (Some(_), Some(m)) => Duration::from_micros((self.recent_us.value - m as f64).max(0.0) as u64),
             _ => Duration::ZERO,
         }
     }
@@ -104,8 +139,11 @@ pub struct InboundDelay {
     /// 32-bit microsecond clocks may wrap.
     base: Option<u32>,
     min: WindowedMin,
-    /// Smoothed excess over the minimum, µs.
-    excess_us: f64,
+    /// Recent excess over the minimum, µs.
+    excess_us: RecentAverage,
+    /// Largest excess of the last `PEAK_WINDOW` (negated: a windowed
+    /// minimum of the negation is a windowed maximum).
+    peak: WindowedMin,
 }
 
 impl InboundDelay {
@@ -115,13 +153,20 @@ impl InboundDelay {
         let base = *self.base.get_or_insert(raw);
         let rel = i64::from(raw.wrapping_sub(base) as i32);
         let min = self.min.update(rel, now);
-        let excess = (rel - min) as f64;
-        self.excess_us += (excess - self.excess_us) / 8.0;
+        let excess = rel - min;
+        self.excess_us.update(excess as f64, now);
+        self.peak.update_within(-excess, now, PEAK_WINDOW);
     }
 
     /// Smoothed queueing delay towards us.
     pub fn queueing(&self) -> Duration {
-        Duration::from_micros(self.excess_us.max(0.0) as u64)
+        Duration::from_micros(self.excess_us.value.max(0.0) as u64)
+    }
+
+    /// Largest queueing delay towards us over the last second, unsmoothed:
+    /// how late a packet on this path may come while its queue swings.
+    pub fn recent_peak(&self) -> Duration {
+        Duration::from_micros(self.peak.get().map_or(0, |p| (-p).max(0) as u64))
     }
 }
 
@@ -196,5 +241,32 @@ mod tests {
         }
         let q = d.queueing();
         assert!(q > MS * 14 && q <= MS * 15, "{q:?}");
+    }
+
+    #[test]
+    fn inbound_peak_holds_a_spike_for_about_a_second() {
+        let t0 = Instant::now();
+        let mut d = InboundDelay::default();
+        let (mut local, mut peer) = (0_u32, 0_u32);
+        let mut feed = |d: &mut InboundDelay, from_ms: u32, to_ms: u32, owd_us: u32| {
+            for i in from_ms..to_ms {
+                d.sample(local.wrapping_add(owd_us), peer, t0 + MS * i);
+                local = local.wrapping_add(1_000);
+                peer = peer.wrapping_add(1_000);
+            }
+        };
+        feed(&mut d, 0, 100, 10_000);
+        assert_eq!(d.recent_peak(), Duration::ZERO);
+        // Three packets queue 40 ms: the smoothed figure barely moves, the
+        // peak takes all of it at once.
+        feed(&mut d, 100, 103, 50_000);
+        feed(&mut d, 103, 200, 10_000);
+        assert!(d.queueing() < MS * 5, "{:?}", d.queueing());
+        assert_eq!(d.recent_peak(), MS * 40);
+        // Still remembered 0.8 s later, forgotten after the window.
+        feed(&mut d, 200, 900, 10_000);
+        assert_eq!(d.recent_peak(), MS * 40);
+        feed(&mut d, 900, 1_700, 10_000);
+        assert_eq!(d.recent_peak(), Duration::ZERO);
     }
 }

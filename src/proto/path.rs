@@ -114,6 +114,12 @@ pub struct Path {
     /// bounce between the peers forever).
     pub last_report_tx: Option<Instant>,
     pub rx_data_packets: u64,
+    /// Tunnel sequence number of the latest data packet received here: a
+    /// path delivers in order, so a hole below it is not on this path.
+    pub last_seq_rx: Option<u64>,
+    /// Latest RTT sample as the scheduler uses it: when we sent the packet
+    /// it echoes, and how long that packet queued on its way out.
+    pub queue_sample: Option<(Instant, Duration)>,
     pub reported_rx: u64,
     /// All packets received when the last report went out: a burst of
     /// probes (a lossy path being re-measured) also earns a report.
@@ -161,6 +167,8 @@ impl Path {
             max_datagram: None,
             last_report_tx: None,
             rx_data_packets: 0,
+            last_seq_rx: None,
+            queue_sample: None,
             reported_rx: 0,
             reported_all: 0,
             reply_owed: false,
@@ -173,12 +181,6 @@ impl Path {
     /// minimum that is not queued on the way in.
     pub fn outbound_queue(&self) -> Duration {
         self.rtt.queueing().saturating_sub(self.inbound.queueing())
-    }
-
-    /// Current one-way delay from the peer: half the minimum RTT plus the
-    /// queue on the way in.
-    pub fn inbound_delay(&self) -> Option<Duration> {
-        Some(self.rtt.min_rtt()? / 2 + self.inbound.queueing())
     }
 
     /// Can carry data now.

@@ -4,7 +4,8 @@
 //! arrive out of tunnel-sequence order; TCP would read that reordering as
 //! loss. The queue delivers in sequence order: an in-order packet goes
 //! straight through (no copy), an early one is held (copied into a recycled
-//! buffer) until the hole before it fills, or until it has waited `timeout`
+//! buffer) until the hole before it fills, or until the tunnel knows the
+//! hole was lost (`skip_lost_below`), or until it has waited `timeout`
 //! (then the hole is skipped: it was lost), or until the queue is full (in
 //! packets or bytes). A packet whose hole was already skipped is delivered at
 //! once ("late": TCP copes better with that than with a loss); a packet seen
@@ -173,7 +174,22 @@ impl ResequencingQueue {
     /// from a fast path can wait behind one still on a slow path).
     pub fn handle_timeout(&mut self, now: Instant) {
         while self.poll_timeout().is_some_and(|t| t <= now) {
+            self.stats.timeouts += 1;
             self.skip_to_first_held(now);
+        }
+    }
+
+    /// Skips the holes below `floor`, known lost (see the tunnel's
+    /// `lost_below`), and releases what waited behind them.
+    pub fn skip_lost_below(&mut self, floor: u64, now: Instant) {
+        while let (Some(next), Some((&first, _))) = (self.next, self.held.first_key_value()) {
+            let to = first.min(floor);
+            if to <= next {
+                break;
+            }
+            self.stats.skipped = self.stats.skipped.saturating_add(to - next);
+            self.next = Some(to);
+            self.release_contiguous(now);
         }
     }
 
@@ -222,6 +238,26 @@ mod tests {
             q.recycle(p);
         }
         out
+    }
+
+    #[test]
+    fn holes_below_the_floor_are_skipped_and_holes_above_wait() {
+        let mut q = ResequencingQueue::default();
+        let t = Instant::now();
+        q.arrive(0, &[0], t);
+        for s in [2u64, 3, 5, 7] {
+            assert_eq!(q.arrive(s, &[s as u8], t), Arrival::Held);
+        }
+        // 1 and 4 are lost; 6 may still come.
+        q.skip_lost_below(5, t);
+        assert_eq!(drain(&mut q), vec![2, 3, 5]);
+        assert_eq!((q.stats().skipped, q.stats().held), (2, 1));
+        // A floor at or below what is expected changes nothing.
+        q.skip_lost_below(3, t);
+        q.skip_lost_below(6, t);
+        assert_eq!(drain(&mut q), Vec::<u8>::new());
+        assert_eq!(q.arrive(6, &[6], t), Arrival::Deliver);
+        assert_eq!(drain(&mut q), vec![7]);
     }
 
     #[test]

@@ -2,26 +2,34 @@
 //!
 //! For every usable path the scheduler predicts when the packet would reach
 //! the peer: `now + backlog + size / rate + one_way_delay`, where the backlog
-//! is the virtual queue (bytes already given to the path that have not left
-//! at its rate) plus the standing queue the path's RTT shows at the
-//! bottleneck (what the virtual queue misses when the rate is
-//! over-estimated). The packet goes to the earliest arrival, so the fastest
-//! path fills first and slower paths take the overflow; the receiver then
-//! sees little reordering, and no weights need configuring.
+//! is the path's queue at its bottleneck, predicted from its last
+//! measurement: each RTT sample says how long the packet it echoes queued
+//! (sent at `t`, queued `q`); the queue now is `q` plus what we gave the path
+//! since `t` at its rate, minus the time since `t`. Between samples it is
+//! advanced packet by packet. Anchoring on the measurement keeps a wrong rate
+//! from drifting far (a path driven at twice its capacity shows up within one
+//! sample), and predicting from it keeps a sample a round trip old from being
+//! taken for the queue now (which made the choice swing between paths as the
+//! bursts of a TCP flow came and went). The packet goes to the earliest
+//! arrival, so the fastest path fills first and slower paths take the
+//! overflow; the receiver then sees little reordering, and no weights need
+//! configuring.
 //!
 //! A path whose backlog exceeds `MAX_BACKLOG` is full: it is skipped while
-//! another path has room; when all are full, the least backlog goes first. Without this, a path 50 ms faster than another
-//! would be pushed to 50 ms of queue before the other is used, and real
-//! bottleneck buffers are often shorter than that: the fast path would drop
-//! instead of the slow one carrying the overflow.
+//! another path has room; when all are full, the least backlog goes first.
+//! Without this, a path 50 ms faster than another would be pushed to 50 ms
+//! of queue before the other is used, and real bottleneck buffers are often
+//! shorter than that: the fast path would drop instead of the slow one
+//! carrying the overflow.
 //!
 //! `rate` is the path's capacity (its delivery rate measured while it was
-//! saturated, or what it carried since, if more) with a probing gain while it shows no queue (so a path that
-//! could carry more gets the chance to show it); a path never saturated is
-//! assumed to carry at least `UNMEASURED_RATE`; at most the configured
-//! `bandwidth_up`. `fallback` (and lossy) paths carry
-//! traffic only when no normal path is usable.
+//! saturated, or what it carried since, if more) with a probing gain while it
+//! shows no queue (so a path that could carry more gets the chance to show
+//! it); a path never saturated is assumed to carry at least
+//! `UNMEASURED_RATE`; at most the configured `bandwidth_up`. `fallback` (and
+//! lossy) paths carry traffic only when no normal path is usable.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Send slightly more than measured, so the estimate can grow to capacity.
@@ -35,7 +43,7 @@ const LOSS_PENALTY: Duration = Duration::from_millis(200);
 /// Standing queue above which a path is taken to be at capacity.
 pub const SATURATED_QUEUE: Duration = Duration::from_millis(5);
 /// Queueing delay above which a path is full (see the module doc).
-pub const MAX_BACKLOG: Duration = Duration::from_millis(20);
+pub const MAX_BACKLOG: Duration = Duration::from_millis(10);
 /// A measured path is never scheduled as if it were slower than this.
 pub const MIN_RATE: f64 = 1e6;
 /// Rate assumed for a path with no recent measurement: optimistic, so an
@@ -50,8 +58,12 @@ pub struct Candidate {
     pub fallback: bool,
     /// Estimated one-way propagation delay (minimum RTT / 2).
     pub owd: Duration,
-    /// Standing queue seen at the bottleneck (SRTT − minimum RTT).
+    /// Standing queue seen at the bottleneck lately (recent RTT − minimum
+    /// RTT − queue on the way back).
     pub queued: Duration,
+    /// Latest RTT sample: when we sent the packet it echoes, and how long
+    /// that packet queued on its way out.
+    pub queue_sample: Option<(Instant, Duration)>,
     /// Measured delivery rate (bit/s), if any: a lower bound of what the
     /// path can carry unless it was measured while saturated.
     pub rate: Option<f64>,
@@ -78,8 +90,11 @@ impl Candidate {
         let r = match (self.capacity, self.rate) {
             // It carried `m`: a capacity below that is out of date.
             (Some(c), m) => (c.max(m.unwrap_or(0.0)) * gain).max(MIN_RATE),
-            // Never saturated: it carried only what we gave it, a lower bound
-            // (a path the scheduler under-uses would stay under-estimated).
+            // Never measured saturated: it carried only what we gave it, a
+            // lower bound (a path the scheduler under-uses would stay
+            // under-estimated), unless it shows a queue now: then what it
+            // carries is what it can.
+            (None, Some(m)) if self.queued > SATURATED_QUEUE => m.max(MIN_RATE),
             (None, Some(m)) => (m * STARTUP_GAIN).max(MIN_RATE),
             (None, None) => UNMEASURED_RATE,
         };
@@ -87,16 +102,86 @@ impl Candidate {
     }
 }
 
+/// Bytes given to one path, for the queue prediction.
+#[derive(Debug, Default)]
+struct PathQueue {
+    /// When the bottleneck queue we predict drains.
+    busy_until: Option<Instant>,
+    /// When what we gave the path drains at its `bandwidth_up`: a cap,
+    /// which no sample showing an empty queue lifts.
+    cap_until: Option<Instant>,
+    /// Bytes given to the path so far, and a history of that count (at
+    /// most one entry per `HISTORY_STEP`) to look up what was given since a
+    /// sample's packet left.
+    total: u64,
+    history: VecDeque<(Instant, u64)>,
+    /// Count before the oldest entry kept.
+    floor: u64,
+    /// Send time of the last sample applied (each is applied once).
+    applied: Option<Instant>,
+}
+
+/// History resolution and length: 2 s at full density, more than any RTT
+/// whose samples are still worth applying.
+const HISTORY_STEP: Duration = Duration::from_micros(250);
+const HISTORY_MAX: usize = 8192;
+
+impl PathQueue {
+    fn reset(&mut self) {
+        self.busy_until = None;
+        self.cap_until = None;
+        self.history.clear();
+        self.floor = self.total;
+        self.applied = None;
+    }
+
+    /// Re-anchors the prediction on a sample: the packet sent at `sent`
+    /// queued `q`; since then the path was given `total − given(sent)`
+    /// bytes and drained at `rate` for `now − sent`.
+    fn apply(&mut self, (sent, q): (Instant, Duration), rate: f64, now: Instant) {
+        if self.applied.is_some_and(|a| a >= sent) || sent > now {
+            return;
+        }
+        self.applied = Some(sent);
+        let n = self.history.partition_point(|&(at, _)| at <= sent);
+        let given_then = n
+            .checked_sub(1)
+            .and_then(|i| self.history.get(i))
+            .map_or(self.floor, |&(_, c)| c);
+        let added = Duration::from_secs_f64((self.total - given_then) as f64 * 8.0 / rate);
+        let queue = (q + added).saturating_sub(now - sent);
+        self.busy_until = Some(now + queue);
+    }
+
+    fn record(&mut self, size: usize, done: Instant, cap: Option<u64>, now: Instant) {
+        self.busy_until = Some(done);
+        if let Some(cap) = cap {
+            let start = self.cap_until.map_or(now, |t| t.max(now));
+            self.cap_until = Some(start + Duration::from_secs_f64(size as f64 * 8.0 / cap.max(1) as f64));
+        }
+        self.total += size as u64;
+        match self.history.back_mut() {
+            Some((at, n)) if now.saturating_duration_since(*at) < HISTORY_STEP => *n = self.total,
+            _ => {
+                if self.history.len() >= HISTORY_MAX {
+                    self.floor = self.history.pop_front().map_or(self.floor, |(_, c)| c);
+                }
+                self.history.push_back((now, self.total));
+            }
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Scheduler {
-    busy_until: Vec<Option<Instant>>,
+    queues: Vec<PathQueue>,
 }
 
 impl Scheduler {
     /// Picks the path for a datagram of `size` bytes sent at `now`.
     pub fn pick(&mut self, paths: &[Candidate], size: usize, now: Instant) -> Option<usize> {
-        if self.busy_until.len() != paths.len() {
-            self.busy_until.resize(paths.len(), None);
+        if self.queues.len() != paths.len() {
+            self.queues.resize_with(paths.len(), PathQueue::default);
         }
         let any_normal = paths.iter().any(|p| p.usable && !p.fallback);
         // Order: paths with room by earliest arrival; when every path is
@@ -105,25 +190,33 @@ impl Scheduler {
         // queues would overflow first).
         let mut best: Option<((bool, Duration, Instant), usize, Instant)> = None;
         for (i, p) in paths.iter().enumerate() {
+            let q = &mut self.queues[i];
             if !p.usable || p.fallback == any_normal {
-                self.busy_until[i] = None;
+                q.reset();
                 continue;
             }
             if size > p.max_size {
                 continue;
             }
-            let start = self.busy_until[i].map_or(now, |b| b.max(now));
-            let backlog = start - now + p.queued;
+            let rate = p.rate();
+            if let Some(sample) = p.queue_sample {
+                q.apply(sample, rate, now);
+            }
+            let start = [q.busy_until, q.cap_until]
+                .into_iter()
+                .flatten()
+                .fold(now, Instant::max);
+            let backlog = start - now;
             let full = backlog > MAX_BACKLOG;
-            let done = start + Duration::from_secs_f64(size as f64 * 8.0 / p.rate());
-            let arrival = done + p.queued + p.owd + LOSS_PENALTY.mul_f64(p.loss.clamp(0.0, 1.0));
+            let done = start + Duration::from_secs_f64(size as f64 * 8.0 / rate);
+            let arrival = done + p.owd + LOSS_PENALTY.mul_f64(p.loss.clamp(0.0, 1.0));
             let key = (full, if full { backlog } else { Duration::ZERO }, arrival);
             if best.is_none_or(|(k, _, _)| key < k) {
                 best = Some((key, i, done));
             }
         }
         let (_, i, done) = best?;
-        self.busy_until[i] = Some(done);
+        self.queues[i].record(size, done, paths[i].cap, now);
         Some(i)
     }
 }
@@ -138,6 +231,7 @@ mod tests {
             fallback: false,
             owd: Duration::from_millis(owd_ms),
             queued: Duration::ZERO,
+            queue_sample: None,
             loss: 0.0,
             max_size: usize::MAX,
             rate: rate_mbit.map(|r| r * 1e6 / PROBE_GAIN),
@@ -200,7 +294,7 @@ mod tests {
         for k in 0..20_000 {
             let now = t0 + gap * k;
             fast += usize::from(s.pick(&paths, 1250, now).unwrap() == 0);
-            worst = worst.max(s.busy_until[0].unwrap().saturating_duration_since(now));
+            worst = worst.max(s.queues[0].busy_until.unwrap().saturating_duration_since(now));
         }
         let share = fast as f64 / 20_000.0;
         assert!((0.58..=0.66).contains(&share), "fast path share {share}");
@@ -221,13 +315,62 @@ mod tests {
     }
 
     #[test]
-    fn a_standing_queue_diverts_traffic() {
-        // Same delay and rate, but the first path's RTT shows 30 ms of queue
-        // that the virtual queue does not know about.
-        let mut queued = c(10, Some(50.0));
-        queued.queued = Duration::from_millis(30);
-        let s = shares(&[queued, c(10, Some(50.0))], 5_000, 40.0);
-        assert_eq!(s, vec![0, 5_000]);
+    fn a_queue_of_other_traffic_diverts_ours() {
+        // Same delay and rate, but every RTT sample of the first path shows
+        // 30 ms of queue that we did not cause.
+        let mut s = Scheduler::default();
+        let t0 = Instant::now();
+        let gap = Duration::from_secs_f64(1250.0 * 8.0 / 40e6);
+        let mut counts = [0; 2];
+        for k in 0..5_000 {
+            let now = t0 + gap * k;
+            let mut queued = c(10, Some(50.0));
+            queued.queue_sample = Some((now, Duration::from_millis(30)));
+            counts[s.pick(&[queued, c(10, Some(50.0))], 1250, now).unwrap()] += 1;
+        }
+        assert_eq!(counts, [0, 5_000]);
+    }
+
+    #[test]
+    fn samples_keep_an_over_estimated_path_from_overflowing() {
+        // The fast path is believed to carry 100 Mbit/s but carries 50 (a
+        // capacity measured before the link slowed down); 80 are offered.
+        // Its RTT samples (one per packet, a 20 ms round trip old) show the
+        // real queue: the scheduler keeps it within tens of milliseconds
+        // (the wrong rate still drains the prediction too fast between
+        // samples) and sends the rest to the slow path. Without them the fast path
+        // would take everything and its queue would grow by 30 Mbit/s, to
+        // almost 2 s in this run.
+        let mut s = Scheduler::default();
+        let t0 = Instant::now();
+        let gap = Duration::from_secs_f64(1250.0 * 8.0 / 80e6);
+        let wire = Duration::from_secs_f64(1250.0 * 8.0 / 50e6);
+        let mut real_busy = t0;
+        // (sent, queued) of the fast path's packets, oldest first.
+        let mut sent: VecDeque<(Instant, Duration)> = VecDeque::new();
+        let (mut worst, mut fast) = (Duration::ZERO, 0);
+        for k in 0..40_000 {
+            let now = t0 + gap * k;
+            let mut sample = None;
+            while sent
+                .front()
+                .is_some_and(|&(at, q)| at + q + Duration::from_millis(20) <= now)
+            {
+                sample = sent.pop_front();
+            }
+            let mut over = c(10, Some(100.0));
+            over.queue_sample = sample;
+            if s.pick(&[over, c(60, Some(50.0))], 1250, now).unwrap() == 0 {
+                fast += 1;
+                let q = real_busy.saturating_duration_since(now);
+                worst = worst.max(q);
+                real_busy = real_busy.max(now) + wire;
+                sent.push_back((now, q));
+            }
+        }
+        let share = fast as f64 / 40_000.0;
+        assert!((0.55..=0.70).contains(&share), "fast path share {share}");
+        assert!(worst < Duration::from_millis(100), "fast path queue {worst:?}");
     }
 
     #[test]

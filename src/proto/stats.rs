@@ -135,6 +135,10 @@ pub struct ReorderStatus {
     pub skipped: u64,
     /// Times the queue was full and skipped a hole early.
     pub overflows: u64,
+    /// Times a hole was skipped because the hold timeout expired (the
+    /// others were skipped as soon as every path had delivered past them).
+    #[serde(default)]
+    pub timeouts: u64,
     /// Packets held now, and the most ever held.
     pub held: u64,
     pub max_held: u64,

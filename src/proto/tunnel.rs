@@ -776,37 +776,17 @@ impl Tunnel {
                 id: path.id,
             });
         }
-        let (times, seq) = match frame {
+        let (times, seq, report) = match frame {
             // The last sequence number has no successor: no sender ever
             // gets there, so it is not a real packet.
             Frame::Data { seq: u64::MAX, .. } => {
                 self.drops.malformed += 1;
                 return None;
             }
-            Frame::Data { times, seq } => (times, Some(seq)),
+            Frame::Data { times, seq } => (times, Some(seq), None),
             Frame::Keepalive { times, report, reply } => {
                 path.reply_owed |= reply;
-                // Queueing delay well above the path's own: the loss it sees now
-                // is congestion we cause, not a bad link.
-                let congested = path
-                    .rtt
-                    .min_rtt()
-                    .is_some_and(|m| path.outbound_queue() > m + Duration::from_millis(5));
-                path.estimator.set_congested(congested);
-                path.estimator
-                    .set_saturated(now, path.outbound_queue() > SATURATED_QUEUE);
-                let echo_age = self.clock.micros(now).wrapping_sub(times.echo);
-                let covers = if times.echo != 0 && echo_age < 60_000_000 {
-                    now.checked_sub(Duration::from_micros(u64::from(echo_age)))
-                } else {
-                    now.checked_sub(path.rtt.srtt().unwrap_or_default())
-                };
-                path.estimator
-                    .on_report(now, times.ts, report, covers.unwrap_or(now));
-                if let Some(tx) = path.estimator.reported_tx() {
-                    path.in_flight.acked(tx);
-                }
-                (times, None)
+                (times, None, Some(report))
             }
         };
         path.echo = Some((times.ts, now));
@@ -827,11 +807,46 @@ impl Tunnel {
                 .wrapping_sub(times.echo_delay);
             // Ignore samples that can only come from clock wrap or garbage.
             if rtt_us < 60_000_000 {
-                path.rtt.sample(Duration::from_micros(u64::from(rtt_us)), now);
+                let rtt = Duration::from_micros(u64::from(rtt_us));
+                path.rtt.sample(rtt, now);
+                // How long the echoed packet queued on its way out.
+                let sent = now.checked_sub(Duration::from_micros(u64::from(age)));
+                let queued = path
+                    .rtt
+                    .min_rtt()
+                    .map(|m| rtt.saturating_sub(m).saturating_sub(path.inbound.queueing()));
+                if let (Some(sent), Some(queued), true) = (sent, queued, age < 60_000_000) {
+                    path.queue_sample = Some((sent, queued));
+                }
+            }
+        }
+        if let Some(report) = report {
+            // Judged after this report's own RTT sample: it is the freshest
+            // (a path carrying no traffic towards us gets no other).
+            // Queueing delay well above the path's own: the loss it sees now
+            // is congestion we cause, not a bad link.
+            let congested = path
+                .rtt
+                .min_rtt()
+                .is_some_and(|m| path.outbound_queue() > m + Duration::from_millis(5));
+            path.estimator.set_congested(congested);
+            path.estimator
+                .set_saturated(now, path.outbound_queue() > SATURATED_QUEUE);
+            let echo_age = self.clock.micros(now).wrapping_sub(times.echo);
+            let covers = if times.echo != 0 && echo_age < 60_000_000 {
+                now.checked_sub(Duration::from_micros(u64::from(echo_age)))
+            } else {
+                now.checked_sub(path.rtt.srtt().unwrap_or_default())
+            };
+            path.estimator
+                .on_report(now, times.ts, report, covers.unwrap_or(now));
+            if let Some(tx) = path.estimator.reported_tx() {
+                path.in_flight.acked(tx);
             }
         }
         let seq = seq?;
         path.rx_data_packets += 1;
+        path.last_seq_rx = Some(seq);
         let packet_start = plain.start + DATA_FRAME_HEADER_LEN;
         let Some(summary) = ip::summarize(&buf[packet_start..plain.end]) else {
             self.drops.malformed += 1;
@@ -842,7 +857,11 @@ impl Tunnel {
             return None;
         }
         let packet = packet_start..packet_start + summary.len;
-        match peer.reorder.arrive(seq, &buf[packet.clone()], now) {
+        let arrival = peer.reorder.arrive(seq, &buf[packet.clone()], now);
+        if let Some(floor) = lost_below(&peer.paths) {
+            peer.reorder.skip_lost_below(floor, now);
+        }
+        match arrival {
             Arrival::Deliver => Some(packet),
             Arrival::Held | Arrival::Duplicate => None,
         }
@@ -1244,6 +1263,7 @@ fn pick_path(peer: &mut Peer, size: usize, now: Instant) -> Option<usize> {
         fallback: p.fallback || p.state == PathState::Lossy,
         owd: p.rtt.min_rtt().unwrap_or_default() / 2,
         queued: p.outbound_queue(),
+        queue_sample: p.queue_sample,
         rate: p.estimator.rate_bps(),
         capacity: p.estimator.capacity_bps(now),
         loss: p.estimator.loss().unwrap_or(0.0),
@@ -1265,19 +1285,33 @@ fn tail_probe_due(path: &Path) -> Option<Instant> {
     Some(next.map_or(first, |n| n.max(first)))
 }
 
+/// Holes below this sequence number are lost: every live path has since
+/// delivered a later packet, and a path delivers in order (the queues of
+/// real links and of the emulator are FIFO). `None` while a live path has
+/// carried no data: a hole may still be on it, and only the hold timeout
+/// can tell. Skipping at once instead of waiting out the timeout lets TCP
+/// see a loss as early as it would on a single link.
+fn lost_below(paths: &[Path]) -> Option<u64> {
+    let live = paths.iter().filter(|p| p.is_alive());
+    live.map(|p| p.last_seq_rx).min().flatten()
+}
+
 /// How long the receiver holds an early packet: the spread of the live
 /// paths' one-way delays towards us plus a jitter margin, so a packet sent
-/// at the same time on the slowest path normally arrives in time.
+/// at the same time on the slowest path normally arrives in time. The slow
+/// end of the spread takes each path's queue at its peak of the last second,
+/// not its average: a TCP flow's bursts swing the queues faster than an
+/// average follows, and a hole skipped too early makes the packet that
+/// fills it late (out of order, and a spurious retransmit for TCP).
 fn hold_timeout(paths: &[Path]) -> Duration {
-    let owds = paths
-        .iter()
-        .filter(|p| p.is_alive())
-        .filter_map(|p| p.inbound_delay().map(|d| (d, p.rtt.rttvar())));
     let (mut lo, mut hi, mut var) = (Duration::MAX, Duration::ZERO, Duration::ZERO);
-    for (owd, v) in owds {
-        lo = lo.min(owd);
-        hi = hi.max(owd);
-        var = var.max(v);
+    for p in paths.iter().filter(|p| p.is_alive()) {
+        let Some(base) = p.rtt.min_rtt().map(|m| m / 2) else {
+            continue;
+        };
+        lo = lo.min(base + p.inbound.queueing());
+        hi = hi.max(base + p.inbound.recent_peak().max(p.inbound.queueing()));
+        var = var.max(p.rtt.rttvar());
     }
     let spread = hi.saturating_sub(lo);
     (spread + var * 4 + Duration::from_millis(5)).clamp(MIN_TIMEOUT, DEFAULT_MAX_TIMEOUT)

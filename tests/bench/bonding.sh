@@ -18,6 +18,9 @@ cc=${CC:-cubic}
 # Seconds at the start of each stream left out of its figure (iperf3 -O):
 # OMIT=10 measures the steady state after TCP's ramp-up.
 omit=${OMIT:-0}
+# One TCP stream's ramp over a large-BDP bond varies a lot from run to run:
+# REPEAT=N measures "both" N times and reports the mean (and each run).
+repeat=${REPEAT:-1}
 . "$(dirname "$0")/lib.sh"
 qdrops() { # $1 = link: packets dropped by its full queue, towards the server
   local port=$((7000 + $1))
@@ -46,16 +49,24 @@ scenario() { # $1 = name, $2 = link 1 spec, $3 = link 2 spec
         ip netns exec $A "$bin" status --json -c $work/$s.toml | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["mode"][0], " | ".join("%s %s srtt %.1f loss %s rate %s tx %d rx %d" % (p["name"], p["state"], p["srtt_ms"] or 0, p["loss"] and round(p["loss"],3), p["rate_mbps"] and round(p["rate_mbps"],1), p["tx_packets"], p["rx_packets"]) for p in d["peers"][0]["paths"]))'
       done; done ) >&2 &
   fi
-  iperf_json "" > $work/both.json; [ -n "${VERBOSE:-}" ] && python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(\"iperf:\", d.get(\"error\",\"ok\"), [round(i[\"sum\"][\"bits_per_second\"]/1e6,1) for i in d.get(\"intervals\",[])])" $work/both.json >&2
-  read -r both rb < <(mbps < $work/both.json)
+  runs=""; rb=0
+  for r in $(seq $repeat); do
+    iperf_json "" > $work/both.json; [ -n "${VERBOSE:-}" ] && python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(\"iperf:\", d.get(\"error\",\"ok\"), [round(i[\"sum\"][\"bits_per_second\"]/1e6,1) for i in d.get(\"intervals\",[])])" $work/both.json >&2
+    read -r b1 r1 < <(mbps < $work/both.json)
+    runs="$runs $b1"; rb=$((rb + r1))
+  done
   read -r l1 n1 < <(late)
   [ -n "${VERBOSE:-}" ] && echo "queue drops during 'both': link1 $(( $(qdrops 1) - q10 )) link2 $(( $(qdrops 2) - q20 ))" >&2
-  python3 - "$1" "$one" "$two" "$both" "$rb" "$((l1 - l0))" "$((n1 - n0))" <<'PY'
+  python3 - "$1" "$one" "$two" "$rb" "$((l1 - l0))" "$((n1 - n0))" $runs <<'PY'
 import sys
-name, one, two, both, retr, late, total = sys.argv[1], *map(float, sys.argv[2:])
+name, (one, two, retr, late, total), runs = sys.argv[1], map(float, sys.argv[2:7]), [float(r) for r in sys.argv[7:]]
+both = sum(runs) / len(runs)
 eff = 100 * both / (one + two) if one + two > 0 else 0
 ooo = 100 * late / total if total else 0
-print(f"  {name:<34} link1 {one:6.1f}  link2 {two:6.1f}  both {both:6.1f} Mbit/s  efficiency {eff:5.1f} %  retransmits {int(retr):5d}  out-of-order {ooo:.3f} %")
+print(f"  {name:<34} link1 {one:6.1f}  link2 {two:6.1f}  both {both:6.1f} Mbit/s  efficiency {eff:5.1f} %  retransmits {int(retr / len(runs)):5d}  out-of-order {ooo:.3f} %")
+if len(runs) > 1:
+    effs = [100 * r / (one + two) if one + two > 0 else 0 for r in runs]
+    print(f"  {'':<34} {len(runs)} runs of 'both': " + " ".join(f"{e:.0f}" for e in effs) + f" %  (min {min(effs):.0f}, max {max(effs):.0f})")
 PY
 }
 

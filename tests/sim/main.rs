@@ -532,6 +532,66 @@ fn resequencing_delivers_in_order_over_paths_of_different_delay() {
 }
 
 #[test]
+fn a_slow_path_whose_queue_swings_delivers_nothing_late_after_the_first_swing() {
+    // Every 250 ms the 60 ms path's queue builds up 30 ms within 20 ms and
+    // drains (FIFO, as a real queue does) within 40 ms, as a sawtoothing TCP
+    // flow makes it do: the average delay hardly moves, so only a hold
+    // timeout that remembers the peaks waits long enough.
+    let mut net = capped_net(1_000_000);
+    set_path_delay(&mut net, 0, Duration::from_millis(10), 0.0);
+    set_path_delay(&mut net, 1, Duration::from_millis(60), 0.0);
+    net.run_for(Duration::from_secs(5));
+    let mut late_after_first = 0;
+    for i in 0..8000u64 {
+        // Steps of 0.5 ms: +0.75 ms of queue per step up, −0.375 per step down.
+        let extra_us = match i % 500 {
+            k @ 0..40 => k * 750,
+            k @ 40..120 => 30_000 - (k - 40) * 375,
+            _ => 0,
+        };
+        set_path_delay(&mut net, 1, Duration::from_micros(60_000 + extra_us), 0.0);
+        net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, i, 200));
+        net.run_for(Duration::from_micros(500));
+        if i == 499 {
+            late_after_first = status(&net, 0).peers[0].reorder.late;
+        }
+    }
+    net.run_for(Duration::from_millis(500));
+    let r = &status(&net, 0).peers[0].reorder;
+    assert_eq!(net.nodes[0].delivered.len(), 8000, "{r:?}");
+    assert!(r.reordered > 0, "the slow path carried traffic: {r:?}");
+    assert_eq!(
+        r.late, late_after_first,
+        "late packets after the first swing: {r:?}"
+    );
+    assert_eq!(r.skipped, 0, "{r:?}");
+}
+
+#[test]
+fn a_hole_is_skipped_as_soon_as_every_path_has_delivered_past_it() {
+    // Two 10 ms paths, one losing 5 %: a path delivers in order, so a hole
+    // is lost once both paths delivered a later packet, a millisecond or
+    // so later; the hold timeout (at least 10 ms) never has to expire.
+    let mut net = capped_net(1_000_000);
+    set_path_delay(&mut net, 0, Duration::from_millis(10), 0.0);
+    set_path_delay(&mut net, 1, Duration::from_millis(10), 0.0);
+    net.run_for(Duration::from_secs(5));
+    set_path_delay(&mut net, 1, Duration::from_millis(10), 0.05);
+    for i in 0..4000u64 {
+        net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, i, 200));
+        net.run_for(Duration::from_micros(500));
+    }
+    net.run_for(Duration::from_millis(500));
+    let r = &status(&net, 0).peers[0].reorder;
+    assert!(r.skipped > 20, "lost packets skipped: {r:?}");
+    assert_eq!((r.late, r.held), (0, 0), "{r:?}");
+    assert!(r.hold_timeout_ms >= 10.0, "{r:?}");
+    // A hole waits out the timeout only when the lossy path lost the last
+    // packet of a burst and carried nothing for a while after it.
+    assert!(r.timeouts * 4 < r.skipped, "skipped before the timeout: {r:?}");
+}
+
+#[test]
 fn resequencing_skips_lost_packets_after_the_timeout() {
     let mut net = capped_net(1_000_000);
     set_path_delay(&mut net, 0, Duration::from_millis(10), 0.0);
