@@ -12,12 +12,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::count_history::CountHistory;
 use super::frame::Report;
 
-/// Keep a send-history sample at most this often.
-const HISTORY_STEP: Duration = Duration::from_micros(250);
-/// 2 s of history at full density (a report older than that is not used).
-const HISTORY_MAX: usize = 8192;
 /// A loss sample needs at least this many packets sent in its interval.
 const MIN_LOSS_PACKETS: u64 = 32;
 /// Weight of a new loss sample.
@@ -37,12 +34,6 @@ const MIN_CAPACITY: f64 = 1e6;
 const RATE_INTERVAL_US: u32 = 100_000;
 
 #[derive(Debug, Clone, Copy)]
-struct Sent {
-    at: Instant,
-    packets: u64,
-}
-
-#[derive(Debug, Clone, Copy)]
 struct LastReport {
     report: Report,
     /// Our tx count the report is compared with.
@@ -51,7 +42,8 @@ struct LastReport {
 
 #[derive(Debug, Default)]
 pub struct PathEstimator {
-    history: VecDeque<Sent>,
+    /// Our cumulative sent packets over time.
+    history: CountHistory,
     last: Option<LastReport>,
     loss: Option<f64>,
     rates: VecDeque<(Instant, f64)>,
@@ -74,29 +66,7 @@ pub struct PathEstimator {
 impl PathEstimator {
     /// Records our cumulative sent count (call after sending).
     pub fn on_send(&mut self, now: Instant, tx_packets: u64) {
-        if self
-            .history
-            .back()
-            .is_some_and(|s| now.saturating_duration_since(s.at) < HISTORY_STEP)
-        {
-            if let Some(last) = self.history.back_mut() {
-                last.packets = tx_packets;
-            }
-            return;
-        }
-        if self.history.len() >= HISTORY_MAX {
-            self.history.pop_front();
-        }
-        self.history.push_back(Sent {
-            at: now,
-            packets: tx_packets,
-        });
-    }
-
-    /// Packets we had sent by `t` (the newest sample not after it).
-    fn sent_by(&self, t: Instant) -> Option<u64> {
-        let n = self.history.partition_point(|s| s.at <= t);
-        n.checked_sub(1).map(|i| self.history[i].packets)
+        self.history.record(now, tx_packets);
     }
 
     /// Takes a receive report that arrived at `now`, stamped `peer_ts` on
@@ -107,7 +77,7 @@ impl PathEstimator {
         if self.reset_at.is_some_and(|t| covers < t) {
             return;
         }
-        let tx_ref = self.sent_by(covers).unwrap_or(0);
+        let tx_ref = self.history.at(covers);
         let Some(prev) = self.last else {
             self.last = Some(LastReport { report, tx_ref });
             return;

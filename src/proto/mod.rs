@@ -9,6 +9,7 @@
 
 pub mod clock;
 pub mod cookie;
+pub mod count_history;
 pub mod delay;
 pub mod estimator;
 pub mod frame;

@@ -29,8 +29,9 @@
 //! `UNMEASURED_RATE`; at most the configured `bandwidth_up`. `fallback` (and
 //! lossy) paths carry traffic only when no normal path is usable.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+use super::count_history::CountHistory;
 
 /// Send slightly more than measured, so the estimate can grow to capacity.
 const PROBE_GAIN: f64 = 1.1;
@@ -110,28 +111,19 @@ struct PathQueue {
     /// When what we gave the path drains at its `bandwidth_up`: a cap,
     /// which no sample showing an empty queue lifts.
     cap_until: Option<Instant>,
-    /// Bytes given to the path so far, and a history of that count (at
-    /// most one entry per `HISTORY_STEP`) to look up what was given since a
-    /// sample's packet left.
+    /// Bytes given to the path so far, and that count over time, to look
+    /// up what was given since a sample's packet left.
     total: u64,
-    history: VecDeque<(Instant, u64)>,
-    /// Count before the oldest entry kept.
-    floor: u64,
+    history: CountHistory,
     /// Send time of the last sample applied (each is applied once).
     applied: Option<Instant>,
 }
-
-/// History resolution and length: 2 s at full density, more than any RTT
-/// whose samples are still worth applying.
-const HISTORY_STEP: Duration = Duration::from_micros(250);
-const HISTORY_MAX: usize = 8192;
 
 impl PathQueue {
     fn reset(&mut self) {
         self.busy_until = None;
         self.cap_until = None;
-        self.history.clear();
-        self.floor = self.total;
+        self.history.clear(self.total);
         self.applied = None;
     }
 
@@ -143,11 +135,7 @@ impl PathQueue {
             return;
         }
         self.applied = Some(sent);
-        let n = self.history.partition_point(|&(at, _)| at <= sent);
-        let given_then = n
-            .checked_sub(1)
-            .and_then(|i| self.history.get(i))
-            .map_or(self.floor, |&(_, c)| c);
+        let given_then = self.history.at(sent);
         let added = Duration::from_secs_f64((self.total - given_then) as f64 * 8.0 / rate);
         let queue = (q + added).saturating_sub(now - sent);
         self.busy_until = Some(now + queue);
@@ -160,15 +148,7 @@ impl PathQueue {
             self.cap_until = Some(start + Duration::from_secs_f64(size as f64 * 8.0 / cap.max(1) as f64));
         }
         self.total += size as u64;
-        match self.history.back_mut() {
-            Some((at, n)) if now.saturating_duration_since(*at) < HISTORY_STEP => *n = self.total,
-            _ => {
-                if self.history.len() >= HISTORY_MAX {
-                    self.floor = self.history.pop_front().map_or(self.floor, |(_, c)| c);
-                }
-                self.history.push_back((now, self.total));
-            }
-        }
+        self.history.record(now, self.total);
     }
 }
 
@@ -224,6 +204,7 @@ impl Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::VecDeque;
 
     fn c(owd_ms: u64, rate_mbit: Option<f64>) -> Candidate {
         Candidate {
