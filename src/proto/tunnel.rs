@@ -1265,7 +1265,7 @@ fn pick_path(peer: &mut Peer, size: usize, now: Instant) -> Option<usize> {
         queued: p.outbound_queue(),
         queue_sample: p.queue_sample,
         rate: p.estimator.rate_bps(),
-        capacity: p.estimator.capacity_bps(now),
+        capacity: p.estimator.capacity_bps(),
         loss: p.estimator.loss().unwrap_or(0.0),
         cap: p.bandwidth_up,
         max_size: p.max_datagram.unwrap_or(usize::MAX),
