@@ -188,7 +188,7 @@ fn data_frame(seq: u64, packet: &[u8]) -> Vec<u8> {
 
 fn keepalive_frame(rx_packets: u64, rx_bytes: u64, reply: bool) -> Vec<u8> {
     let mut f = vec![0u8; frame::KEEPALIVE_LEN];
-    frame::encode_keepalive(&mut f, times(), Report { rx_packets, rx_bytes }, reply);
+    frame::encode_keepalive(&mut f, times(), Report { rx_packets, rx_bytes }, reply, false);
     f
 }
 

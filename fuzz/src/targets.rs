@@ -330,10 +330,17 @@ fn wire_frame(data: &[u8]) {
             assert_eq!(b[0], data[0]);
             assert_eq!(b[4..], data[4..frame::DATA_FRAME_HEADER_LEN]);
         }
-        Ok(f @ Frame::Keepalive { times, report, reply }) => {
+        Ok(
+            f @ Frame::Keepalive {
+                times,
+                report,
+                reply,
+                no_data,
+            },
+        ) => {
             assert!(data.len() >= frame::KEEPALIVE_LEN);
             let mut b = [0u8; frame::KEEPALIVE_LEN];
-            frame::encode_keepalive(&mut b, times, report, reply);
+            frame::encode_keepalive(&mut b, times, report, reply, no_data);
             assert_eq!(frame::decode(&b), Ok(f));
             assert_eq!(b[0], data[0]);
             assert_eq!(b[4..], data[4..frame::KEEPALIVE_LEN]);
@@ -656,6 +663,7 @@ fn structured_initiation(
             echo_delay: 0,
         },
         Report::default(),
+        false,
         false,
     );
     let n = session

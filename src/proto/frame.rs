@@ -15,7 +15,12 @@
 //! of this path the sender of the report has received so far, from which
 //! the other side derives the path's loss and delivery rate. A keepalive
 //! with `FLAG_REPLY` is a probe: answer with a report now (the answer never
-//! carries the flag, so probes cannot bounce).
+//! carries the flag, so probes cannot bounce). `FLAG_NO_DATA` says the
+//! sender gives this path no data at the moment (it is a `fallback` or
+//! `lossy` path while a better one is up): the receiver then knows the path
+//! cannot be carrying a missing packet, and skips a hole as soon as the
+//! paths that do carry data have delivered past it. Receivers that do not
+//! know the flag ignore it.
 
 use thiserror::Error;
 
@@ -23,6 +28,8 @@ pub const KIND_DATA: u8 = 1;
 pub const KIND_KEEPALIVE: u8 = 2;
 /// Keepalive flag: the sender wants a report at once.
 pub const FLAG_REPLY: u8 = 1;
+/// Keepalive flag: the sender sends no data on this path for now.
+pub const FLAG_NO_DATA: u8 = 2;
 
 /// Header common to all frames.
 pub const FRAME_HEADER_LEN: usize = 16;
@@ -58,6 +65,8 @@ pub enum Frame {
         report: Report,
         /// A probe: answer with a report at once.
         reply: bool,
+        /// The sender gives this path no data for now.
+        no_data: bool,
     },
 }
 
@@ -96,6 +105,7 @@ pub fn decode(b: &[u8]) -> Result<Frame, FrameError> {
                 times,
                 report,
                 reply: b[1] & FLAG_REPLY != 0,
+                no_data: b[1] & FLAG_NO_DATA != 0,
             })
         }
         KIND_DATA => {
@@ -124,9 +134,9 @@ pub fn encode_data_header(out: &mut [u8], t: Timestamps, seq: u64) {
 }
 
 /// Writes a keepalive frame into `out[..KEEPALIVE_LEN]`.
-pub fn encode_keepalive(out: &mut [u8], t: Timestamps, r: Report, reply: bool) {
+pub fn encode_keepalive(out: &mut [u8], t: Timestamps, r: Report, reply: bool, no_data: bool) {
     encode_common(out, KIND_KEEPALIVE, t);
-    out[1] = if reply { FLAG_REPLY } else { 0 };
+    out[1] = if reply { FLAG_REPLY } else { 0 } | if no_data { FLAG_NO_DATA } else { 0 };
     out[16..24].copy_from_slice(&r.rx_packets.to_le_bytes());
     out[24..32].copy_from_slice(&r.rx_bytes.to_le_bytes());
 }
@@ -149,14 +159,15 @@ mod tests {
             rx_packets: 5,
             rx_bytes: 6000,
         };
-        for reply in [false, true] {
-            encode_keepalive(&mut b, t, r, reply);
+        for (reply, no_data) in [(false, false), (true, false), (false, true), (true, true)] {
+            encode_keepalive(&mut b, t, r, reply, no_data);
             assert_eq!(
                 decode(&b[..KEEPALIVE_LEN]).unwrap(),
                 Frame::Keepalive {
                     times: t,
                     report: r,
-                    reply
+                    reply,
+                    no_data,
                 }
             );
         }

@@ -117,6 +117,10 @@ pub struct Path {
     /// Tunnel sequence number of the latest data packet received here: a
     /// path delivers in order, so a hole below it is not on this path.
     pub last_seq_rx: Option<u64>,
+    /// The peer's latest keepalive on this path said it sends no data here
+    /// (a `fallback` or `lossy` path while a better one is up); cleared by
+    /// the next data packet.
+    pub peer_sends_no_data: bool,
     /// Latest RTT sample as the scheduler uses it: when we sent the packet
     /// it echoes, and how long that packet queued on its way out.
     pub queue_sample: Option<(Instant, Duration)>,
@@ -168,6 +172,7 @@ impl Path {
             last_report_tx: None,
             rx_data_packets: 0,
             last_seq_rx: None,
+            peer_sends_no_data: false,
             queue_sample: None,
             reported_rx: 0,
             reported_all: 0,

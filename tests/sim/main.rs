@@ -72,6 +72,17 @@ fn client(
     locals: &[&str],
     bandwidth: &[Option<u64>],
 ) -> (Tunnel, Vec<SocketAddr>) {
+    client_with_fallback(net_start, k, locals, bandwidth, &[])
+}
+
+/// Like `client`; path i is a `fallback` path if `fallback[i]`.
+fn client_with_fallback(
+    net_start: Instant,
+    k: u8,
+    locals: &[&str],
+    bandwidth: &[Option<u64>],
+    fallback: &[bool],
+) -> (Tunnel, Vec<SocketAddr>) {
     let srv = server_sockets();
     let cfg = TunnelConfig {
         mode: Mode::Client,
@@ -91,7 +102,7 @@ fn client(
                 socket: i,
                 endpoint: srv[i % 2],
                 bandwidth_up: bandwidth.get(i).copied().flatten(),
-                fallback: false,
+                fallback: fallback.get(i).copied().unwrap_or(false),
             })
             .collect(),
     };
@@ -589,6 +600,61 @@ fn a_hole_is_skipped_as_soon_as_every_path_has_delivered_past_it() {
     // A hole waits out the timeout only when the lossy path lost the last
     // packet of a burst and carried nothing for a while after it.
     assert!(r.timeouts * 4 < r.skipped, "skipped before the timeout: {r:?}");
+}
+
+/// Client→server packets only, one per ms, for `d`; the reorder counters
+/// of the server over that time: (skipped, of which on timeout).
+fn skips_while_sending(net: &mut Net, d: Duration) -> (u64, u64) {
+    let before = status(net, 0).peers[0].reorder.clone();
+    let end = net.now + d;
+    let mut i = 0u64;
+    while net.now < end {
+        net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, i, 1000));
+        i += 1;
+        net.run_for(Duration::from_millis(1));
+    }
+    let r = &status(net, 0).peers[0].reorder;
+    (r.skipped - before.skipped, r.timeouts - before.timeouts)
+}
+
+#[test]
+fn a_path_the_sender_gave_up_as_lossy_does_not_hold_back_skipping() {
+    // Path 1 loses 30 % and the client demotes it; the server, sending
+    // nothing but reports, does not judge it lossy itself. The client's
+    // keepalives on it say it carries no data, so the server skips a loss
+    // on path 0 as soon as path 0 delivers past it, not on the timeout.
+    // (Path 0 capped at 4 Mbit/s so that path 1 carries, and is measured.)
+    let mut net = capped_net(4_000_000);
+    set_path_delay(&mut net, 1, Duration::from_millis(10), 0.3);
+    skips_while_sending(&mut net, Duration::from_secs(4));
+    assert_eq!(path_state(&net, 1, 1), "lossy", "client side");
+    assert_eq!(path_state(&net, 0, 1), "up", "server side");
+    set_path_delay(&mut net, 0, Duration::from_millis(10), 0.03);
+    let (skipped, timeouts) = skips_while_sending(&mut net, Duration::from_secs(3));
+    assert!(skipped > 30, "losses on path 0: {skipped}");
+    assert!(timeouts * 10 < skipped, "{timeouts} of {skipped} on the timeout");
+}
+
+#[test]
+fn a_fallback_path_does_not_hold_back_skipping() {
+    // A fallback path never carries data while path 0 is up: a loss on
+    // path 0 is skipped as soon as path 0 delivers past it.
+    let start = Instant::now();
+    let mut net = Net::new(start);
+    net.add(server_for(start, &[2]), server_sockets());
+    let locals = ["10.101.0.1:40000", "10.102.0.1:40001"];
+    let (c, socks) = client_with_fallback(start, 2, &locals, &[], &[false, true]);
+    net.add(c, socks);
+    net.run_for(Duration::from_secs(2));
+    set_path_delay(&mut net, 0, Duration::from_millis(10), 0.03);
+    let (skipped, timeouts) = skips_while_sending(&mut net, Duration::from_secs(3));
+    assert!(skipped > 30, "losses on path 0: {skipped}");
+    assert!(timeouts * 10 < skipped, "{timeouts} of {skipped} on the timeout");
+    let paths = &status(&net, 1).peers[0].paths;
+    assert!(
+        paths[1].tx_packets < 20,
+        "the fallback path carried only keepalives: {paths:?}"
+    );
 }
 
 #[test]
