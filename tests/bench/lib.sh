@@ -102,8 +102,8 @@ wait_paths() { # $1 = number of paths that must be up
   echo "paths did not reach $1 up" >&2; return 1
 }
 
-iperf_json() { # $1 = extra args; prints the JSON report
-  ip netns exec $B iperf3 -s -1 -B 10.42.0.1 >/dev/null 2>&1 &
+iperf_json() { # $1 = extra args, $2 = extra server args; prints the JSON report
+  ip netns exec $B iperf3 -s -1 -B 10.42.0.1 ${2:-} >/dev/null 2>&1 &
   local sp=$!
   for _ in $(seq 100); do ip netns exec $B ss -ltn | grep -q 10.42.0.1:5201 && break; sleep 0.05; done
   ip netns exec $A iperf3 -c 10.42.0.1 -t "$secs" -O "$omit" -C "$cc" -J $1 || true
