@@ -121,6 +121,9 @@ pub struct Path {
     /// (a `fallback` or `lossy` path while a better one is up); cleared by
     /// the next data packet.
     pub peer_sends_no_data: bool,
+    /// The no-data flag of the last keepalive we sent here: a keepalive is
+    /// due as soon as it no longer holds.
+    pub told_no_data: Option<bool>,
     /// Latest RTT sample as the scheduler uses it: when we sent the packet
     /// it echoes, and how long that packet queued on its way out.
     pub queue_sample: Option<(Instant, Duration)>,
@@ -173,6 +176,7 @@ impl Path {
             rx_data_packets: 0,
             last_seq_rx: None,
             peer_sends_no_data: false,
+            told_no_data: None,
             queue_sample: None,
             reported_rx: 0,
             reported_all: 0,

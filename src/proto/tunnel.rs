@@ -918,7 +918,7 @@ impl Tunnel {
                     let Some(p) = paths.get(path) else {
                         continue;
                     };
-                    let no_data = !carries_data(paths, path);
+                    let no_data = !carries_data(p, any_normal_usable(paths));
                     let times = self.timestamps(p, now);
                     let report = Report {
                         rx_packets: p.counters.rx_packets,
@@ -932,6 +932,7 @@ impl Tunnel {
                         no_data,
                     );
                     let p = &mut self.peers[peer].paths[path];
+                    p.told_no_data = Some(no_data);
                     p.reply_owed = false;
                     if reply {
                         p.last_probe_tx = Some(now);
@@ -958,6 +959,7 @@ impl Tunnel {
         };
         for peer in &self.peers {
             consider(peer.reorder.poll_timeout());
+            let any_normal = any_normal_usable(&peer.paths);
             for path in &peer.paths {
                 consider(path.handshake_due);
                 consider(path.previous.as_ref().map(|(_, t)| *t));
@@ -967,7 +969,7 @@ impl Tunnel {
                         consider(Some(s.created + self.rekey_after));
                     }
                 }
-                consider(self.keepalive_due(path));
+                consider(self.keepalive_due(path, any_normal));
                 if path.is_alive() {
                     consider(path.last_rx.map(|t| t + self.path_timeout));
                     consider(path.unanswered_since.map(|t| t + silence_limit(path.rtt.srtt())));
@@ -1043,8 +1045,10 @@ impl Tunnel {
         if client && path.handshake_due.is_some_and(|t| t <= now) {
             self.send_initiation(peer_idx, path_idx, now);
         }
-        let path = &self.peers[peer_idx].paths[path_idx];
-        let due = self.keepalive_due(path);
+        let paths = &self.peers[peer_idx].paths;
+        let path = &paths[path_idx];
+        let any_normal = any_normal_usable(paths);
+        let due = self.keepalive_due(path, any_normal);
         if due.is_some_and(|t| t <= now) {
             // An idle path's keepalive asks for an answer too: a path whose
             // outgoing direction died while nothing but keepalives used it
@@ -1080,6 +1084,7 @@ impl Tunnel {
                 }
             }
             path.reply_owed = false;
+            path.told_no_data = Some(!carries_data(path, any_normal));
             path.last_tx = Some(now);
             path.last_report_tx = Some(now);
             path.reported_rx = path.rx_data_packets;
@@ -1147,9 +1152,11 @@ impl Tunnel {
     }
 
     /// When the path next needs a keepalive: idle for `keepalive`, a receive
-    /// report owed (every half RTT while receiving), or a probe of a down
-    /// path (so a restored path is noticed within a probe interval).
-    fn keepalive_due(&self, path: &Path) -> Option<Instant> {
+    /// report owed (every half RTT while receiving), its no-data flag
+    /// changed (`any_normal`: whether a normal path is usable), or a probe
+    /// of a down path (so a restored path is noticed within a probe
+    /// interval).
+    fn keepalive_due(&self, path: &Path, any_normal: bool) -> Option<Instant> {
         path.current.as_ref()?;
         match path.state {
             PathState::Up | PathState::Lossy => {
@@ -1169,7 +1176,13 @@ impl Tunnel {
                     })
                     .flatten();
                 let reply = path.reply_owed.then_some(path.last_rx).flatten();
-                [idle, report, reply, tail_probe_due(path)]
+                // The peer's resequencer waits for paths that carry data:
+                // tell it at once when this one starts or stops.
+                let no_data = !carries_data(path, any_normal);
+                let flag = (path.told_no_data != Some(no_data))
+                    .then_some(path.last_rx)
+                    .flatten();
+                [idle, report, reply, flag, tail_probe_due(path)]
                     .into_iter()
                     .flatten()
                     .min()
@@ -1321,11 +1334,15 @@ fn is_backup(p: &Path) -> bool {
     p.fallback || p.state == PathState::Lossy
 }
 
-/// Whether the scheduler may give `paths[i]` data now: usable, and a normal
-/// path unless none is usable (the rule of `Scheduler::pick`).
-fn carries_data(paths: &[Path], i: usize) -> bool {
-    let any_normal = paths.iter().any(|p| p.is_usable() && !is_backup(p));
-    paths[i].is_usable() && is_backup(&paths[i]) != any_normal
+/// Whether any normal (not backup) path is usable.
+fn any_normal_usable(paths: &[Path]) -> bool {
+    paths.iter().any(|p| p.is_usable() && !is_backup(p))
+}
+
+/// Whether the scheduler may give `p` data now: usable, and a normal path
+/// unless none is usable (the rule of `Scheduler::pick`).
+fn carries_data(p: &Path, any_normal: bool) -> bool {
+    p.is_usable() && is_backup(p) != any_normal
 }
 
 /// How long the receiver holds an early packet: the spread of the live

@@ -658,6 +658,42 @@ fn a_fallback_path_does_not_hold_back_skipping() {
 }
 
 #[test]
+fn a_fallback_path_that_stops_carrying_says_so_at_once() {
+    // Path 0 cut: the fallback path carries the data. Path 0 back: the
+    // fallback path stops carrying and its next keepalive, sent at once,
+    // says so; a loss on path 0 is then skipped as soon as path 0 delivers
+    // past it. (Waiting for the idle keepalive, a `keepalive` later, every
+    // such loss waited out the hold timeout meanwhile.)
+    let start = Instant::now();
+    let mut net = Net::new(start);
+    net.add(server_for(start, &[2]), server_sockets());
+    let locals = ["10.101.0.1:40000", "10.102.0.1:40001"];
+    let (c, socks) = client_with_fallback(start, 2, &locals, &[], &[false, true]);
+    net.add(c, socks);
+    net.run_for(Duration::from_secs(2));
+    cut_path(&mut net, 0, true);
+    skips_while_sending(&mut net, Duration::from_secs(2));
+    let paths = &status(&net, 1).peers[0].paths;
+    assert_eq!(paths[0].state, "down");
+    assert!(
+        paths[1].tx_packets > 1000,
+        "the fallback path carried the data: {paths:?}"
+    );
+    cut_path(&mut net, 0, false);
+    let mut i = 0;
+    while path_state(&net, 1, 0) != "up" {
+        assert!(i < 2000, "path 0 back within 2 s");
+        net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, i, 1000));
+        net.run_for(Duration::from_millis(1));
+        i += 1;
+    }
+    set_path_delay(&mut net, 0, Duration::from_millis(10), 0.05);
+    let (skipped, timeouts) = skips_while_sending(&mut net, Duration::from_millis(600));
+    assert!(skipped > 10, "losses on path 0: {skipped}");
+    assert!(timeouts * 5 < skipped, "{timeouts} of {skipped} on the timeout");
+}
+
+#[test]
 fn resequencing_skips_lost_packets_after_the_timeout() {
     let mut net = capped_net(1_000_000);
     set_path_delay(&mut net, 0, Duration::from_millis(10), 0.0);
