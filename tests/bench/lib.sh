@@ -35,6 +35,9 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 for ns in $A $I $B; do ip netns add $ns; ip -n $ns link set lo up; done
+# Each measured transfer starts from the same TCP state: no metrics (ssthresh,
+# RTT) cached from the previous one, which ran over other links.
+for ns in $A $B; do ip netns exec $ns sysctl -qw net.ipv4.tcp_no_metrics_save=1; done
 for i in 1 2; do
   ip -n $A link add va$i type veth peer name ia$i netns $I
   ip -n $A addr add 10.10$i.0.1/24 dev va$i; ip -n $I addr add 10.10$i.0.254/24 dev ia$i
