@@ -635,10 +635,9 @@ fn a_path_the_sender_gave_up_as_lossy_does_not_hold_back_skipping() {
     assert!(timeouts * 10 < skipped, "{timeouts} of {skipped} on the timeout");
 }
 
-#[test]
-fn a_fallback_path_does_not_hold_back_skipping() {
-    // A fallback path never carries data while path 0 is up: a loss on
-    // path 0 is skipped as soon as path 0 delivers past it.
+/// Server node 0, client node 1 with a normal path 0 and a `fallback`
+/// path 1, both up.
+fn fallback_net() -> Net {
     let start = Instant::now();
     let mut net = Net::new(start);
     net.add(server_for(start, &[2]), server_sockets());
@@ -646,6 +645,14 @@ fn a_fallback_path_does_not_hold_back_skipping() {
     let (c, socks) = client_with_fallback(start, 2, &locals, &[], &[false, true]);
     net.add(c, socks);
     net.run_for(Duration::from_secs(2));
+    net
+}
+
+#[test]
+fn a_fallback_path_does_not_hold_back_skipping() {
+    // A fallback path never carries data while path 0 is up: a loss on
+    // path 0 is skipped as soon as path 0 delivers past it.
+    let mut net = fallback_net();
     set_path_delay(&mut net, 0, Duration::from_millis(10), 0.03);
     let (skipped, timeouts) = skips_while_sending(&mut net, Duration::from_secs(3));
     assert!(skipped > 30, "losses on path 0: {skipped}");
@@ -664,13 +671,7 @@ fn a_fallback_path_that_stops_carrying_says_so_at_once() {
     // says so; a loss on path 0 is then skipped as soon as path 0 delivers
     // past it. (Waiting for the idle keepalive, a `keepalive` later, every
     // such loss waited out the hold timeout meanwhile.)
-    let start = Instant::now();
-    let mut net = Net::new(start);
-    net.add(server_for(start, &[2]), server_sockets());
-    let locals = ["10.101.0.1:40000", "10.102.0.1:40001"];
-    let (c, socks) = client_with_fallback(start, 2, &locals, &[], &[false, true]);
-    net.add(c, socks);
-    net.run_for(Duration::from_secs(2));
+    let mut net = fallback_net();
     cut_path(&mut net, 0, true);
     skips_while_sending(&mut net, Duration::from_secs(2));
     let paths = &status(&net, 1).peers[0].paths;
