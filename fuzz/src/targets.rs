@@ -586,7 +586,7 @@ fn structured_initiation(
     else {
         return false;
     };
-    let (initiator, mut msg) = if loaded {
+    let (mut initiator, mut msg) = if loaded {
         let mut first = msg.to_vec();
         let v = feed_initiation(server, now, &mut first, from);
         let Some(Ok(Message::CookieReply(reply))) = v.sent.first().map(|s| wire::decode(s)) else {
@@ -937,6 +937,7 @@ impl Pair {
                     peers: server_peers(with_rogue),
                     paths: vec![],
                     sockets: vec![Some(0), Some(1)],
+                    private_key: None,
                 },
                 self.now,
             );
@@ -959,7 +960,7 @@ impl Pair {
             path_id,
             path_name: format!("rogue{path_id}"),
         };
-        let (initiator, msg) =
+        let (mut initiator, msg) =
             Initiator::start(&private(ROGUE_KEY), &public(SERVER_KEY), sender, &payload, None)
                 .expect("initiation");
         let from = addr(ROGUE_ADDR);

@@ -234,6 +234,7 @@ impl Config {
         };
         let interface = parse_interface(&cx, raw.interface.into_inner())?;
         let peers = parse_peers(&cx, mode, &raw.peer, interface.private_key.public_key())?;
+        check_prefixes_have_one_owner(&cx, &raw.peer)?;
         let paths = parse_paths(&cx, mode, &raw.path)?;
         Ok(Config {
             file: file.to_path_buf(),
@@ -315,6 +316,39 @@ fn parse_peers(
         });
     }
     Ok(peers)
+}
+
+/// A prefix belongs to one peer: the same prefix (host bits aside) in two
+/// peers' `allowed_ips` is refused, naming both lines. (Nested prefixes
+/// are fine: the longest match decides.)
+fn check_prefixes_have_one_owner(cx: &Ctx<'_>, raw: &[Spanned<RawPeer>]) -> Result<(), ConfigError> {
+    let mut owner: std::collections::HashMap<IpNet, (usize, usize)> = std::collections::HashMap::new();
+    for (i, p) in raw.iter().enumerate() {
+        let Some(list) = &p.get_ref().allowed_ips else {
+            continue;
+        };
+        for s in list.get_ref() {
+            let Ok(net) = s.get_ref().parse::<IpNet>() else {
+                continue;
+            };
+            match owner.entry(net.trunc()) {
+                std::collections::hash_map::Entry::Occupied(e) if e.get().0 != i => {
+                    let msg = format!(
+                        "peer.allowed_ips: {} is also in the allowed_ips of the peer at line {}; \
+                         a prefix belongs to one peer",
+                        net.trunc(),
+                        cx.line_of(e.get().1)
+                    );
+                    return cx.err(s.span(), msg);
+                }
+                std::collections::hash_map::Entry::Occupied(_) => {}
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert((i, s.span().start));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_paths(cx: &Ctx<'_>, mode: Mode, raw: &[Spanned<RawPath>]) -> Result<Vec<PathConfig>, ConfigError> {

@@ -368,6 +368,23 @@ fn peer_mistakes() {
 }
 
 #[test]
+fn the_same_prefix_on_two_peers_is_refused_naming_both_lines() {
+    // Peer b (line 14) repeats peer a's prefix (line 11), host bits aside.
+    let text = server().replace("[\"10.42.0.6/32\", ", "[\"10.42.0.2/32\", ");
+    fails(text, 14, "is also in the allowed_ips of the peer at line 11");
+    let text = server()
+        .replace("[\"10.42.0.2/32\"]", "[\"10.42.1.0/24\"]")
+        .replace("[\"10.42.0.6/32\", ", "[\"10.42.1.77/24\", ");
+    fails(text, 14, "10.42.1.0/24 is also in");
+    // Nested prefixes are fine (the longest match decides), and so is a
+    // prefix repeated within one peer.
+    let nested = server()
+        .replace("[\"10.42.0.2/32\"]", "[\"10.42.0.0/16\", \"10.42.0.0/16\"]")
+        .replace("[\"10.42.0.6/32\", ", "[\"10.42.1.5/32\", ");
+    parse(&nested).unwrap();
+}
+
+#[test]
 fn path_mistakes() {
     fails(
         client().replace("name = \"lte\"", "name = \"dsl\""),

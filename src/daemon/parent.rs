@@ -229,9 +229,10 @@ async fn reload(ops: &mut Ops, chan: &AsyncChannel) -> Result<(), String> {
             fresh.push(OwnedFd::from(s));
         }
     }
-    let msg = ReloadSetup::new(&plan.config, plan.keep.clone()).encode();
+    let setup = ReloadSetup::new(&plan.config, plan.keep.clone()).encode();
+    let msg = zeroize::Zeroizing::new(Reply::Reload(setup.to_vec()).encode());
     let fds: Vec<_> = fresh.iter().map(|f| f.as_fd()).collect();
-    chan.send(&Reply::Reload(msg).encode(), &fds)
+    chan.send(&msg, &fds)
         .await
         .map_err(|e| format!("telling the worker: {e}"))?;
     drop(fresh);

@@ -1,13 +1,12 @@
 //! SIGHUP: what a re-read configuration may change in a running daemon.
 //!
 //! Paths (added, removed, bind, endpoint, device, bandwidth, fallback),
-//! peers (added, removed, allowed IPs), timers and hooks take effect. What
-//! was set up once for the process (the mode, the TUN device and its
-//! addresses and MTU, the private key, the worker's user and chroot, the
-//! control socket) is logged as needing a restart and stays as it was. A
-//! file that does not load is refused whole and the running config kept.
-
-use mlvpn_keys::PrivateKey;
+//! peers (added, removed, allowed IPs), timers, hooks and the private key
+//! take effect (a new key: every path re-handshakes with it). What was set
+//! up once for the process (the mode, the TUN device and its addresses and
+//! MTU, the worker's user and chroot, the control socket) is logged as
+//! needing a restart and stays as it was. A file that does not load is
+//! refused whole and the running config kept.
 
 use crate::config::{Config, Mode};
 
@@ -37,10 +36,6 @@ pub fn plan(old: &Config, mut new: Config) -> Result<ReloadPlan, String> {
     if n.address != o.address {
         needs_restart.push("interface.address");
         n.address = o.address.clone();
-    }
-    if n.private_key.public_key() != o.private_key.public_key() {
-        needs_restart.push("interface.private_key_file (a different key)");
-        n.private_key = PrivateKey::from_base64(&o.private_key.to_base64()).expect("a key's own text form");
     }
     if n.user != o.user {
         needs_restart.push("interface.user");
@@ -117,13 +112,21 @@ pub fn describe(old: &Config, plan: &ReloadPlan) -> String {
     let (old_keys, new_keys) = (keys(old), keys(new));
     let peers_added = new_keys.iter().filter(|k| !old_keys.contains(k)).count();
     let peers_removed = old_keys.iter().filter(|k| !new_keys.contains(k)).count();
+    let key = if new.interface.private_key.public_key() != old.interface.private_key.public_key() {
+        format!(
+            "; private key changed (public key now {}): every path re-handshakes",
+            new.interface.private_key.public_key()
+        )
+    } else {
+        String::new()
+    };
     let side = if new.mode == Mode::Client {
         "client"
     } else {
         "server"
     };
     format!(
-        "{side} paths added {added:?}, removed {removed:?}, changed {changed:?}; peers added {peers_added}, removed {peers_removed}"
+        "{side} paths added {added:?}, removed {removed:?}, changed {changed:?}; peers added {peers_added}, removed {peers_removed}{key}"
     )
 }
 
@@ -131,7 +134,7 @@ pub fn describe(old: &Config, plan: &ReloadPlan) -> String {
 mod tests {
     use std::path::Path;
 
-    use mlvpn_keys::write_private_key_file;
+    use mlvpn_keys::{write_private_key_file, PrivateKey};
 
     use super::*;
 
@@ -205,13 +208,16 @@ mod tests {
         .replace("10.42.0.1/30", "10.43.0.1/30")
         .replace("\"k\"", "\"k2\"");
         let p = plan(&old, config(d.path(), &text)).unwrap();
-        assert_eq!(p.needs_restart.len(), 6, "{:?}", p.needs_restart);
+        assert_eq!(p.needs_restart.len(), 5, "{:?}", p.needs_restart);
         let c = &p.config.interface;
         assert_eq!(c.name, "mlvpn0");
         assert_eq!(c.address, old.interface.address);
         assert_eq!(c.user, old.interface.user);
         assert_eq!(p.config.tun_mtu(), old.tun_mtu());
-        assert_eq!(c.private_key.public_key(), old.interface.private_key.public_key());
+        // A new private key is applied, and the log line says so.
+        assert_ne!(c.private_key.public_key(), old.interface.private_key.public_key());
+        let line = describe(&old, &p);
+        assert!(line.contains("private key changed"), "{line}");
         assert_eq!(
             c.control_socket, old.interface.control_socket,
             "its default follows the name"

@@ -167,6 +167,8 @@ fn path_specs(paths: &[SetupPath]) -> Vec<PathSpec> {
 #[derive(Serialize, Deserialize)]
 pub struct ReloadSetup {
     pub client: bool,
+    /// The configured private key (applied if it changed).
+    pub private_key: String,
     pub keepalive_ms: u64,
     pub rekey_after_ms: u64,
     pub path_timeout_ms: u64,
@@ -177,10 +179,17 @@ pub struct ReloadSetup {
     pub down_script: bool,
 }
 
+impl Drop for ReloadSetup {
+    fn drop(&mut self) {
+        self.private_key.zeroize();
+    }
+}
+
 impl ReloadSetup {
     pub fn new(config: &Config, keep: Vec<Option<usize>>) -> ReloadSetup {
         ReloadSetup {
             client: config.mode == Mode::Client,
+            private_key: config.interface.private_key.to_base64().to_string(),
             keepalive_ms: config.interface.keepalive.as_millis() as u64,
             rekey_after_ms: config.interface.rekey_after.as_millis() as u64,
             path_timeout_ms: config.interface.path_timeout.as_millis() as u64,
@@ -192,8 +201,8 @@ impl ReloadSetup {
         }
     }
 
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("plain data serializes")
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(serde_json::to_vec(self).expect("plain data serializes"))
     }
 
     pub fn decode(b: &[u8]) -> Result<ReloadSetup, String> {
@@ -206,7 +215,9 @@ impl ReloadSetup {
 
     /// The core's view; `sockets` (old index to new) is the driver's to fill.
     pub fn reconfig(&self) -> Result<Reconfig, String> {
+        let key = PrivateKey::from_base64(&self.private_key).map_err(|e| format!("reload key: {e}"))?;
         Ok(Reconfig {
+            private_key: Some(key),
             keepalive: Duration::from_millis(self.keepalive_ms),
             rekey_after: Duration::from_millis(self.rekey_after_ms),
             path_timeout: Duration::from_millis(self.path_timeout_ms),

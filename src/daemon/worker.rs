@@ -158,14 +158,16 @@ async fn watch_parent(
             Ok((0, fds)) if fds.is_empty() => return,
             Ok((n, fds)) => match Reply::decode(&buf[..n]) {
                 Ok(Reply::Refused(why)) => warn!("parent refused a request: {why}"),
-                Ok(Reply::Reload(json)) => {
+                Ok(Reply::Reload(mut json)) => {
                     let reload = ReloadSetup::decode(&json).and_then(|r| Ok((r.reconfig()?, r)));
+                    json.zeroize();
+                    buf.zeroize();
                     match reload {
                         Ok((reconfig, r)) => {
                             hooks.set(r.up_script, r.down_script);
                             let _ = reloads.send(Reload {
                                 reconfig,
-                                keep: r.keep,
+                                keep: r.keep.clone(),
                                 fresh: fds,
                             });
                         }

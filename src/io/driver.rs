@@ -368,8 +368,12 @@ impl Driver {
             updated = ?report.paths_updated,
             peers_added = report.peers_added,
             peers_removed = report.peers_removed,
+            key_changed = report.key_changed,
             "reload applied"
         );
+        if report.key_changed {
+            info!("private key changed: applied; every path handshakes with the new key");
+        }
     }
 
     fn answer(&mut self, req: ControlRequest) {

@@ -20,6 +20,10 @@ use super::mac::Mac1Key;
 use super::wire::{self, Initiation, Response, INIT_LEN, INIT_PAYLOAD_LEN, MAC_LEN, RESP_LEN};
 
 const NOISE_PARAMS: &str = "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s";
+/// Mixed into every handshake hash: a handshake completes only between two
+/// speakers of this protocol at this version (another Noise-based protocol,
+/// or a later version with other framing, cannot be confused with it).
+const PROLOGUE: &[u8] = b"mlvpn-rs protocol 1";
 const PSK: [u8; 32] = [0; 32];
 /// Longest path name carried in an initiation.
 pub const MAX_PATH_NAME: usize = 32;
@@ -94,6 +98,7 @@ impl InitPayload {
 fn builder(local: &PrivateKey) -> snow::Builder<'_> {
     snow::Builder::new(NOISE_PARAMS.parse().expect("valid noise params"))
         .local_private_key(local.as_bytes())
+        .prologue(PROLOGUE)
         .psk(2, &PSK)
 }
 
@@ -105,6 +110,8 @@ pub struct Initiator {
     pub mac1: [u8; MAC_LEN],
     /// Whether it carried a `mac2` (a cookie).
     pub with_cookie: bool,
+    /// A cookie reply to it was taken (at most one is).
+    pub cookie_taken: bool,
 }
 
 impl Initiator {
@@ -136,14 +143,17 @@ impl Initiator {
                 sender,
                 mac1: mac,
                 with_cookie: cookie.is_some(),
+                cookie_taken: false,
             },
             msg,
         ))
     }
 
     /// Completes the handshake with the responder's message. `mac1` must
-    /// already have been verified with our own [`Mac1Key`].
-    pub fn finish(mut self, resp: &Response<'_>) -> Result<SessionKeys, HandshakeError> {
+    /// already have been verified with our own [`Mac1Key`]. A response that
+    /// fails leaves the handshake as it was (snow restores its state), so a
+    /// forged response cannot keep the genuine one from completing it.
+    pub fn finish(&mut self, resp: &Response<'_>) -> Result<SessionKeys, HandshakeError> {
         let mut payload = [0u8; 16];
         let n = self.hs.read_message(resp.noise, &mut payload)?;
         if n != 0 || !self.hs.is_handshake_finished() {
@@ -239,10 +249,43 @@ mod tests {
         };
         assert!(Mac1Key::for_receiver(&client.public_key()).verify(resp.mac1_covered, resp.mac1));
         assert_eq!((resp.sender, resp.receiver), (22, 11));
+        let mut ini = ini;
         let ckeys = ini.finish(&resp).unwrap();
         assert_eq!(*ckeys.send, *skeys.recv);
         assert_eq!(*ckeys.recv, *skeys.send);
         assert_ne!(*ckeys.send, *ckeys.recv);
+    }
+
+    #[test]
+    fn a_forged_response_leaves_the_handshake_for_the_genuine_one() {
+        let (client, server) = keys();
+        let payload = InitPayload {
+            unix_ns: 42,
+            path_id: 0,
+            path_name: "dsl".into(),
+        };
+        let (mut ini, msg) = Initiator::start(&client, &server.public_key(), 11, &payload, None).unwrap();
+        let Ok(Message::Initiation(init)) = decode(&msg) else {
+            panic!()
+        };
+        let (skeys, genuine) = Responder::read(&server, &init).unwrap().respond(22).unwrap();
+        // A forgery: the genuine shape, another ephemeral key, a valid mac1.
+        let mut forged = genuine;
+        forged[12..44].copy_from_slice(&[0x55; 32]);
+        let mac1_at = RESP_LEN - 2 * MAC_LEN;
+        let mac = Mac1Key::for_receiver(&client.public_key()).compute(&forged[..mac1_at]);
+        forged[mac1_at..mac1_at + MAC_LEN].copy_from_slice(&mac);
+        for _ in 0..3 {
+            let Ok(Message::Response(f)) = decode(&forged) else {
+                panic!()
+            };
+            assert!(ini.finish(&f).is_err());
+        }
+        let Ok(Message::Response(g)) = decode(&genuine) else {
+            panic!()
+        };
+        let ckeys = ini.finish(&g).expect("the genuine response still completes it");
+        assert_eq!(*ckeys.send, *skeys.recv);
     }
 
     #[test]

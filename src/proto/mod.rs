@@ -17,6 +17,7 @@ pub mod handshake;
 pub mod ip;
 pub mod mac;
 pub mod path;
+pub mod prefix_table;
 pub mod ratelimit;
 pub mod reorder;
 pub mod replay;
@@ -25,6 +26,7 @@ pub mod scheduler;
 pub mod session;
 pub mod stats;
 pub mod tunnel;
+pub mod wakeups;
 pub mod wire;
 
 pub use tunnel::{Transmit, Tunnel, TunnelConfig};

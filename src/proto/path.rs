@@ -250,14 +250,51 @@ pub const LOSSY_PROBE_INTERVAL: Duration = Duration::from_millis(20);
 /// How often a down path with a session is probed (restored paths return fast).
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(200);
 
-/// Delay before handshake retry `attempt` (1-based): 1 s doubling to 8 s.
+/// Delay before handshake retry `attempt` (1-based) of an idle tunnel, or
+/// one whose server says it is under load: 1 s doubling to 8 s.
 pub fn handshake_backoff(attempt: u32) -> Duration {
     Duration::from_secs(1 << attempt.saturating_sub(1).min(3))
 }
 
+/// Delay before a handshake retry while the tunnel is in use: three round
+/// trips (the response to one initiation normally arrives before the next
+/// replaces it), 250 ms to 1 s; 1 s on a path never measured. A restarted
+/// server is then found within about a quarter of a second, where the
+/// back-off could sleep through its return for up to 8 s.
+pub fn handshake_retry(srtt: Option<Duration>) -> Duration {
+    srtt.map_or(Duration::from_secs(1), |s| {
+        (s * 3).clamp(Duration::from_millis(250), Duration::from_secs(1))
+    })
+}
+
+/// A tunnel is in use for [`handshake_retry`] while the site sent traffic
+/// for the peer, or the path heard from it, this recently.
+pub const IN_USE_WINDOW: Duration = Duration::from_secs(60);
+
+/// A cookie reply this recent means the server is under load: retries back
+/// off instead of adding to it.
+pub const COOKIE_PRESSURE_WINDOW: Duration = Duration::from_secs(10);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_in_use_is_three_round_trips_within_bounds() {
+        assert_eq!(handshake_retry(None), Duration::from_secs(1));
+        assert_eq!(
+            handshake_retry(Some(Duration::from_millis(20))),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            handshake_retry(Some(Duration::from_millis(200))),
+            Duration::from_millis(600)
+        );
+        assert_eq!(
+            handshake_retry(Some(Duration::from_millis(900))),
+            Duration::from_secs(1)
+        );
+    }
 
     #[test]
     fn backoff_caps() {

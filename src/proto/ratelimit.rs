@@ -1,8 +1,10 @@
 //! Per-source-address rate limit for handshakes that reach Diffie-Hellman
 //! while the server is under load (their `mac2` proved the address).
 //!
-//! A token bucket per IP address (not per port: one host gets one budget
-//! however many ports it uses), in a table of at most [`MAX_ENTRIES`]. Full
+//! A token bucket per IPv4 address or IPv6 /64 (not per port, nor per IPv6
+//! address: one host, or one customer's /64, gets one budget however many
+//! ports and addresses it uses, as in WireGuard), in a table of at most
+//! [`MAX_ENTRIES`]. Full
 //! buckets idle for a second carry no information and are dropped when the
 //! table fills; if it is still full, an address not in it is refused (a
 //! flood from more addresses than that is what the cookie stops anyway).
@@ -26,6 +28,7 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// Takes a token for `ip`; false = over its rate (or the table is full).
     pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
+        let ip = budget_holder(ip);
         if !self.buckets.contains_key(&ip) && self.buckets.len() >= MAX_ENTRIES {
             self.buckets
                 .retain(|_, (_, last)| now.saturating_duration_since(*last) < Duration::from_secs(1));
@@ -54,9 +57,39 @@ impl RateLimiter {
     }
 }
 
+/// The address a budget belongs to: an IPv4 address, or the /64 of an IPv6
+/// one (a host typically owns a whole /64 and could rotate through it).
+fn budget_holder(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(a) & !(u128::MAX >> 64)).into()),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_slash_64_shares_one_budget() {
+        let t = Instant::now();
+        let mut r = RateLimiter::default();
+        let allowed = (0..100u16)
+            .filter(|i| r.allow(format!("2001:db8:1:2::{i:x}").parse().unwrap(), t))
+            .count();
+        assert_eq!(allowed, BURST as usize, "100 addresses of one /64");
+        assert_eq!(r.len(), 1);
+        assert!(
+            r.allow("2001:db8:1:3::1".parse().unwrap(), t),
+            "the next /64 has its own"
+        );
+        // IPv4-mapped addresses (dual-stack sockets) count as IPv4.
+        assert!(r.allow("::ffff:192.0.2.9".parse().unwrap(), t));
+        assert!(r.buckets.contains_key(&"192.0.2.9".parse::<IpAddr>().unwrap()));
+    }
 
     #[test]
     fn an_address_gets_its_burst_then_its_rate() {

@@ -154,6 +154,11 @@ impl ResequencingQueue {
         self.ready.pop_front()
     }
 
+    /// Whether released packets wait for [`ResequencingQueue::pop_ready`].
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
     pub fn recycle(&mut self, buf: Vec<u8>) {
         if self.pool.len() < self.max_packets {
             self.pool.push(buf);

@@ -12,12 +12,14 @@
 //! The data path neither allocates nor copies: buffers belong to the caller.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use mlvpn_keys::{PrivateKey, PublicKey};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use super::clock::Clock;
 use super::cookie::{self, CookieChecker};
@@ -26,14 +28,17 @@ use super::handshake::{InitPayload, Initiator, Responder, MAX_PATH_NAME};
 use super::ip;
 use super::mac::Mac1Key;
 use super::path::{
-    handshake_backoff, report_interval, silence_limit, tail_probe_delay, tail_probe_interval, Path,
-    PathState, LOSSY_ENTER, LOSSY_LEAVE, LOSSY_PERSIST, LOSSY_PROBE_INTERVAL, PROBE_INTERVAL,
+    handshake_backoff, handshake_retry, report_interval, silence_limit, tail_probe_delay,
+    tail_probe_interval, Path, PathState, COOKIE_PRESSURE_WINDOW, IN_USE_WINDOW, LOSSY_ENTER, LOSSY_LEAVE,
+    LOSSY_PERSIST, LOSSY_PROBE_INTERVAL, PROBE_INTERVAL,
 };
+use super::prefix_table::PrefixTable;
 use super::ratelimit::RateLimiter;
 use super::reorder::{Arrival, ResequencingQueue, DEFAULT_MAX_TIMEOUT, MIN_TIMEOUT};
 use super::scheduler::{Candidate, Scheduler, SATURATED_QUEUE};
 use super::session::{Session, REKEY_AFTER_MESSAGES};
 use super::stats::{Drops, PathStatus, PeerStatus, Status};
+use super::wakeups::Wakeups;
 use super::wire::{self, Message, DATA_HEADER_LEN, TAG_LEN};
 use crate::config::Mode;
 
@@ -181,12 +186,10 @@ struct Peer {
     reorder: ResequencingQueue,
     /// Packets re-sent because the path they went out on died.
     resent: u64,
-}
-
-impl Peer {
-    fn allows(&self, addr: IpAddr) -> bool {
-        self.allowed_ips.iter().any(|n| n.contains(&addr))
-    }
+    /// Last packet from the TUN for this peer (sent or not): while the
+    /// site has traffic for it, a path that lost its session retries its
+    /// handshake at a short interval.
+    last_inner: Option<Instant>,
 }
 
 impl Path {
@@ -241,7 +244,21 @@ pub struct Tunnel {
     pending: VecDeque<Pending>,
     events: VecDeque<Event>,
     drops: Drops,
-    next_index: u32,
+    /// Which peer owns an inner address (longest prefix of every peer's
+    /// `allowed_ips`): the peer a TUN packet goes to, and the only peer a
+    /// packet with that source is accepted from.
+    routes: PrefixTable<usize>,
+    /// Peer position by public key (a handshake names its peer by key).
+    by_key: HashMap<PublicKey, usize>,
+    /// Peers whose timers need running (touched, or their deadline came).
+    wakeups: Wakeups,
+    /// Peers whose resequencing queue has released packets, in order.
+    ready: VecDeque<usize>,
+    is_ready: Vec<bool>,
+    /// Latest `now` any input carried (deadlines are computed against it).
+    now: Instant,
+    /// Session indices and handshake retry jitter.
+    rng: StdRng,
 }
 
 impl Tunnel {
@@ -257,7 +274,7 @@ impl Tunnel {
                 }
             }
         }
-        Tunnel {
+        let mut tunnel = Tunnel {
             mode: config.mode,
             private_key: config.private_key,
             our_mac1,
@@ -272,7 +289,48 @@ impl Tunnel {
             pending: VecDeque::new(),
             events: VecDeque::new(),
             drops: Drops::default(),
-            next_index: rand::random(),
+            routes: PrefixTable::default(),
+            by_key: HashMap::new(),
+            wakeups: Wakeups::default(),
+            ready: VecDeque::new(),
+            is_ready: Vec::new(),
+            now,
+            rng: StdRng::from_entropy(),
+        };
+        tunnel.peers_changed();
+        tunnel
+    }
+
+    /// Rebuilds what is indexed by peer position (after `new` or a reload):
+    /// the key and prefix tables, the timer bookkeeping, the ready list.
+    fn peers_changed(&mut self) {
+        self.by_key = self
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.public_key, i))
+            .collect();
+        self.routes.clear();
+        // Config order decides only between identical prefixes, which
+        // `check` refuses: the first peer keeps it.
+        for (i, peer) in self.peers.iter().enumerate().rev() {
+            for net in &peer.allowed_ips {
+                self.routes.insert(*net, i);
+            }
+        }
+        self.wakeups.reset(self.peers.len());
+        self.ready.clear();
+        self.is_ready = vec![false; self.peers.len()];
+        for i in 0..self.peers.len() {
+            self.note_ready(i);
+        }
+    }
+
+    /// Queues peer `i` for `poll_deliver` if its resequencer released packets.
+    fn note_ready(&mut self, i: usize) {
+        if self.peers[i].reorder.has_ready() && !self.is_ready[i] {
+            self.is_ready[i] = true;
+            self.ready.push_back(i);
         }
     }
 
@@ -285,14 +343,14 @@ impl Tunnel {
         self.events.pop_front()
     }
 
-    /// A fresh local session index (not in use).
+    /// A fresh local session index (not in use, never 0). Random: an
+    /// attacker who sees one path's index (it travels in the clear) cannot
+    /// guess the indices of the other paths' handshakes.
     fn alloc_index(&mut self) -> u32 {
         loop {
-            // Sequential from a random start: unique and cheap; indices are
-            // not secrets (they are sent in the clear).
-            self.next_index = self.next_index.wrapping_add(1);
-            if !self.indices.contains_key(&self.next_index) {
-                return self.next_index;
+            let i: u32 = self.rng.gen();
+            if i != 0 && !self.indices.contains_key(&i) {
+                return i;
             }
         }
     }
@@ -319,24 +377,23 @@ impl Tunnel {
     /// Returns the datagram (`buf[..t.len]`) or `None` if it was dropped
     /// (counted).
     pub fn handle_tun_packet(&mut self, buf: &mut [u8], len: usize, now: Instant) -> Option<Transmit> {
+        self.now = self.now.max(now);
         let Some(summary) = ip::summarize(&buf[HEADROOM..HEADROOM + len]) else {
             self.drops.malformed += 1;
             return None;
         };
+        // A client's one peer is its server: the kernel routes into the TUN
+        // only what the config sends there.
         let peer_idx = match self.mode {
-            Mode::Client => 0,
-            Mode::Server => match self.peers.iter().position(|p| p.allows(summary.dst)) {
-                Some(i) => i,
-                None => {
-                    self.drops.no_route += 1;
-                    return None;
-                }
-            },
+            Mode::Client => Some(0),
+            Mode::Server => self.routes.lookup(summary.dst),
         };
-        let Some(peer) = self.peers.get_mut(peer_idx) else {
+        let Some((peer_idx, peer)) = peer_idx.and_then(|i| Some((i, self.peers.get_mut(i)?))) else {
             self.drops.no_route += 1;
             return None;
         };
+        peer.last_inner = Some(now);
+        self.wakeups.touch(peer_idx);
         let size = len + OVERHEAD;
         let Some(path_idx) = pick_path(peer, size, now) else {
             self.drops.no_path += 1;
@@ -447,6 +504,7 @@ impl Tunnel {
         buf: &mut [u8],
         now: Instant,
     ) -> Option<Range<usize>> {
+        self.now = self.now.max(now);
         let msg = match wire::decode(buf) {
             Ok(m) => m,
             Err(_) => {
@@ -460,11 +518,11 @@ impl Tunnel {
                 None
             }
             Message::Response(resp) => {
-                self.handle_response(&resp, now);
+                self.handle_response(socket, &resp, now);
                 None
             }
             Message::CookieReply(reply) => {
-                self.handle_cookie_reply(&reply, now);
+                self.handle_cookie_reply(socket, &reply, now);
                 None
             }
             Message::Data(h) => self.handle_data(socket, from, h, buf, now),
@@ -511,7 +569,7 @@ impl Tunnel {
                 return;
             }
         };
-        let Some(peer_idx) = self.peers.iter().position(|p| p.public_key == responder.remote) else {
+        let Some(&peer_idx) = self.by_key.get(&responder.remote) else {
             self.drops.handshake_unknown_peer += 1;
             return;
         };
@@ -535,6 +593,7 @@ impl Tunnel {
                 return;
             }
         };
+        self.wakeups.touch(peer_idx);
         let peer = &mut self.peers[peer_idx];
         let path_idx = match path_idx {
             Some(i) => i,
@@ -569,37 +628,38 @@ impl Tunnel {
         });
     }
 
-    fn handle_response(&mut self, resp: &wire::Response<'_>, now: Instant) {
+    /// The path whose handshake in flight has local index `index`, if the
+    /// message naming it came in on that path's own socket: an attacker on
+    /// one uplink cannot reach the handshakes of the others.
+    fn pending_handshake(&mut self, socket: usize, index: u32) -> Option<(usize, usize)> {
+        let &IndexEntry { peer, path } = self.indices.get(&index)?;
+        let p = &self.peers[peer].paths[path];
+        let ours = p.pending.as_ref().is_some_and(|i| i.sender == index) && p.socket == socket;
+        ours.then_some((peer, path))
+    }
+
+    fn handle_response(&mut self, socket: usize, resp: &wire::Response<'_>, now: Instant) {
         if !self.our_mac1.verify(resp.mac1_covered, resp.mac1) {
             self.drops.handshake_bad_mac += 1;
             return;
         }
-        let Some(&IndexEntry {
-            peer: peer_idx,
-            path: path_idx,
-        }) = self.indices.get(&resp.receiver)
-        else {
+        let Some((peer_idx, path_idx)) = self.pending_handshake(socket, resp.receiver) else {
             self.drops.handshake_invalid += 1;
             return;
         };
+        self.wakeups.touch(peer_idx);
         let peer = &mut self.peers[peer_idx];
         let peer_key = peer.public_key;
         let path = &mut peer.paths[path_idx];
-        if path.pending.as_ref().map(|p| p.sender) != Some(resp.receiver) {
+        let initiator = path.pending.as_mut().expect("checked by pending_handshake");
+        // `mac1` is keyed by our public key, which is no secret: a forged
+        // response can pass it. The handshake in flight stays until a
+        // response completes it, so the genuine one still can.
+        let Ok(keys) = initiator.finish(resp) else {
             self.drops.handshake_invalid += 1;
             return;
-        }
-        let initiator = path.pending.take().expect("checked above");
-        let keys = match initiator.finish(resp) {
-            Ok(k) => k,
-            Err(_) => {
-                // Forged response: the real one may still come; keep waiting
-                // for the retry timer.
-                self.indices.remove(&resp.receiver);
-                self.drops.handshake_invalid += 1;
-                return;
-            }
         };
+        path.pending = None;
         let session = Session::new(keys, resp.receiver, resp.sender, now);
         let rekey = path.current.is_some();
         if let Some(dropped) = path.install(session, now + PREVIOUS_SESSION_GRACE) {
@@ -639,25 +699,27 @@ impl Tunnel {
     /// The server is under load and wants our initiation again with its
     /// cookie: keep the cookie, and retry at once if the initiation it
     /// answers had none (else the usual back-off: no tight loop).
-    fn handle_cookie_reply(&mut self, reply: &wire::CookieReply<'_>, now: Instant) {
-        let entry = self.indices.get(&reply.receiver).copied();
-        let path = entry.and_then(|e| {
-            let peer = self.peers.get_mut(e.peer)?;
-            let key = peer.public_key;
-            Some((key, peer.paths.get_mut(e.path)?))
-        });
-        let Some((server, path)) = path else {
+    /// At most one cookie reply per initiation is taken: more (forged or
+    /// replayed) cannot make the client retry in a loop.
+    fn handle_cookie_reply(&mut self, socket: usize, reply: &wire::CookieReply<'_>, now: Instant) {
+        let Some((peer_idx, path_idx)) = self.pending_handshake(socket, reply.receiver) else {
             self.drops.handshake_invalid += 1;
             return;
         };
-        let Some(initiator) = path.pending.as_ref().filter(|i| i.sender == reply.receiver) else {
+        self.wakeups.touch(peer_idx);
+        let peer = &mut self.peers[peer_idx];
+        let server = peer.public_key;
+        let path = &mut peer.paths[path_idx];
+        let initiator = path.pending.as_mut().expect("checked by pending_handshake");
+        if initiator.cookie_taken {
             self.drops.handshake_invalid += 1;
             return;
-        };
+        }
         let Some(cookie) = cookie::open_reply(&server, reply, &initiator.mac1) else {
             self.drops.handshake_invalid += 1;
             return;
         };
+        initiator.cookie_taken = true;
         path.cookie = Some((cookie, now));
         if !initiator.with_cookie {
             path.handshake_due = Some(now);
@@ -711,6 +773,7 @@ impl Tunnel {
             }
         };
         // Authenticated from here on.
+        self.wakeups.touch(peer_idx);
         let confirmed_next = path.next.as_ref().is_some_and(|s| s.local_index == h.receiver);
         if confirmed_next {
             let next = path.next.take().expect("checked above");
@@ -861,7 +924,9 @@ impl Tunnel {
             self.drops.malformed += 1;
             return None;
         };
-        if !peer.allows(summary.src) {
+        // Cryptokey routing: the peer that owns the source by longest
+        // prefix, no other, may send from it.
+        if self.routes.lookup(summary.src) != Some(peer_idx) {
             self.drops.source_not_allowed += 1;
             return None;
         }
@@ -870,6 +935,7 @@ impl Tunnel {
         if let Some(floor) = lost_below(&peer.paths) {
             peer.reorder.skip_lost_below(floor, now);
         }
+        self.note_ready(peer_idx);
         match arrival {
             Arrival::Deliver => Some(packet),
             Arrival::Held | Arrival::Duplicate => None,
@@ -880,13 +946,16 @@ impl Tunnel {
     /// returns its length. Drain after every `handle_datagram` (after writing
     /// the packet it returned) and every `handle_timeout`.
     pub fn poll_deliver(&mut self, out: &mut [u8]) -> Option<usize> {
-        for peer in &mut self.peers {
-            if let Some(p) = peer.reorder.pop_ready() {
+        while let Some(&i) = self.ready.front() {
+            let reorder = &mut self.peers[i].reorder;
+            if let Some(p) = reorder.pop_ready() {
                 let n = p.len().min(out.len());
                 out[..n].copy_from_slice(&p[..n]);
-                peer.reorder.recycle(p);
+                reorder.recycle(p);
                 return Some(n);
             }
+            self.ready.pop_front();
+            self.is_ready[i] = false;
         }
         None
     }
@@ -903,6 +972,7 @@ impl Tunnel {
 
     /// Next control datagram to send, written into `buf` (at least 256 bytes).
     pub fn poll_transmit(&mut self, buf: &mut [u8], now: Instant) -> Option<Transmit> {
+        self.now = self.now.max(now);
         while let Some(p) = self.pending.pop_front() {
             match p {
                 Pending::Cookie { socket, dest, msg } => {
@@ -940,6 +1010,7 @@ impl Tunnel {
                     p.last_report_tx = Some(now);
                     p.reported_rx = p.rx_data_packets;
                     p.reported_all = p.counters.rx_packets;
+                    self.wakeups.touch(peer);
                     if let Some(t) = self.seal_on_path(peer, path, buf, KEEPALIVE_LEN, now) {
                         return Some(t);
                     }
@@ -950,48 +1021,78 @@ impl Tunnel {
     }
 
     /// The earliest instant `handle_timeout` has work to do.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let now = self.now;
+        for i in 0..self.wakeups.touched().len() {
+            let peer = self.wakeups.touched()[i];
+            let due = self.peer_deadline(peer, now);
+            self.wakeups.set(peer, due);
+        }
+        self.wakeups.earliest()
+    }
+
+    /// When peer `i` next has a timer to run, as of `now`.
+    fn peer_deadline(&self, i: usize, now: Instant) -> Option<Instant> {
+        let peer = &self.peers[i];
         let mut earliest: Option<Instant> = None;
         let mut consider = |t: Option<Instant>| {
             if let Some(t) = t {
                 earliest = Some(earliest.map_or(t, |e| e.min(t)));
             }
         };
-        for peer in &self.peers {
-            consider(peer.reorder.poll_timeout());
-            let any_normal = any_normal_usable(&peer.paths);
-            for path in &peer.paths {
-                consider(path.handshake_due);
-                consider(path.previous.as_ref().map(|(_, t)| *t));
-                if let Some(s) = &path.current {
-                    consider(Some(s.created + REJECT_AFTER_TIME));
-                    if self.mode == Mode::Client && path.handshake_due.is_none() {
-                        consider(Some(s.created + self.rekey_after));
-                    }
+        consider(peer.reorder.poll_timeout());
+        let any_normal = any_normal_usable(&peer.paths);
+        for path in &peer.paths {
+            consider(path.handshake_due);
+            consider(path.previous.as_ref().map(|(_, t)| *t));
+            if let Some(s) = &path.current {
+                consider(Some(s.created + REJECT_AFTER_TIME));
+                if self.mode == Mode::Client && path.handshake_due.is_none() {
+                    consider(Some(s.created + self.rekey_after));
                 }
-                consider(self.keepalive_due(path, any_normal));
-                if path.is_alive() {
-                    consider(path.last_rx.map(|t| t + self.path_timeout));
-                    consider(path.unanswered_since.map(|t| t + silence_limit(path.rtt.srtt())));
-                }
+            }
+            consider(self.keepalive_due(path, any_normal));
+            if path.is_alive() {
+                consider(path.last_rx.map(|t| t + self.path_timeout));
+                consider(path.unanswered_since.map(|t| t + silence_limit(path.rtt.srtt())));
+            }
+            // A loss that lasts demotes the path (see `demote_lossy`).
+            if path.state == PathState::Up {
+                consider(path.lossy_since.map(|t| t + LOSSY_PERSIST).filter(|t| *t > now));
             }
         }
         earliest
     }
 
-    /// Runs every timer that is due at `now`.
+    /// Runs every timer that is due at `now`: those of the peers touched
+    /// since the last call and of the peers whose deadline came. A peer
+    /// nothing happened to costs nothing here.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for peer in &mut self.peers {
-            let timeout = hold_timeout(&peer.paths);
-            peer.reorder.set_timeout(timeout);
-            peer.reorder.handle_timeout(now);
+        self.now = self.now.max(now);
+        // Each at most once per call: a timer that stays due after running
+        // waits for the next call instead of looping here.
+        let mut run = self.wakeups.take_touched();
+        while let Some(i) = self.wakeups.pop_due(now) {
+            run.push(i);
         }
-        for peer_idx in 0..self.peers.len() {
-            for path_idx in 0..self.peers[peer_idx].paths.len() {
-                self.path_timers(peer_idx, path_idx, now);
-            }
-            self.demote_lossy(peer_idx, now);
+        for &i in &run {
+            self.peer_timers(i, now);
         }
+        self.wakeups.give_back(run);
+    }
+
+    fn peer_timers(&mut self, i: usize, now: Instant) {
+        let peer = &mut self.peers[i];
+        let timeout = hold_timeout(&peer.paths);
+        peer.reorder.set_timeout(timeout);
+        peer.reorder.handle_timeout(now);
+        for path_idx in 0..self.peers[i].paths.len() {
+            self.path_timers(i, path_idx, now);
+        }
+        self.demote_lossy(i, now);
+        self.note_ready(i);
+        let due = self.peer_deadline(i, now);
+        self.wakeups.set(i, due);
     }
 
     fn path_timers(&mut self, peer_idx: usize, path_idx: usize, now: Instant) {
@@ -1205,7 +1306,21 @@ impl Tunnel {
             path_name: path.name.chars().take(MAX_PATH_NAME).collect(),
         };
         path.handshake_attempts += 1;
-        path.handshake_due = Some(now + handshake_backoff(path.handshake_attempts));
+        let recent = |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < IN_USE_WINDOW);
+        let in_use = recent(peer.last_inner) || recent(path.last_rx);
+        let pressure = path
+            .cookie
+            .as_ref()
+            .is_some_and(|(_, at)| now.saturating_duration_since(*at) < COOKIE_PRESSURE_WINDOW);
+        let wait = if in_use && !pressure {
+            handshake_retry(path.rtt.srtt())
+        } else {
+            handshake_backoff(path.handshake_attempts)
+        };
+        // Up to a quarter more, at random: clients that lost the same
+        // server do not all come back in step.
+        let jitter = wait.mul_f64(self.rng.gen_range(0.0..0.25));
+        path.handshake_due = Some(now + wait + jitter);
         let (Some(dest), socket) = (path.endpoint, path.socket) else {
             return;
         };

@@ -2,8 +2,11 @@
 //! tunnels exchanging datagrams over simulated paths, in simulated time.
 
 mod dos;
+mod forgery;
 mod net;
 mod reload;
+mod restart;
+mod routing;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};

@@ -221,13 +221,12 @@ impl Net {
             if self.now == last_now {
                 spins_at_same_instant += 1;
                 if spins_at_same_instant >= 100_000 {
-                    for n in &self.nodes {
-                        let st = n.tunnel.status("x", self.now);
+                    let now = self.now;
+                    for n in &mut self.nodes {
+                        let st = n.tunnel.status("x", now);
                         eprintln!(
                             "due in {:?}: {:?}",
-                            n.tunnel
-                                .poll_timeout()
-                                .map(|t| t.saturating_duration_since(self.now)),
+                            n.tunnel.poll_timeout().map(|t| t.saturating_duration_since(now)),
                             st.peers
                                 .iter()
                                 .map(|p| (&p.paths, &p.reorder))
@@ -246,7 +245,11 @@ impl Net {
                 self.drain_released(n);
             }
             self.flush();
-            let next_timer = self.nodes.iter().filter_map(|n| n.tunnel.poll_timeout()).min();
+            let next_timer = self
+                .nodes
+                .iter_mut()
+                .filter_map(|n| n.tunnel.poll_timeout())
+                .min();
             let next_packet = self.queue.peek().map(|Reverse(d)| d.at);
             let next = [next_timer, next_packet].into_iter().flatten().min();
             match next {

@@ -39,6 +39,7 @@ fn reconfig(peers: Vec<PeerSpec>, paths: Vec<PathSpec>, sockets: Vec<Option<usiz
         peers,
         paths,
         sockets,
+        private_key: None,
     }
 }
 

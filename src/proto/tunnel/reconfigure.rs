@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use mlvpn_keys::PrivateKey;
+
 use super::{IndexEntry, Path, Peer, PeerSpec, Pending, Tunnel, MAX_PATHS_PER_PEER};
 use crate::config::Mode;
 use crate::proto::reorder::ResequencingQueue;
@@ -28,6 +30,12 @@ pub struct Reconfig {
     /// closed). Paths on a closed socket are dropped (server) or must have
     /// been given a new one (client).
     pub sockets: Vec<Option<usize>>,
+    /// The private key now configured (`None`: unchanged). A different key
+    /// is applied: handshakes from now on use it, and a client re-handshakes
+    /// every path at once (the current sessions carry traffic until the
+    /// new ones replace them, or expire if the server does not know the
+    /// new key).
+    pub private_key: Option<PrivateKey>,
 }
 
 /// What a reconfiguration changed, for the log.
@@ -41,6 +49,8 @@ pub struct ReconfigReport {
     pub paths_replaced: Vec<String>,
     pub peers_added: usize,
     pub peers_removed: usize,
+    /// The private key changed (and was applied).
+    pub key_changed: bool,
 }
 
 impl ReconfigReport {
@@ -60,6 +70,7 @@ pub(super) fn new_peer(spec: PeerSpec) -> Peer {
         last_init_unix_ns: 0,
         reorder: ResequencingQueue::default(),
         resent: 0,
+        last_inner: None,
     }
 }
 
@@ -79,6 +90,9 @@ impl Tunnel {
         self.keepalive = config.keepalive;
         self.path_timeout = config.path_timeout;
         self.rekey_after = config.rekey_after.min(super::REKEY_AFTER_TIME);
+        if let Some(key) = config.private_key {
+            report.key_changed = self.set_private_key(key, now);
+        }
         let socket_after = |s: usize| config.sockets.get(s).copied().flatten();
 
         // Peers, matched by public key; positions are remembered to remap
@@ -87,9 +101,11 @@ impl Tunnel {
             std::mem::take(&mut self.peers).into_iter().map(Some).collect();
         let mut peer_from = Vec::new();
         for spec in config.peers {
-            let found = old_peers
-                .iter()
-                .position(|p| p.as_ref().is_some_and(|p| p.public_key == spec.public_key));
+            let found = self
+                .by_key
+                .get(&spec.public_key)
+                .copied()
+                .filter(|&i| old_peers[i].is_some());
             match found {
                 Some(i) => {
                     let mut peer = old_peers[i].take().expect("found");
@@ -209,7 +225,34 @@ impl Tunnel {
         }
         self.rebuild_indices();
         self.remap_pending(&peer_from, &path_from, &config.sockets);
+        self.peers_changed();
         report
+    }
+
+    /// Uses `key` from now on; returns whether it differs from the key in
+    /// use. Handshakes in flight were made with the old key and are
+    /// dropped; a client starts new ones on every path at once.
+    fn set_private_key(&mut self, key: PrivateKey, now: Instant) -> bool {
+        let public = key.public_key();
+        if public == self.private_key.public_key() {
+            return false;
+        }
+        self.our_mac1 = super::Mac1Key::for_receiver(&public);
+        self.cookies = super::CookieChecker::new(&public);
+        self.private_key = key;
+        let client = self.mode == Mode::Client;
+        for peer in &mut self.peers {
+            for path in &mut peer.paths {
+                if let Some(old) = path.pending.take() {
+                    self.indices.remove(&old.sender);
+                }
+                if client {
+                    path.handshake_due = Some(now);
+                    path.handshake_attempts = 0;
+                }
+            }
+        }
+        true
     }
 
     /// The local-index table from the sessions that exist now.
