@@ -104,6 +104,11 @@ pub fn render(s: &Status) -> String {
         "counter",
         "Holes skipped because the hold timeout expired.",
     );
+    let mut resyncs = family(
+        "mlvpn_peer_reorder_resyncs_total",
+        "counter",
+        "Times the peer's sequence started over (a restart).",
+    );
     let mut resent = family(
         "mlvpn_peer_resent_packets_total",
         "counter",
@@ -153,6 +158,7 @@ pub fn render(s: &Status) -> String {
         hold.samples.push((pl.clone(), r.hold_timeout_ms / 1e3));
         overflows.samples.push((pl.clone(), r.overflows as f64));
         timeouts.samples.push((pl.clone(), r.timeouts as f64));
+        resyncs.samples.push((pl.clone(), r.resyncs as f64));
         resent.samples.push((pl, peer.resent as f64));
     }
     let d = serde_json::to_value(s.drops).unwrap_or_default();
@@ -165,7 +171,7 @@ pub fn render(s: &Status) -> String {
     let mut out = String::new();
     for f in [
         state, lossy, srtt, rttvar, loss, rate, txb, rxb, txp, rxp, hs, hs_age, moved, reorder, held, hold,
-        overflows, timeouts, resent, drops,
+        overflows, timeouts, resyncs, resent, drops,
     ] {
         let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
         let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);

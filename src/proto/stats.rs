@@ -139,6 +139,10 @@ pub struct ReorderStatus {
     /// others were skipped as soon as every path had delivered past them).
     #[serde(default)]
     pub timeouts: u64,
+    /// Times the peer's sequence started over (it restarted, or was unheard
+    /// for more than the replay window).
+    #[serde(default)]
+    pub resyncs: u64,
     /// Packets held now, and the most ever held.
     pub held: u64,
     pub max_held: u64,

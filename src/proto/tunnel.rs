@@ -266,7 +266,12 @@ impl Tunnel {
     pub fn new(config: TunnelConfig, clock: Clock, now: Instant) -> Tunnel {
         let our_mac1 = Mac1Key::for_receiver(&config.private_key.public_key());
         let cookies = CookieChecker::new(&config.private_key.public_key());
-        let mut peers: Vec<Peer> = config.peers.into_iter().map(reconfigure::new_peer).collect();
+        let first_seq = clock.unix_ns(now) / 1000;
+        let mut peers: Vec<Peer> = config
+            .peers
+            .into_iter()
+            .map(|spec| reconfigure::new_peer(spec, first_seq))
+            .collect();
         if config.mode == Mode::Client {
             if let Some(peer) = peers.first_mut() {
                 for (i, spec) in config.paths.into_iter().enumerate().take(MAX_PATHS_PER_PEER) {
@@ -299,6 +304,15 @@ impl Tunnel {
         };
         tunnel.peers_changed();
         tunnel
+    }
+
+    /// Where a new peer's data sequence starts: the wall clock in µs. A
+    /// restarted daemon's sequence is then ahead of everything its old
+    /// process sent (it sent fewer packets than µs passed), and the peer's
+    /// resequencer starts over at once instead of dropping the new
+    /// packets as duplicates of the old ones.
+    fn first_seq(&self, now: Instant) -> u64 {
+        self.clock.unix_ns(now) / 1000
     }
 
     /// Rebuilds what is indexed by peer position (after `new` or a reload):

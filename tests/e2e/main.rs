@@ -5,6 +5,7 @@ mod failover;
 mod ipv6;
 mod privsep;
 mod reload;
+mod restart;
 mod topo;
 
 use std::io::Read;

@@ -325,6 +325,24 @@ endpoint = "10.102.0.2:5081"
         (parent, worker.expect("worker process"))
     }
 
+    /// Kills a daemon's parent and worker at once (SIGKILL: a crash, an
+    /// OOM kill, a power cut of the VPS), reaps them and forgets the
+    /// daemon, so that `start` can run it again under the same name.
+    pub fn crash(&mut self, name: &str) {
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        let (parent, worker) = self.pids(name);
+        for pid in [parent, worker] {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+        self.wait_exit(name, Duration::from_secs(10));
+        // The worker is the parent's child: wait until it is gone too.
+        wait_until(&format!("{name} worker gone"), Duration::from_secs(10), || {
+            !Path::new(&format!("/proc/{worker}")).exists()
+        });
+        self.daemons.retain(|d| d.name != name);
+    }
+
     /// Waits for a daemon to exit by itself; returns its exit status.
     pub fn wait_exit(&mut self, name: &str, limit: Duration) -> std::process::ExitStatus {
         let d = self.daemons.iter_mut().find(|d| d.name == name).expect("daemon");

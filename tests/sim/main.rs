@@ -37,6 +37,12 @@ fn server_sockets() -> Vec<SocketAddr> {
 }
 
 fn server(net_start: Instant, peers: Vec<(PublicKey, &str)>) -> Tunnel {
+    server_started(net_start, net_start, peers)
+}
+
+/// A server process started at `now` on a network whose clock began at
+/// `net_start` (a restart: same wall clock, fresh state).
+fn server_started(net_start: Instant, now: Instant, peers: Vec<(PublicKey, &str)>) -> Tunnel {
     let cfg = TunnelConfig {
         mode: Mode::Server,
         private_key: key(1),
@@ -52,7 +58,7 @@ fn server(net_start: Instant, peers: Vec<(PublicKey, &str)>) -> Tunnel {
             .collect(),
         paths: vec![],
     };
-    Tunnel::new(cfg, Clock::new(net_start, 1_700_000_000_000_000_000), net_start)
+    Tunnel::new(cfg, Clock::new(net_start, 1_700_000_000_000_000_000), now)
 }
 
 /// A server whose peers are the clients with keys `clients`, client `k`

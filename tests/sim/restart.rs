@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::net::{ipv4_packet, packet_id, Net};
-use crate::{server_for, server_sockets, states, status, two_path_net, CLIENT_IP, SERVER_IP};
+use crate::{key, server_sockets, server_started, states, status, two_path_net, CLIENT_IP, SERVER_IP};
 
 /// Every link to and from the server's sockets cut (or restored).
 fn server_reachable(net: &mut Net, up: bool) {
@@ -19,15 +19,15 @@ fn server_reachable(net: &mut Net, up: bool) {
     }
 }
 
-/// When the tunnel was back after `since`: the server delivered a packet
-/// sent after it, and every client path was up again.
+/// When the tunnel was back after `since`: each side delivered a packet
+/// the other sent after it, and every client path was up again.
 #[derive(Default)]
 struct Back {
     data: Option<Instant>,
     all_paths: Option<Instant>,
 }
 
-/// Sends client→server data every 5 ms until `until`, watching for the
+/// Sends data both ways every 5 ms until `until`, watching for the
 /// tunnel's return after `since`.
 fn traffic_until(net: &mut Net, until: Instant, since: Instant, next_id: &mut u64) -> Back {
     let mut back = Back::default();
@@ -37,11 +37,13 @@ fn traffic_until(net: &mut Net, until: Instant, since: Instant, next_id: &mut u6
             first_id_after = Some(*next_id);
         }
         net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, *next_id, 300));
+        net.tun_send(0, &ipv4_packet(SERVER_IP, CLIENT_IP, *next_id, 300));
         *next_id += 1;
         net.run_for(Duration::from_millis(5));
         if back.data.is_none() {
             let f = first_id_after;
-            if f.is_some_and(|f| net.nodes[0].delivered.iter().any(|p| packet_id(p) >= f)) {
+            let got = |n: usize| f.is_some_and(|f| net.nodes[n].delivered.iter().any(|p| packet_id(p) >= f));
+            if got(0) && got(1) {
                 back.data = Some(net.now);
             }
         }
@@ -56,6 +58,7 @@ fn traffic_until(net: &mut Net, until: Instant, since: Instant, next_id: &mut u6
 fn a_restarted_server_is_found_within_a_second_however_long_it_was_away() {
     for away_ms in [300u64, 1300, 2300, 3300, 4300, 6300, 9300] {
         let mut net = two_path_net();
+        let net_start = net.now - Duration::from_secs(1);
         let mut id = 0u64;
         let (now, t) = (net.now, net.now + Duration::from_secs(1));
         traffic_until(&mut net, t, now, &mut id);
@@ -76,8 +79,8 @@ fn a_restarted_server_is_found_within_a_second_however_long_it_was_away() {
             noticed,
             "away {away_ms} ms: the client noticed the server's absence: {st:?}"
         );
-        // It comes back, as a fresh process.
-        net.nodes[0].tunnel = server_for(net.now, &[2]);
+        // It comes back, as a fresh process (same wall clock).
+        net.nodes[0].tunnel = server_started(net_start, net.now, vec![(key(2).public_key(), "10.42.0.2/32")]);
         net.nodes[0].delivered.clear();
         server_reachable(&mut net, true);
         let back = net.now;

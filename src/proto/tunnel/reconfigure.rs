@@ -59,14 +59,15 @@ impl ReconfigReport {
     }
 }
 
-pub(super) fn new_peer(spec: PeerSpec) -> Peer {
+/// A peer as configured; its data sequence starts at `first_seq`.
+pub(super) fn new_peer(spec: PeerSpec, first_seq: u64) -> Peer {
     Peer {
         public_key: spec.public_key,
         allowed_ips: spec.allowed_ips,
         paths: Vec::new(),
         scheduler: Scheduler::default(),
         candidates: Vec::new(),
-        next_seq: 0,
+        next_seq: first_seq,
         last_init_unix_ns: 0,
         reorder: ResequencingQueue::default(),
         resent: 0,
@@ -114,7 +115,7 @@ impl Tunnel {
                     peer_from.push(Some(i));
                 }
                 None => {
-                    self.peers.push(new_peer(spec));
+                    self.peers.push(new_peer(spec, self.first_seq(now)));
                     peer_from.push(None);
                     report.peers_added += 1;
                 }
