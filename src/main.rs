@@ -171,6 +171,10 @@ fn check(file: &Path) -> Result<(), String> {
         let ips: Vec<_> = p.allowed_ips.iter().map(|a| a.to_string()).collect();
         println!("  peer {} allowed_ips {}", p.public_key, ips.join(", "));
     }
+    let (_, skipped) = mlvpn_rs::io::netconf::plan_routes(&c);
+    for (net, why) in &skipped {
+        println!("  warning: {net} is not routed: {why}");
+    }
     for p in &c.paths {
         let mut line = format!("  path {}: bind {}", p.name, p.bind);
         if let Some(d) = &p.device {
