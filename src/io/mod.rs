@@ -3,7 +3,9 @@
 
 pub mod control;
 pub mod driver;
+pub mod installed_routes;
 pub mod netconf;
+pub mod policy_routing;
 pub mod sockets;
 pub mod tun_device;
 
