@@ -8,5 +8,6 @@ pub mod netconf;
 pub mod policy_routing;
 pub mod sockets;
 pub mod tun_device;
+pub mod uplink_check;
 
 pub use driver::run;
