@@ -27,7 +27,7 @@ use super::setup::{ReloadSetup, WorkerSetup};
 use super::WORKER_ARG;
 use crate::config::{Config, Mode};
 use crate::io::installed_routes::InstalledRoutes;
-use crate::io::{driver, policy_routing, sockets, uplink_check};
+use crate::io::{driver, policy_routing, rp_filter_check, sockets, uplink_check};
 
 /// The chroot must be a root-owned directory nobody else can write, and
 /// empty: the worker must find nothing there.
@@ -135,6 +135,7 @@ pub fn run(config: Config) -> Result<(), String> {
     // Removed when dropped: on every way out of this function.
     let routes = InstalledRoutes::install(&config).map_err(|e| e.to_string())?;
     uplink_check::warn_misrouted_paths(&config);
+    rp_filter_check::warn_strict_rp_filter(&config);
     let (parent_end, worker_end) = channel::pair().map_err(|e| format!("socketpair: {e}"))?;
     nix::fcntl::fcntl(
         &worker_end,
@@ -251,6 +252,7 @@ async fn reload(ops: &mut Ops, chan: &AsyncChannel) -> Result<(), String> {
         error!("reload: {e}");
     }
     uplink_check::warn_misrouted_paths(&plan.config);
+    rp_filter_check::warn_strict_rp_filter(&plan.config);
     info!("reloaded: {}", reload::describe(old, &plan));
     ops.config = plan.config;
     Ok(())

@@ -6,6 +6,7 @@ pub mod driver;
 pub mod installed_routes;
 pub mod netconf;
 pub mod policy_routing;
+pub mod rp_filter_check;
 pub mod sockets;
 pub mod tun_device;
 pub mod uplink_check;
