@@ -25,7 +25,8 @@ pub struct InstalledRoutes {
 impl InstalledRoutes {
     /// Installs the routes (and, for a full tunnel, the rules) `config`
     /// asks for on its TUN device, replacing what an earlier run left. On
-    /// failure, removes what it added.
+    /// failure, the rules and table it added are removed (when the value
+    /// drops); its main-table routes go with the device.
     pub fn install(config: &Config) -> io::Result<InstalledRoutes> {
         let plan = netconf::plan_routes(config);
         log_plan(&plan, "");
