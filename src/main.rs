@@ -171,6 +171,7 @@ fn check(file: &Path) -> Result<(), String> {
         let ips: Vec<_> = p.allowed_ips.iter().map(|a| a.to_string()).collect();
         println!("  peer {} allowed_ips {}", p.public_key, ips.join(", "));
     }
+    print_routes(&c);
     for p in &c.paths {
         let mut line = format!("  path {}: bind {}", p.name, p.bind);
         if let Some(d) = &p.device {
@@ -189,6 +190,35 @@ fn check(file: &Path) -> Result<(), String> {
     }
     println!("  control socket {}", c.interface.control_socket.display());
     Ok(())
+}
+
+/// `check`'s account of the routes and rules `run` would install.
+fn print_routes(c: &Config) {
+    use mlvpn_rs::io::netconf::{plan_routes, Table};
+    use mlvpn_rs::io::policy_routing::{MARK, TABLE};
+    let plan = plan_routes(c);
+    let list = |nets: Vec<ipnet::IpNet>| nets.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ");
+    let main: Vec<_> = [false, true]
+        .iter()
+        .flat_map(|&v6| plan.in_table(Table::Main, v6))
+        .collect();
+    if !main.is_empty() {
+        println!("  routes via {}: {}", c.interface.name, list(main));
+    }
+    for (v6, family) in [(false, "IPv4"), (true, "IPv6")] {
+        let full = plan.in_table(Table::FullTunnel, v6);
+        if !full.is_empty() {
+            println!(
+                "  full tunnel {family}: {} via {} in table {TABLE}; rules \"not fwmark {MARK:#x} lookup {TABLE}\" \
+                 and \"lookup main suppress_prefixlength 0\"; path sockets marked {MARK:#x}",
+                list(full),
+                c.interface.name
+            );
+        }
+    }
+    for (net, why) in &plan.skipped {
+        println!("  warning: {net} is not routed: {why}");
+    }
 }
 
 fn run(file: &Path) -> Result<(), String> {

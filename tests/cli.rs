@@ -86,3 +86,69 @@ fn systemd_unit_verifies() {
         "systemd-analyze verify:\n{report}"
     );
 }
+
+/// A private key file (0600) from `genkey` in `dir`, and its public key.
+fn key_pair(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let key = Command::new(BIN).arg("genkey").output().unwrap().stdout;
+    let file = dir.join(name);
+    std::fs::write(&file, &key).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("pubkey")
+        .stdin(std::fs::File::open(&file).unwrap())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let public = std::io::read_to_string(child.stdout.take().unwrap()).unwrap();
+    assert!(child.wait().unwrap().success());
+    (file, public.trim().to_string())
+}
+
+fn check(config: &Path) -> String {
+    let out = Command::new(BIN)
+        .arg("check")
+        .arg("-c")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn check_shows_the_full_tunnel_rules_and_a_servers_skipped_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = key_pair(dir.path(), "k");
+    let (_, peer) = key_pair(dir.path(), "peer");
+    let client = std::fs::read_to_string(repo("conf/client-full-tunnel.toml"))
+        .unwrap()
+        .replace("/etc/mlvpn-rs/client.key", key.to_str().unwrap())
+        .replace("@SERVER_PUBLIC_KEY@", &peer);
+    let file = dir.path().join("client.toml");
+    std::fs::write(&file, client).unwrap();
+    let text = check(&file);
+    for want in [
+        "full tunnel IPv4: 0.0.0.0/0 via mlvpn0 in table 28012; rules \"not fwmark 0x6d6c lookup 28012\" \
+         and \"lookup main suppress_prefixlength 0\"; path sockets marked 0x6d6c",
+        "full tunnel IPv6: ::/0 via mlvpn0 in table 28012",
+    ] {
+        assert!(text.contains(want), "{text}");
+    }
+    assert!(!text.contains("warning"), "{text}");
+
+    let server = std::fs::read_to_string(repo("conf/server.toml"))
+        .unwrap()
+        .replace("/etc/mlvpn-rs/server.key", key.to_str().unwrap())
+        .replace("@CLIENT_PUBLIC_KEY@", &peer)
+        .replace("[\"10.42.0.2/32\"]", "[\"10.42.0.2/32\", \"0.0.0.0/0\"]");
+    let file = dir.path().join("server.toml");
+    std::fs::write(&file, server).unwrap();
+    let text = check(&file);
+    assert!(text.contains("routes via mlvpn0: 10.42.0.2/32"), "{text}");
+    assert!(
+        text.contains("warning: 0.0.0.0/0 is not routed: a server never routes a host-wide default"),
+        "{text}"
+    );
+    assert!(!text.contains("full tunnel"), "{text}");
+}

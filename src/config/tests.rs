@@ -215,6 +215,23 @@ fn example_configs_parse() {
     }
 }
 
+/// The full-tunnel client example parses into a client whose paths each
+/// name their uplink device and whose peer routes everything.
+#[test]
+fn full_tunnel_example_parses() {
+    let dir = key_dir();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/client-full-tunnel.toml");
+    let text = std::fs::read_to_string(&example)
+        .unwrap()
+        .replace("/etc/mlvpn-rs/client.key", "k")
+        .replace("@SERVER_PUBLIC_KEY@", &public(9));
+    let c = Config::parse(&text, &dir.path().join("c.toml")).unwrap();
+    assert_eq!(c.mode, Mode::Client);
+    let all: Vec<ipnet::IpNet> = vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()];
+    assert_eq!(c.peers[0].allowed_ips, all);
+    assert!(c.paths.iter().all(|p| p.device.is_some()), "{:?}", c.paths);
+}
+
 #[test]
 fn syntax_and_type_errors() {
     fails(client().replace("\"client\"", "client"), 1, "mode");

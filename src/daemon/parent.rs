@@ -2,10 +2,11 @@
 //! answers its validated requests, runs hooks, and supervises it.
 //!
 //! Lifecycle: SIGTERM/SIGINT → SIGTERM to the worker (SIGKILL after 5 s),
-//! `down_script` (tunnel_down), exit 0. If the worker dies, the parent logs
-//! how, runs `down_script` and exits non-zero: the service manager restarts
-//! the whole daemon (systemd `Restart=on-failure`), which re-opens the TUN
-//! and sockets from a clean state.
+//! the policy rules removed, `down_script` (tunnel_down), exit 0. If the
+//! worker dies, the parent logs how, removes the rules, runs `down_script`
+//! and exits non-zero: the service manager restarts the whole daemon
+//! (systemd `Restart=on-failure`), which re-opens the TUN and sockets from a
+//! clean state (and replaces rules a killed parent could not remove).
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -25,7 +26,8 @@ use super::reload;
 use super::setup::{ReloadSetup, WorkerSetup};
 use super::WORKER_ARG;
 use crate::config::{Config, Mode};
-use crate::io::{driver, netconf, sockets};
+use crate::io::installed_routes::InstalledRoutes;
+use crate::io::{driver, policy_routing, rp_filter_check, sockets, uplink_check};
 
 /// The chroot must be a root-owned directory nobody else can write, and
 /// empty: the worker must find nothing there.
@@ -49,9 +51,11 @@ fn prepare_chroot(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The privileged operations, bounded by the config (replaced on reload).
+/// The privileged operations, bounded by the config (replaced on reload),
+/// and the routes installed for it.
 struct Ops {
     config: Config,
+    routes: InstalledRoutes,
 }
 
 impl Ops {
@@ -116,7 +120,8 @@ impl Privileged for Ops {
 
     fn rebind(&mut self, path: u8) -> Result<OwnedFd, String> {
         let p = self.config.paths.get(usize::from(path)).ok_or("no such path")?;
-        let s = sockets::bind_path(p).map_err(|e| e.to_string())?;
+        let s =
+            sockets::bind_path(p, policy_routing::path_mark(self.config.mode)).map_err(|e| e.to_string())?;
         info!(path = %p.name, "re-bound path socket for the worker");
         Ok(OwnedFd::from(s))
     }
@@ -127,6 +132,10 @@ pub fn run(config: Config) -> Result<(), String> {
     let identity = drop::lookup(&config.interface.user).map_err(|e| format!("interface.user: {e}"))?;
     prepare_chroot(&config.interface.chroot)?;
     let res = driver::open_resources(&config).map_err(|e| e.to_string())?;
+    // Removed when dropped: on every way out of this function.
+    let routes = InstalledRoutes::install(&config).map_err(|e| e.to_string())?;
+    uplink_check::warn_misrouted_paths(&config);
+    rp_filter_check::warn_strict_rp_filter(&config);
     let (parent_end, worker_end) = channel::pair().map_err(|e| format!("socketpair: {e}"))?;
     nix::fcntl::fcntl(
         &worker_end,
@@ -162,7 +171,7 @@ pub fn run(config: Config) -> Result<(), String> {
         // The parent keeps none of them: the TUN disappears with the worker.
         drop(res);
         let hook_timeout = config.interface.hook_timeout;
-        let mut ops = Ops { config };
+        let mut ops = Ops { config, routes };
         if let Some((script, env)) = ops.tunnel_hook(true) {
             hooks::spawn(script, env, hook_timeout);
         }
@@ -197,6 +206,9 @@ pub fn run(config: Config) -> Result<(), String> {
         if tokio::time::timeout(Duration::from_secs(5), worker.wait()).await.is_err() {
             let _ = worker.kill().await;
         }
+        // The worker and its TUN are gone: the policy rules go too, before
+        // the down hook runs.
+        ops.routes.remove();
         if let Some((script, env)) = ops.tunnel_hook(false) {
             if let Err(e) = hooks::run(&script, &env, ops.config.interface.hook_timeout).await {
                 error!("down hook: {e}");
@@ -224,7 +236,8 @@ async fn reload(ops: &mut Ops, chan: &AsyncChannel) -> Result<(), String> {
     let mut fresh = Vec::new();
     for (p, keep) in plan.config.paths.iter().zip(&plan.keep) {
         if keep.is_none() {
-            let s = sockets::bind_path(p).map_err(|e| e.to_string())?;
+            let s = sockets::bind_path(p, policy_routing::path_mark(plan.config.mode))
+                .map_err(|e| e.to_string())?;
             info!(path = %p.name, local = ?s.local_addr().ok(), "reload: path socket bound");
             fresh.push(OwnedFd::from(s));
         }
@@ -236,25 +249,11 @@ async fn reload(ops: &mut Ops, chan: &AsyncChannel) -> Result<(), String> {
         .await
         .map_err(|e| format!("telling the worker: {e}"))?;
     drop(fresh);
-    let dev = &plan.config.interface.name;
-    let (old_routes, _) = netconf::plan_routes(old);
-    let (new_routes, skipped) = netconf::plan_routes(&plan.config);
-    let gone: Vec<_> = old_routes
-        .iter()
-        .filter(|r| !new_routes.contains(r))
-        .copied()
-        .collect();
-    let added: Vec<_> = new_routes
-        .iter()
-        .filter(|r| !old_routes.contains(r))
-        .copied()
-        .collect();
-    for (net, why) in skipped.iter().filter(|(n, _)| old_routes.contains(n)) {
-        warn!(route = %net, "reload: no longer routed into the tunnel: {why}");
+    if let Err(e) = ops.routes.update(&plan.config) {
+        error!("reload: {e}");
     }
-    if let Err(e) = netconf::del_routes(dev, &gone).and_then(|_| netconf::add_routes(dev, &added)) {
-        error!("reload: routes: {e}");
-    }
+    uplink_check::warn_misrouted_paths(&plan.config);
+    rp_filter_check::warn_strict_rp_filter(&plan.config);
     info!("reloaded: {}", reload::describe(old, &plan));
     ops.config = plan.config;
     Ok(())

@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 
 use super::control::{self, ControlRequest};
 use super::netconf;
+use super::policy_routing;
 use super::sockets;
 use super::tun_device::{self, TunDevice};
 use crate::config::Config;
@@ -79,21 +80,17 @@ pub struct Resources {
     pub sockets: Vec<std::net::UdpSocket>,
 }
 
-/// Creates the TUN device (addresses, MTU, routes), the control socket and
-/// every path's socket. Needs root; nothing here reads network input.
+/// Creates the TUN device (addresses, MTU), the control socket and every
+/// path's socket. Needs root; nothing here reads network input. Routes are
+/// the parent's ([`super::installed_routes`]): it keeps them up to date.
 pub fn open_resources(config: &Config) -> io::Result<Resources> {
     let mtu = config.tun_mtu();
     let name = &config.interface.name;
     let tun = tun_device::create(name, mtu)?;
     netconf::set_addresses(name, &config.interface.address)?;
-    let (routes, skipped) = netconf::plan_routes(config);
-    for (net, why) in &skipped {
-        warn!(route = %net, "not routed into the tunnel: {why}");
-    }
-    netconf::add_routes(name, &routes)?;
     let mut sockets = Vec::new();
     for p in &config.paths {
-        let s = sockets::bind_path(p)?;
+        let s = sockets::bind_path(p, policy_routing::path_mark(config.mode))?;
         info!(path = %p.name, local = ?s.local_addr().ok(), endpoint = ?p.endpoint, "path socket bound");
         sockets.push(s);
     }

@@ -1,4 +1,6 @@
-//! Addresses, MTU and routes of the TUN device.
+//! Addresses of the TUN device, and which routes into it the config asks
+//! for (planned here, without side effects; installed by
+//! [`super::installed_routes`]).
 //!
 //! Set with iproute2 (`ip`), which every Linux system that can run a VPN has;
 //! the BSDs will use ifconfig/route here.
@@ -10,8 +12,21 @@ use ipnet::IpNet;
 
 use crate::config::{Config, Mode};
 
-fn ip(args: &[&str]) -> io::Result<()> {
-    let out = Command::new("ip").args(args).output()?;
+/// Runs `ip ARGS`; an error names the command and carries `ip`'s message.
+/// Messages are in English (`LC_ALL=C`): callers recognise "nothing to
+/// delete" by them.
+pub(crate) fn ip<S: AsRef<str>>(args: &[S]) -> io::Result<()> {
+    ip_output(args).map(|_| ())
+}
+
+/// Like [`ip`], returning what it printed.
+pub(crate) fn ip_output<S: AsRef<str>>(args: &[S]) -> io::Result<String> {
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+    let out = Command::new("ip")
+        .args(&args)
+        .env("LC_ALL", "C")
+        .output()
+        .map_err(|e| io::Error::new(e.kind(), format!("ip {}: {e}", args.join(" "))))?;
     if !out.status.success() {
         return Err(io::Error::other(format!(
             "ip {}: {}",
@@ -19,7 +34,7 @@ fn ip(args: &[&str]) -> io::Result<()> {
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Adds the configured addresses to the device.
@@ -30,42 +45,170 @@ pub fn set_addresses(dev: &str, addresses: &[IpNet]) -> io::Result<()> {
     Ok(())
 }
 
-/// Routes to install into the tunnel, and those left out with the reason.
-///
-/// A client must not route a path's own endpoint into the tunnel (the tunnel
-/// would then carry itself), so an `allowed_ips` entry that contains an
-/// endpoint (typically 0.0.0.0/0) is left to the operator's policy routing.
-pub fn plan_routes(config: &Config) -> (Vec<IpNet>, Vec<(IpNet, String)>) {
-    let mut add = Vec::new();
-    let mut skipped = Vec::new();
-    for net in config.peers.iter().flat_map(|p| p.allowed_ips.iter()) {
-        let endpoint = config
-            .paths
+/// The routing table a route into the tunnel goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// The main table, next to the host's own routes.
+    Main,
+    /// The full tunnel's own table, consulted only for traffic that is not
+    /// a path's own (see [`super::policy_routing`]).
+    FullTunnel,
+}
+
+/// Routes into the tunnel that a config asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoutePlan {
+    /// Each prefix (host bits cleared, no duplicates) and its table.
+    pub routes: Vec<(IpNet, Table)>,
+    /// Prefixes left out, and why (logged, and shown by `mlvpn-rs check`).
+    pub skipped: Vec<(IpNet, String)>,
+}
+
+impl RoutePlan {
+    /// The prefixes planned for `table` in one address family.
+    pub fn in_table(&self, table: Table, v6: bool) -> Vec<IpNet> {
+        self.routes
             .iter()
-            .filter_map(|p| p.endpoint)
-            .find(|e| config.mode == Mode::Client && net.contains(&e.ip()));
-        match endpoint {
-            Some(e) => skipped.push((
-                *net,
-                format!("contains path endpoint {e}; route it with policy routing"),
+            .filter(|(net, t)| *t == table && net.addr().is_ipv6() == v6)
+            .map(|(net, _)| *net)
+            .collect()
+    }
+}
+
+/// What to route into the tunnel for `config`.
+///
+/// A client's prefix that is a default route (`0.0.0.0/0`, `::/0`) or
+/// contains a path endpoint goes to the full tunnel's table: in the main
+/// table it would carry the paths' own datagrams into the tunnel itself
+/// (and replace the host's default route); there, policy rules keep them
+/// out. Other prefixes go to the main table.
+///
+/// A server routes each peer's prefixes in the main table but never a
+/// host-wide default: it would take over the data centre host's own
+/// routing (its uplink, its management access), not only the clients'.
+pub fn plan_routes(config: &Config) -> RoutePlan {
+    let mut plan = RoutePlan::default();
+    for net in config.peers.iter().flat_map(|p| p.allowed_ips.iter()) {
+        let net = net.trunc();
+        if plan.routes.iter().any(|(n, _)| *n == net) || plan.skipped.iter().any(|(n, _)| *n == net) {
+            continue;
+        }
+        let default = net.prefix_len() == 0;
+        match config.mode {
+            Mode::Server if default => plan.skipped.push((
+                net,
+                "a server never routes a host-wide default into the tunnel (it would take over \
+                 the host's own traffic); list the client's prefixes instead"
+                    .into(),
             )),
-            None => add.push(*net),
+            Mode::Server => plan.routes.push((net, Table::Main)),
+            Mode::Client => {
+                let holds_endpoint = config
+                    .paths
+                    .iter()
+                    .filter_map(|p| p.endpoint)
+                    .any(|e| net.contains(&e.ip()));
+                let table = if default || holds_endpoint {
+                    Table::FullTunnel
+                } else {
+                    Table::Main
+                };
+                plan.routes.push((net, table));
+            }
         }
     }
-    (add, skipped)
+    plan
 }
 
-pub fn add_routes(dev: &str, routes: &[IpNet]) -> io::Result<()> {
-    for r in routes {
-        ip(&["route", "replace", &r.trunc().to_string(), "dev", dev])?;
-    }
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use mlvpn_keys::{write_private_key_file, PrivateKey};
 
-/// Removes routes this daemon added (a reload dropped their peer).
-pub fn del_routes(dev: &str, routes: &[IpNet]) -> io::Result<()> {
-    for r in routes {
-        ip(&["route", "del", &r.trunc().to_string(), "dev", dev])?;
+    use super::*;
+
+    /// A config of `mode` whose one peer has `allowed_ips`, with client
+    /// paths to 203.0.113.1.
+    fn config(mode: &str, allowed_ips: &str) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        write_private_key_file(&dir.path().join("k"), &PrivateKey::from_bytes([7; 32])).unwrap();
+        let peer = PrivateKey::from_bytes([2; 32]).public_key();
+        let paths = if mode == "client" {
+            "[[path]]\nname = \"dsl\"\nbind = \"192.0.2.10:0\"\nendpoint = \"203.0.113.1:5080\"\n\
+             [[path]]\nname = \"v6\"\nbind = \"[2001:db8:1::10]:0\"\nendpoint = \"[2001:db8:99::1]:5081\"\n"
+        } else {
+            "[[path]]\nname = \"isp1\"\nbind = \"203.0.113.1:5080\"\n"
+        };
+        let text = format!(
+            "mode = \"{mode}\"\n[interface]\nname = \"mlvpn0\"\naddress = [\"10.42.0.1/30\"]\n\
+             private_key_file = \"k\"\n[[peer]]\npublic_key = \"{peer}\"\nallowed_ips = {allowed_ips}\n{paths}"
+        );
+        Config::parse(&text, &dir.path().join("c.toml")).unwrap()
     }
-    Ok(())
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_client_full_tunnel_goes_to_its_own_table_and_the_rest_to_main() {
+        let c = config(
+            "client",
+            r#"["0.0.0.0/0", "::/0", "10.42.0.0/30", "203.0.113.0/24", "fd42::/64", "2001:db8:99::/48"]"#,
+        );
+        let plan = plan_routes(&c);
+        assert!(plan.skipped.is_empty(), "{:?}", plan.skipped);
+        // Defaults and prefixes holding an endpoint: the full tunnel's table.
+        assert_eq!(
+            plan.in_table(Table::FullTunnel, false),
+            nets(&["0.0.0.0/0", "203.0.113.0/24"])
+        );
+        assert_eq!(
+            plan.in_table(Table::FullTunnel, true),
+            nets(&["::/0", "2001:db8:99::/48"])
+        );
+        assert_eq!(plan.in_table(Table::Main, false), nets(&["10.42.0.0/30"]));
+        assert_eq!(plan.in_table(Table::Main, true), nets(&["fd42::/64"]));
+    }
+
+    #[test]
+    fn a_client_split_tunnel_uses_only_the_main_table() {
+        let plan = plan_routes(&config("client", r#"["10.42.0.0/30", "192.168.10.7/24"]"#));
+        assert_eq!(
+            plan.routes,
+            [
+                ("10.42.0.0/30".parse().unwrap(), Table::Main),
+                // Host bits cleared, as `ip route` wants them.
+                ("192.168.10.0/24".parse().unwrap(), Table::Main)
+            ]
+        );
+        assert!(plan.in_table(Table::FullTunnel, false).is_empty());
+    }
+
+    #[test]
+    fn a_server_routes_peer_prefixes_but_never_a_host_wide_default() {
+        let plan = plan_routes(&config(
+            "server",
+            r#"["10.42.0.2/32", "0.0.0.0/0", "192.168.10.0/24", "::/0", "fd42::2/128"]"#,
+        ));
+        assert_eq!(
+            plan.routes,
+            nets(&["10.42.0.2/32", "192.168.10.0/24", "fd42::2/128"])
+                .into_iter()
+                .map(|n| (n, Table::Main))
+                .collect::<Vec<_>>()
+        );
+        let skipped: Vec<IpNet> = plan.skipped.iter().map(|(n, _)| *n).collect();
+        assert_eq!(skipped, nets(&["0.0.0.0/0", "::/0"]));
+        assert!(
+            plan.skipped[0].1.contains("never routes a host-wide default"),
+            "{}",
+            plan.skipped[0].1
+        );
+    }
+
+    #[test]
+    fn a_prefix_listed_twice_is_planned_once() {
+        let plan = plan_routes(&config("client", r#"["10.42.0.0/30", "10.42.0.1/30"]"#));
+        assert_eq!(plan.routes.len(), 1, "{:?}", plan.routes);
+    }
 }

@@ -5,9 +5,10 @@ use std::net::UdpSocket as StdUdpSocket;
 
 use crate::config::PathConfig;
 
-/// Binds `path.bind`, on `path.device` if set (non-blocking, for tokio).
-/// Errors name the path.
-pub fn bind_path(path: &PathConfig) -> io::Result<StdUdpSocket> {
+/// Binds `path.bind`, on `path.device` if set (non-blocking, for tokio),
+/// with fwmark `mark` if given (a client's: see
+/// [`super::policy_routing`]). Errors name the path.
+pub fn bind_path(path: &PathConfig, mark: Option<u32>) -> io::Result<StdUdpSocket> {
     let bound = match &path.device {
         None => StdUdpSocket::bind(path.bind),
         Some(dev) => bind_on_device(path.bind, dev),
@@ -23,10 +24,30 @@ pub fn bind_path(path: &PathConfig) -> io::Result<StdUdpSocket> {
             format!("path {}: cannot bind {}{on}: {e}", path.name, path.bind),
         )
     })?;
+    if let Some(mark) = mark {
+        set_mark(&std, mark)
+            .map_err(|e| io::Error::new(e.kind(), format!("path {}: fwmark {mark:#x}: {e}", path.name)))?;
+    }
     std.set_nonblocking(true)?;
     grow_buffers(&std);
     forbid_fragments(&std, path.bind.is_ipv6());
     Ok(std)
+}
+
+/// Marks everything the socket sends (SO_MARK, needs CAP_NET_ADMIN: the
+/// parent binds), so that policy routing tells the paths' own datagrams
+/// from the traffic they carry. Unlike the buffers, not best effort: an
+/// unmarked path socket would send its datagrams into a full tunnel.
+#[cfg(target_os = "linux")]
+fn set_mark(s: &StdUdpSocket, mark: u32) -> io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    setsockopt(s, sockopt::Mark, &mark)?;
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_mark(_s: &StdUdpSocket, _mark: u32) -> io::Result<()> {
+    Err(io::Error::new(io::ErrorKind::Unsupported, "fwmark is Linux only"))
 }
 
 /// Sets Don't Fragment on everything the path sends (IP_PMTUDISC_DO): a

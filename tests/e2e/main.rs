@@ -1,7 +1,9 @@
 //! End-to-end tests: two real daemons in network namespaces, real traffic.
 //! Need root (skip loudly otherwise); CI runs them as root.
 
+mod capture;
 mod failover;
+mod full_tunnel;
 mod ipv6;
 mod privsep;
 mod reload;

@@ -93,6 +93,9 @@ pub struct Daemon {
 pub struct Topo {
     pub a: String,
     pub b: String,
+    /// Every namespace of the topology (A and B included), removed in Drop.
+    namespaces: Vec<String>,
+    sfx: String,
     pub dir: PathBuf,
     daemons: Vec<Daemon>,
     helpers: Vec<Child>,
@@ -100,60 +103,81 @@ pub struct Topo {
 }
 
 impl Topo {
+    /// Sites A and B joined by two uplinks (see the module docs).
     pub fn new() -> Topo {
+        let topo = Topo::bare();
+        for i in 1..=2 {
+            topo.link(
+                (&topo.a, &format!("va{i}"), &[&format!("10.10{i}.0.1/24")]),
+                (&topo.b, &format!("vb{i}"), &[&format!("10.10{i}.0.2/24")]),
+            );
+        }
+        topo
+    }
+
+    /// Empty namespaces A and B (loopback up, no link between them), for
+    /// tests that build their own network with [`Topo::add_ns`] and
+    /// [`Topo::link`].
+    pub fn bare() -> Topo {
         let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let sfx = format!("{}-{n}", std::process::id());
         let dir = std::env::temp_dir().join(format!("mlvpn-e2e-{sfx}"));
         std::fs::create_dir_all(&dir).unwrap();
-        let topo = Topo {
-            a: format!("mle2e-a-{sfx}"),
-            b: format!("mle2e-b-{sfx}"),
+        let mut topo = Topo {
+            a: String::new(),
+            b: String::new(),
+            namespaces: Vec::new(),
+            sfx,
             dir,
             daemons: Vec::new(),
             helpers: Vec::new(),
             _serial: serial,
         };
-        for ns in [&topo.a, &topo.b] {
-            must("ip", &["netns", "add", ns]);
-            must("ip", &["-n", ns, "link", "set", "lo", "up"]);
-        }
-        for i in 1..=2 {
-            let (va, vb) = (format!("va{i}"), format!("vb{i}"));
-            must(
-                "ip",
-                &[
-                    "-n", &topo.a, "link", "add", &va, "type", "veth", "peer", "name", &vb, "netns", &topo.b,
-                ],
-            );
-            must(
-                "ip",
-                &[
-                    "-n",
-                    &topo.a,
-                    "addr",
-                    "add",
-                    &format!("10.10{i}.0.1/24"),
-                    "dev",
-                    &va,
-                ],
-            );
-            must(
-                "ip",
-                &[
-                    "-n",
-                    &topo.b,
-                    "addr",
-                    "add",
-                    &format!("10.10{i}.0.2/24"),
-                    "dev",
-                    &vb,
-                ],
-            );
-            must("ip", &["-n", &topo.a, "link", "set", &va, "up"]);
-            must("ip", &["-n", &topo.b, "link", "set", &vb, "up"]);
-        }
+        topo.a = topo.add_ns("a");
+        topo.b = topo.add_ns("b");
         topo
+    }
+
+    /// A new namespace `mle2e-ROLE-SUFFIX` (loopback up), removed with the
+    /// topology.
+    pub fn add_ns(&mut self, role: &str) -> String {
+        let ns = format!("mle2e-{role}-{}", self.sfx);
+        must("ip", &["netns", "add", &ns]);
+        self.namespaces.push(ns.clone());
+        must("ip", &["-n", &ns, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// A veth pair between two namespaces, each end given as (namespace,
+    /// device, addresses), addressed (IPv6 without duplicate address
+    /// detection: usable at once) and up.
+    pub fn link(&self, one: (&str, &str, &[&str]), other: (&str, &str, &[&str])) {
+        let ((ns1, dev1, _), (ns2, dev2, _)) = (one, other);
+        must(
+            "ip",
+            &[
+                "-n", ns1, "link", "add", dev1, "type", "veth", "peer", "name", dev2, "netns", ns2,
+            ],
+        );
+        for (ns, dev, addrs) in [one, other] {
+            for addr in addrs {
+                let mut args = vec!["-n", ns, "addr", "add", addr, "dev", dev];
+                if addr.contains(':') {
+                    args.push("nodad");
+                }
+                must("ip", &args);
+            }
+            must("ip", &["-n", ns, "link", "set", dev, "up"]);
+        }
+    }
+
+    /// Runs `ip -n NS COMMAND` (words separated by spaces) and panics if it
+    /// fails.
+    pub fn ip(&self, ns: &str, command: &str) {
+        let mut all = vec!["-n", ns];
+        all.extend(command.split_whitespace());
+        must("ip", &all);
     }
 
     pub fn ns_cmd(&self, ns: &str, args: &[&str]) -> Output {
@@ -243,14 +267,27 @@ endpoint = "10.102.0.2:5081"
         p
     }
 
+    /// Starts a daemon (replacing a stopped one of the same name: its log
+    /// is appended to) and waits for its control socket.
     pub fn start(&mut self, name: &'static str, ns: &str, config: &Path) {
+        if let Some(i) = self.daemons.iter().position(|d| d.name == name) {
+            let mut old = self.daemons.remove(i);
+            terminate(&mut old.child);
+        }
         let log = self.dir.join(format!("{name}.log"));
+        let log_file = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .unwrap()
+        };
         let child = Command::new("ip")
             .args(["netns", "exec", ns, BIN, "run", "-c"])
             .arg(config)
             .env("MLVPN_LOG", "debug")
-            .stdout(File::create(&log).unwrap())
-            .stderr(File::create(&log).unwrap())
+            .stdout(log_file())
+            .stderr(log_file())
             .spawn()
             .unwrap();
         self.daemons.push(Daemon {
@@ -380,6 +417,13 @@ endpoint = "10.102.0.2:5081"
         std::fs::write(config, text.replace(from, to)).unwrap();
     }
 
+    /// Applies each (from, to) replacement of [`Topo::edit_config`] in turn.
+    pub fn edit_config_all(&self, config: &Path, edits: &[(&str, &str)]) {
+        for (from, to) in edits {
+            self.edit_config(config, from, to);
+        }
+    }
+
     /// The config file a daemon was started with.
     pub fn daemon_config(&self, name: &str) -> PathBuf {
         self.daemons
@@ -492,23 +536,37 @@ endpoint = "10.102.0.2:5081"
     /// Starts a one-shot iperf3 server on the tunnel address in B and waits
     /// until it listens.
     pub fn iperf_server(&mut self) {
+        let b = self.b.clone();
+        self.iperf_server_at(&b, "10.42.0.1");
+    }
+
+    /// Starts a one-shot iperf3 server on `addr` in `ns` and waits until it
+    /// listens.
+    pub fn iperf_server_at(&mut self, ns: &str, addr: &str) {
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.b, "iperf3", "-s", "-1", "-B", "10.42.0.1"])
+            .args(["netns", "exec", ns, "iperf3", "-s", "-1", "-B", addr])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         self.helpers.push(child);
-        let b = self.b.clone();
+        let listening = format!("{addr}:5201");
         wait_until("iperf3 server listening", Duration::from_secs(10), || {
-            String::from_utf8_lossy(&run("ip", &["netns", "exec", &b, "ss", "-ltn"]).stdout)
-                .contains("10.42.0.1:5201")
+            String::from_utf8_lossy(&run("ip", &["netns", "exec", ns, "ss", "-ltn"]).stdout)
+                .contains(&listening)
         });
     }
 
-    /// Starts an iperf3 client in A (JSON output); returns the child.
+    /// Starts an iperf3 client in A to the tunnel address in B (JSON
+    /// output); returns the child.
     pub fn iperf_client(&self, args: &[&str]) -> Child {
-        let mut all = vec!["netns", "exec", &self.a, "iperf3", "-c", "10.42.0.1", "-J"];
+        self.iperf_client_to("10.42.0.1", args)
+    }
+
+    /// Starts an iperf3 client in A to `server` (JSON output); returns the
+    /// child.
+    pub fn iperf_client_to(&self, server: &str, args: &[&str]) -> Child {
+        let mut all = vec!["netns", "exec", &self.a, "iperf3", "-c", server, "-J"];
         all.extend_from_slice(args);
         Command::new("ip")
             .args(all)
@@ -579,7 +637,7 @@ impl Drop for Topo {
         }
         // `ip netns exec` children die with their namespace's processes;
         // also kill anything left inside (iperf3 started by `ip netns exec`).
-        for ns in [&self.a, &self.b] {
+        for ns in &self.namespaces {
             let pids = run("ip", &["netns", "pids", ns]);
             for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
                 let _ = run("kill", &["-9", pid]);
@@ -588,4 +646,17 @@ impl Drop for Topo {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Returns false (after saying so loudly) when `tool` (Debian package
+/// `package`) is missing; in CI a missing tool fails the test instead.
+pub fn needs_tool(test: &str, tool: &str, package: &str) -> bool {
+    if which(tool).is_some() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{tool} is missing; .ci/run must install {package}");
+    }
+    eprintln!("\n*** SKIPPED: {test} needs {tool} (apt-get install {package}) ***\n");
+    false
 }
