@@ -142,13 +142,19 @@ impl Pair {
         for _ in 0..n / BATCH {
             for _ in 0..BATCH {
                 buf[HEADROOM..HEADROOM + up.len()].copy_from_slice(&up);
-                let t = self.client.handle_tun_packet(&mut buf, up.len(), self.now).expect("sent");
+                let t = self
+                    .client
+                    .handle_tun_packet(&mut buf, up.len(), self.now)
+                    .expect("sent");
                 self.server
                     .handle_datagram(0, self.client_addr, &mut buf[..t.len], self.now)
                     .expect("delivered");
                 while self.server.poll_deliver(&mut out).is_some() {}
                 buf[HEADROOM..HEADROOM + down.len()].copy_from_slice(&down);
-                let t = self.server.handle_tun_packet(&mut buf, down.len(), self.now).expect("sent");
+                let t = self
+                    .server
+                    .handle_tun_packet(&mut buf, down.len(), self.now)
+                    .expect("sent");
                 self.client
                     .handle_datagram(0, self.server_addr, &mut buf[..t.len], self.now)
                     .expect("delivered");
@@ -166,7 +172,10 @@ impl Pair {
 }
 
 fn main() {
-    let packets: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200_000);
+    let packets: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200_000);
     let mut small = pair(1);
     let mut fleet = pair(10_000);
     // Warm up, then alternate so both see the same machine.
@@ -178,7 +187,10 @@ fn main() {
         t10k += fleet.run(packets / 5);
     }
     let per = |t: Duration| t.as_nanos() as f64 / (2 * packets) as f64;
-    println!("server with     1 peer : {:7.0} ns per packet (both ends, both directions)", per(t1));
+    println!(
+        "server with     1 peer : {:7.0} ns per packet (both ends, both directions)",
+        per(t1)
+    );
     println!("server with 10000 peers: {:7.0} ns per packet", per(t10k));
     println!("ratio 10000 / 1        : {:7.2}", per(t10k) / per(t1));
 }

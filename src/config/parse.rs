@@ -296,8 +296,9 @@ fn parse_peers(
                 }
                 nets
             }
-            // A client routes everything by default; the daemon leaves
-            // routes that contain a path endpoint to policy routing.
+            // A client routes everything by default (a full tunnel: the
+            // parent installs policy routing so the paths' own datagrams
+            // keep to their uplinks, see docs/routing.md).
             None if mode == Mode::Client => ["0.0.0.0/0", "::/0"]
                 .iter()
                 .map(|n| n.parse().expect("valid CIDR"))

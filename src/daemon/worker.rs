@@ -161,7 +161,9 @@ async fn watch_parent(
                 Ok(Reply::Reload(mut json)) => {
                     let reload = ReloadSetup::decode(&json).and_then(|r| Ok((r.reconfig()?, r)));
                     json.zeroize();
-                    buf.zeroize();
+                    // The slice, not the Vec: zeroizing a Vec also empties
+                    // it, and the next message would not fit.
+                    buf[..n].zeroize();
                     match reload {
                         Ok((reconfig, r)) => {
                             hooks.set(r.up_script, r.down_script);

@@ -1,6 +1,7 @@
 //! SIGHUP reload on live daemons: a path added to both sides joins a
-//! running transfer without disturbing the path already carrying it, and a
-//! broken config file is refused while the tunnel keeps running.
+//! running transfer without disturbing the path already carrying it, a
+//! broken config file is refused while the tunnel keeps running, and a new
+//! private key is applied.
 
 use std::time::Duration;
 
@@ -111,4 +112,43 @@ fn a_broken_config_is_refused_on_reload_and_the_tunnel_keeps_running() {
         handshakes,
         "no session was dropped"
     );
+}
+
+#[test]
+fn a_new_private_key_is_applied_on_reload() {
+    if !can_run("a_new_private_key_is_applied_on_reload") {
+        return;
+    }
+    let mut t = Topo::new();
+    t.start_pair();
+    let (s, c) = (t.daemon_config("server"), t.daemon_config("client"));
+    let before = [path_field(&t, 0, "handshakes"), path_field(&t, 1, "handshakes")];
+    // The client's key is replaced: the server is told its new public key
+    // first, then the client reloads.
+    let old_key = t.dir.join("client.key");
+    let (new_key, new_pub) = t.key("client-new");
+    let old_text = std::fs::read_to_string(&s).unwrap();
+    let old_client_pub = old_text
+        .lines()
+        .find_map(|l| l.strip_prefix("public_key = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap()
+        .to_string();
+    assert_ne!(old_client_pub, new_pub);
+    t.edit_config(&s, &old_client_pub, &new_pub);
+    t.signal("server", Signal::SIGHUP);
+    wait_log(&t, "server", "peers added 1, removed 1");
+    t.edit_config(&c, &old_key.display().to_string(), &new_key.display().to_string());
+    t.signal("client", Signal::SIGHUP);
+    wait_log(&t, "client", "private key changed (public key now");
+    wait_log(&t, "client", "every path handshakes with the new key");
+    t.wait_paths("client", &["up", "up"], Duration::from_secs(10));
+    assert!(t.ping(3), "the tunnel runs on the new key");
+    assert!(
+        path_field(&t, 0, "handshakes") > before[0] && path_field(&t, 1, "handshakes") > before[1],
+        "every path handshook again"
+    );
+    let server = t.status("server").unwrap();
+    assert_eq!(server["peers"][0]["public_key"], new_pub.as_str());
+    assert_eq!(server["peers"][0]["paths"].as_array().map(Vec::len), Some(2));
 }
