@@ -205,6 +205,20 @@ fn print_routes(c: &Config) {
     if !main.is_empty() {
         println!("  routes via {}: {}", c.interface.name, list(main));
     }
+    if !plan.connected.is_empty() {
+        let n = plan.connected.len();
+        let shown: Vec<_> = plan.connected.iter().take(8).copied().collect();
+        let more = if n > 8 {
+            format!(" and {} more", n - 8)
+        } else {
+            String::new()
+        };
+        println!(
+            "  routed by {}'s own network (no route added): {}{more}",
+            c.interface.name,
+            list(shown)
+        );
+    }
     for (v6, family) in [(false, "IPv4"), (true, "IPv6")] {
         let full = plan.in_table(Table::FullTunnel, v6);
         if !full.is_empty() {

@@ -145,7 +145,10 @@ fn check_shows_the_full_tunnel_rules_and_a_servers_skipped_default() {
     let file = dir.path().join("server.toml");
     std::fs::write(&file, server).unwrap();
     let text = check(&file);
-    assert!(text.contains("routes via mlvpn0: 10.42.0.2/32"), "{text}");
+    assert!(
+        text.contains("routed by mlvpn0's own network (no route added): 10.42.0.2/32"),
+        "{text}"
+    );
     assert!(
         text.contains("warning: 0.0.0.0/0 is not routed: a server never routes a host-wide default"),
         "{text}"

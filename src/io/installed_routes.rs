@@ -119,10 +119,23 @@ fn log_plan(plan: &RoutePlan, context: &str) {
 }
 
 /// Runs the steps in order; stops at the first failure. Returns how many
-/// rules the [`IpStep::RemoveEvery`] steps deleted.
+/// rules the [`IpStep::RemoveEvery`] steps deleted. Consecutive
+/// [`IpStep::Run`] steps of one address family go to `ip` as one batch.
 fn run(steps: &[IpStep]) -> io::Result<usize> {
     let mut rules = 0;
-    for step in steps {
+    let mut i = 0;
+    while i < steps.len() {
+        if let Some((family, _)) = batchable(&steps[i]) {
+            let batch: Vec<&[String]> = steps[i..]
+                .iter()
+                .map_while(|s| batchable(s).filter(|(f, _)| *f == family).map(|(_, rest)| rest))
+                .collect();
+            i += batch.len();
+            netconf::ip_batch(family, &batch)?;
+            continue;
+        }
+        let step = &steps[i];
+        i += 1;
         match step {
             IpStep::Run(args) => netconf::ip(args)?,
             IpStep::Remove(args) => {
@@ -144,6 +157,18 @@ fn run(steps: &[IpStep]) -> io::Result<usize> {
         }
     }
     Ok(rules)
+}
+
+/// A step that can join a batch: a `Run` whose first word is its address
+/// family (`-4`/`-6`), split into that family and the rest.
+fn batchable(step: &IpStep) -> Option<(&str, &[String])> {
+    match step {
+        IpStep::Run(args) => match args.split_first() {
+            Some((f, rest)) if f == "-4" || f == "-6" => Some((f.as_str(), rest)),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// Runs a deletion; `Ok(false)` when there was nothing to delete.

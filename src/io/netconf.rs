@@ -37,6 +37,56 @@ pub(crate) fn ip_output<S: AsRef<str>>(args: &[S]) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Runs many `ip FAMILY ...` commands with one `ip FAMILY -batch -`
+/// process: a fleet's 10 000 routes take 0.06 s instead of ~10 s of one
+/// process each. Each command is `FAMILY` (`-4` or `-6`) followed by its
+/// words. Stops at the first failure, like running them one by one; the
+/// error names the command that failed.
+pub(crate) fn ip_batch(family: &str, commands: &[&[String]]) -> io::Result<()> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new("ip")
+        .args([family, "-batch", "-"])
+        .env("LC_ALL", "C")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("ip {family} -batch: {e}")))?;
+    let mut script = String::new();
+    for c in commands {
+        script.push_str(&c.join(" "));
+        script.push('\n');
+    }
+    let mut stdin = child.stdin.take().expect("piped");
+    // A write error means ip exited early: its status and message say why.
+    let _ = stdin.write_all(script.as_bytes());
+    drop(stdin);
+    let out = child.wait_with_output()?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let message = String::from_utf8_lossy(&out.stderr);
+    // "Command failed -:N": the Nth line.
+    let failed = message
+        .lines()
+        .find_map(|l| l.strip_prefix("Command failed -:"))
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .and_then(|n| commands.get(n.wrapping_sub(1)))
+        .map(|c| c.join(" "))
+        // A command ip's parser refuses ends the batch without a line
+        // number; its message names the offending word.
+        .unwrap_or_else(|| format!("-batch of {} commands", commands.len()));
+    let detail: Vec<&str> = message
+        .lines()
+        .filter(|l| !l.starts_with("Command failed"))
+        .collect();
+    Err(io::Error::other(format!(
+        "ip {family} {failed}: {}",
+        detail.join("; ").trim()
+    )))
+}
+
 /// Adds the configured addresses to the device.
 pub fn set_addresses(dev: &str, addresses: &[IpNet]) -> io::Result<()> {
     for a in addresses {
@@ -62,6 +112,10 @@ pub struct RoutePlan {
     pub routes: Vec<(IpNet, Table)>,
     /// Prefixes left out, and why (logged, and shown by `mlvpn-rs check`).
     pub skipped: Vec<(IpNet, String)>,
+    /// Prefixes inside the network of one of the TUN's addresses: the
+    /// kernel's connected route already sends them to the device, so none
+    /// is installed (shown by `check`).
+    pub connected: Vec<IpNet>,
 }
 
 impl RoutePlan {
@@ -86,11 +140,18 @@ impl RoutePlan {
 /// A server routes each peer's prefixes in the main table but never a
 /// host-wide default: it would take over the data centre host's own
 /// routing (its uplink, its management access), not only the clients'.
+///
+/// A main-table prefix inside the network of one of the TUN's own
+/// addresses is left out: the kernel's connected route already sends it to
+/// the device. A concentrator whose address is `10.100.0.1/16` and whose
+/// 10 000 peers each own a `10.100.x.y/32` then installs no route at all.
 pub fn plan_routes(config: &Config) -> RoutePlan {
     let mut plan = RoutePlan::default();
+    let connected: Vec<IpNet> = config.interface.address.iter().map(IpNet::trunc).collect();
+    let mut seen = std::collections::HashSet::new();
     for net in config.peers.iter().flat_map(|p| p.allowed_ips.iter()) {
         let net = net.trunc();
-        if plan.routes.iter().any(|(n, _)| *n == net) || plan.skipped.iter().any(|(n, _)| *n == net) {
+        if !seen.insert(net) {
             continue;
         }
         let default = net.prefix_len() == 0;
@@ -101,6 +162,7 @@ pub fn plan_routes(config: &Config) -> RoutePlan {
                  the host's own traffic); list the client's prefixes instead"
                     .into(),
             )),
+            _ if connected.iter().any(|c| c.contains(&net)) => plan.connected.push(net),
             Mode::Server => plan.routes.push((net, Table::Main)),
             Mode::Client => {
                 let holds_endpoint = config
@@ -166,17 +228,18 @@ mod tests {
             plan.in_table(Table::FullTunnel, true),
             nets(&["::/0", "2001:db8:99::/48"])
         );
-        assert_eq!(plan.in_table(Table::Main, false), nets(&["10.42.0.0/30"]));
+        // 10.42.0.0/30 is the TUN's own network: its connected route.
+        assert_eq!(plan.in_table(Table::Main, false), Vec::<IpNet>::new());
         assert_eq!(plan.in_table(Table::Main, true), nets(&["fd42::/64"]));
     }
 
     #[test]
     fn a_client_split_tunnel_uses_only_the_main_table() {
-        let plan = plan_routes(&config("client", r#"["10.42.0.0/30", "192.168.10.7/24"]"#));
+        let plan = plan_routes(&config("client", r#"["10.43.0.0/30", "192.168.10.7/24"]"#));
         assert_eq!(
             plan.routes,
             [
-                ("10.42.0.0/30".parse().unwrap(), Table::Main),
+                ("10.43.0.0/30".parse().unwrap(), Table::Main),
                 // Host bits cleared, as `ip route` wants them.
                 ("192.168.10.0/24".parse().unwrap(), Table::Main)
             ]
@@ -188,11 +251,11 @@ mod tests {
     fn a_server_routes_peer_prefixes_but_never_a_host_wide_default() {
         let plan = plan_routes(&config(
             "server",
-            r#"["10.42.0.2/32", "0.0.0.0/0", "192.168.10.0/24", "::/0", "fd42::2/128"]"#,
+            r#"["10.42.1.2/32", "0.0.0.0/0", "192.168.10.0/24", "::/0", "fd42::2/128"]"#,
         ));
         assert_eq!(
             plan.routes,
-            nets(&["10.42.0.2/32", "192.168.10.0/24", "fd42::2/128"])
+            nets(&["10.42.1.2/32", "192.168.10.0/24", "fd42::2/128"])
                 .into_iter()
                 .map(|n| (n, Table::Main))
                 .collect::<Vec<_>>()
@@ -207,8 +270,57 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_batch_names_the_command_that_failed() {
+        if Command::new("ip").arg("-V").output().is_err() {
+            eprintln!(
+                "SKIPPED a_failed_batch_names_the_command_that_failed: no ip(8) (apt install iproute2)"
+            );
+            assert!(std::env::var_os("CI").is_none(), "CI must have ip(8)");
+            return;
+        }
+        let good = words("route show table 254");
+        // Refused by the kernel (a deletion in a table that does not exist:
+        // changes nothing): ip names the line.
+        let absent = words("route del 10.255.255.0/24 dev lo table 251");
+        let e = ip_batch("-4", &[&good, &absent, &good]).unwrap_err().to_string();
+        assert!(
+            e.starts_with("ip -4 route del 10.255.255.0/24 dev lo table 251: "),
+            "{e}"
+        );
+        // Refused by ip's own parser: no line number, the message names the word.
+        let bad = words("route replace 10.3.0.0/33 dev lo");
+        let e = ip_batch("-4", &[&good, &bad, &good]).unwrap_err().to_string();
+        assert!(
+            e.starts_with("ip -4 -batch of 3 commands: ") && e.contains("10.3.0.0/33"),
+            "{e}"
+        );
+    }
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn prefixes_inside_the_tuns_own_network_need_no_route() {
+        // The TUN has 10.42.0.1/30: its connected route covers 10.42.0.0/30.
+        let plan = plan_routes(&config(
+            "server",
+            r#"["10.42.0.2/32", "10.42.0.0/30", "10.42.0.0/29", "10.42.1.2/32"]"#,
+        ));
+        assert_eq!(
+            plan.routes,
+            nets(&["10.42.0.0/29", "10.42.1.2/32"])
+                .into_iter()
+                .map(|n| (n, Table::Main))
+                .collect::<Vec<_>>()
+        );
+        assert!(plan.skipped.is_empty());
+        assert_eq!(plan.connected, nets(&["10.42.0.2/32", "10.42.0.0/30"]));
+    }
+
+    #[test]
     fn a_prefix_listed_twice_is_planned_once() {
-        let plan = plan_routes(&config("client", r#"["10.42.0.0/30", "10.42.0.1/30"]"#));
+        let plan = plan_routes(&config("client", r#"["10.43.0.0/30", "10.43.0.1/30"]"#));
         assert_eq!(plan.routes.len(), 1, "{:?}", plan.routes);
     }
 }

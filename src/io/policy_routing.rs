@@ -186,7 +186,7 @@ mod tests {
     fn plan(routes: &[(&str, Table)]) -> RoutePlan {
         RoutePlan {
             routes: routes.iter().map(|(n, t)| (n.parse().unwrap(), *t)).collect(),
-            skipped: Vec::new(),
+            ..RoutePlan::default()
         }
     }
 
