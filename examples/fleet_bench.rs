@@ -141,24 +141,25 @@ impl Pair {
         let start = Instant::now();
         for _ in 0..n / BATCH {
             for _ in 0..BATCH {
-                buf[HEADROOM..HEADROOM + up.len()].copy_from_slice(&up);
-                let t = self
-                    .client
-                    .handle_tun_packet(&mut buf, up.len(), self.now)
-                    .expect("sent");
-                self.server
-                    .handle_datagram(0, self.client_addr, &mut buf[..t.len], self.now)
-                    .expect("delivered");
-                while self.server.poll_deliver(&mut out).is_some() {}
-                buf[HEADROOM..HEADROOM + down.len()].copy_from_slice(&down);
-                let t = self
-                    .server
-                    .handle_tun_packet(&mut buf, down.len(), self.now)
-                    .expect("sent");
-                self.client
-                    .handle_datagram(0, self.server_addr, &mut buf[..t.len], self.now)
-                    .expect("delivered");
-                while self.client.poll_deliver(&mut out).is_some() {}
+                let (c, s) = (self.client_addr, self.server_addr);
+                one_way(
+                    &mut self.client,
+                    &mut self.server,
+                    c,
+                    &up,
+                    &mut buf,
+                    &mut out,
+                    self.now,
+                );
+                one_way(
+                    &mut self.server,
+                    &mut self.client,
+                    s,
+                    &down,
+                    &mut buf,
+                    &mut out,
+                    self.now,
+                );
             }
             self.now += Duration::from_micros(100);
             for t in [&mut self.server, &mut self.client] {
@@ -169,6 +170,24 @@ impl Pair {
         }
         start.elapsed()
     }
+}
+
+/// `packet` from `from`'s TUN through `to` (whose socket sees it come from
+/// `from_addr`), as far as `to`'s TUN.
+fn one_way(
+    from: &mut Tunnel,
+    to: &mut Tunnel,
+    from_addr: SocketAddr,
+    packet: &[u8],
+    buf: &mut [u8],
+    out: &mut [u8],
+    now: Instant,
+) {
+    buf[HEADROOM..HEADROOM + packet.len()].copy_from_slice(packet);
+    let t = from.handle_tun_packet(buf, packet.len(), now).expect("sent");
+    to.handle_datagram(0, from_addr, &mut buf[..t.len], now)
+        .expect("delivered");
+    while to.poll_deliver(out).is_some() {}
 }
 
 fn main() {
