@@ -27,21 +27,28 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_mlvpn-rs");
 static SERIAL: Mutex<()> = Mutex::new(());
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// Returns false (after saying so loudly) when the test cannot run here.
+/// True under CI (`CI=true`, exported by `.ci/run`): a test that cannot
+/// run there fails instead of skipping, so CI never passes what did not run.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"))
+}
+
+/// Returns false (after saying so loudly) when the test cannot run here;
+/// under CI panics instead.
 pub fn can_run(test: &str) -> bool {
+    let skip = |why: String| {
+        assert!(!in_ci(), "{test} cannot run under CI=true: {why}");
+        eprintln!("\n*** SKIPPED: {test}: {why} ***\n");
+        false
+    };
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("\n*** SKIPPED: {test} needs root (network namespaces, TUN); CI runs it as root ***\n");
-        return false;
+        return skip("needs root (network namespaces, TUN); CI runs it as root".into());
     }
     for tool in ["ip", "iperf3", "ping"] {
         if which(tool).is_none() {
-            if std::env::var_os("CI").is_some() {
-                panic!("{tool} is missing; .ci/run must install it");
-            }
-            eprintln!(
-                "\n*** SKIPPED: {test} needs {tool} (apt-get install iperf3 iproute2 iputils-ping) ***\n"
-            );
-            return false;
+            return skip(format!(
+                "needs {tool} (apt-get install iperf3 iproute2 iputils-ping; .ci/run installs it)"
+            ));
         }
     }
     true
