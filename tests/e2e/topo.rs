@@ -101,6 +101,8 @@ pub struct Topo {
     pub a: String,
     pub b: String,
     pub dir: PathBuf,
+    /// Unique to this topology (process id and counter).
+    pub sfx: String,
     daemons: Vec<Daemon>,
     helpers: Vec<Child>,
     _serial: MutexGuard<'static, ()>,
@@ -117,6 +119,7 @@ impl Topo {
             a: format!("mle2e-a-{sfx}"),
             b: format!("mle2e-b-{sfx}"),
             dir,
+            sfx: sfx.clone(),
             daemons: Vec::new(),
             helpers: Vec::new(),
             _serial: serial,
@@ -251,9 +254,39 @@ endpoint = "10.102.0.2:5081"
     }
 
     pub fn start(&mut self, name: &'static str, ns: &str, config: &Path) {
+        self.start_wrapped(name, ns, config, &[]);
+    }
+
+    /// Starts a daemon as `ip netns exec NS WRAPPER... mlvpn-rs run -c
+    /// CONFIG` and waits until its control socket answers; panics with its
+    /// log if it exits first.
+    pub fn start_wrapped(&mut self, name: &'static str, ns: &str, config: &Path, wrapper: &[String]) {
+        self.spawn(name, ns, config, wrapper);
+        let end = Instant::now() + Duration::from_secs(10);
+        while self.status(name).is_none() {
+            let exited = self
+                .daemons
+                .iter_mut()
+                .find(|d| d.name == name)
+                .and_then(|d| d.child.try_wait().ok().flatten());
+            if let Some(st) = exited {
+                panic!("{name} exited during start-up ({st}):\n{}", self.log_text(name));
+            }
+            assert!(
+                Instant::now() < end,
+                "timed out after 10s waiting for {name} control socket"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts a daemon (see [`Topo::start_wrapped`]) without waiting for it.
+    pub fn spawn(&mut self, name: &'static str, ns: &str, config: &Path, wrapper: &[String]) {
         let log = self.dir.join(format!("{name}.log"));
         let child = Command::new("ip")
-            .args(["netns", "exec", ns, BIN, "run", "-c"])
+            .args(["netns", "exec", ns])
+            .args(wrapper)
+            .args([BIN, "run", "-c"])
             .arg(config)
             .env("MLVPN_LOG", "debug")
             .stdout(File::create(&log).unwrap())
@@ -266,15 +299,13 @@ endpoint = "10.102.0.2:5081"
             config: config.to_path_buf(),
             log,
         });
-        let sock = if name == "server" {
-            "server.sock"
-        } else {
-            "client.sock"
-        };
-        let sock = self.dir.join(sock);
-        wait_until(&format!("{name} control socket"), Duration::from_secs(10), || {
-            self.daemon_alive(name) && sock.exists() && self.status(name).is_some()
-        });
+    }
+
+    /// A control socket path for daemon `name` under /run/mlvpn-rs (where
+    /// the systemd unit lets the daemon write), unique to this topology and
+    /// removed with it.
+    pub fn run_dir_socket(&self, name: &str) -> PathBuf {
+        PathBuf::from(format!("/run/mlvpn-rs/mle2e-{}-{name}.sock", self.sfx))
     }
 
     /// Keys for a server and a client that know each other, and their
@@ -576,5 +607,8 @@ impl Drop for Topo {
             let _ = run("ip", &["netns", "del", ns]);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        for name in ["server", "client"] {
+            let _ = std::fs::remove_file(self.run_dir_socket(name));
+        }
     }
 }
