@@ -82,6 +82,12 @@ pub struct AsyncChannel {
     fd: tokio::io::unix::AsyncFd<OwnedFd>,
 }
 
+impl AsFd for AsyncChannel {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.get_ref().as_fd()
+    }
+}
+
 impl AsyncChannel {
     pub fn new(fd: OwnedFd) -> std::io::Result<Self> {
         nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))?;
@@ -97,6 +103,15 @@ impl AsyncChannel {
                 Ok(r) => return r,
                 Err(_would_block) => continue,
             }
+        }
+    }
+
+    /// Receives a message if one is waiting, without waiting for one.
+    pub fn try_recv(&self, buf: &mut [u8]) -> std::io::Result<Option<(usize, Vec<OwnedFd>)>> {
+        match recv(self.as_fd(), buf) {
+            Ok(r) => Ok(Some(r)),
+            Err(Errno::EAGAIN) => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 

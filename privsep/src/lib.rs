@@ -14,3 +14,4 @@ pub mod msg;
 pub mod policy;
 #[cfg(target_os = "linux")]
 pub mod seccomp;
+pub mod startup;

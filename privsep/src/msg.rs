@@ -8,12 +8,15 @@
 
 use thiserror::Error;
 
+use crate::startup::{StartupFailure, StartupStep, MAX_ERRNO};
+
 pub const VERSION: u8 = 1;
 /// Largest message (the hand-over carries the worker's settings).
 pub const MAX_MESSAGE: usize = 65535;
 
 const KIND_RUN_HOOK: u8 = 1;
 const KIND_REBIND: u8 = 2;
+const KIND_STARTUP_FAILED: u8 = 3;
 const KIND_OK: u8 = 0x81;
 const KIND_REFUSED: u8 = 0x82;
 const KIND_SOCKET: u8 = 0x83;
@@ -34,6 +37,8 @@ pub enum Request {
     RunHook { event: HookEvent, path: u8 },
     /// Bind a fresh socket for a path (its local address changed).
     Rebind { path: u8 },
+    /// The worker could not start (step u8, errno u32 BE); it exits next.
+    StartupFailed(StartupFailure),
 }
 
 /// Parent → worker.
@@ -66,6 +71,10 @@ pub enum MsgError {
     Fields { kind: u8, len: usize, expected: usize },
     #[error("unknown hook event {0}")]
     Event(u8),
+    #[error("unknown start-up step {0}")]
+    Step(u8),
+    #[error("errno {0} is out of range")]
+    Errno(u32),
     #[error("message too large")]
     TooLarge,
     #[error("refusal reason is not UTF-8")]
@@ -125,6 +134,10 @@ impl Request {
                 frame(KIND_RUN_HOOK, &[e, *path])
             }
             Request::Rebind { path } => frame(KIND_REBIND, &[*path]),
+            Request::StartupFailed(f) => {
+                let e = f.errno.to_be_bytes();
+                frame(KIND_STARTUP_FAILED, &[f.step.code(), e[0], e[1], e[2], e[3]])
+            }
         }
     }
 
@@ -143,6 +156,15 @@ impl Request {
             KIND_REBIND => {
                 fixed(kind, f, 1)?;
                 Ok(Request::Rebind { path: f[0] })
+            }
+            KIND_STARTUP_FAILED => {
+                fixed(kind, f, 5)?;
+                let step = StartupStep::from_code(f[0]).ok_or(MsgError::Step(f[0]))?;
+                let errno = u32::from_be_bytes([f[1], f[2], f[3], f[4]]);
+                if errno > MAX_ERRNO {
+                    return Err(MsgError::Errno(errno));
+                }
+                Ok(Request::StartupFailed(StartupFailure { step, errno }))
             }
             k => Err(MsgError::Kind(k)),
         }
@@ -198,6 +220,14 @@ mod tests {
                 path: 0,
             },
             Request::Rebind { path: 1 },
+            Request::StartupFailed(StartupFailure {
+                step: StartupStep::Seccomp,
+                errno: 1,
+            }),
+            Request::StartupFailed(StartupFailure {
+                step: StartupStep::Verify,
+                errno: 0,
+            }),
         ] {
             assert_eq!(Request::decode(&r.encode()), Ok(r));
         }
@@ -231,6 +261,12 @@ mod tests {
         assert!(matches!(Request::decode(&bad), Err(MsgError::Fields { .. })));
         let bad = frame(KIND_RUN_HOOK, &[7, 0]);
         assert_eq!(Request::decode(&bad), Err(MsgError::Event(7)));
+        let bad = frame(KIND_STARTUP_FAILED, &[99, 0, 0, 0, 1]);
+        assert_eq!(Request::decode(&bad), Err(MsgError::Step(99)));
+        let bad = frame(KIND_STARTUP_FAILED, &[4, 0, 0, 0x10, 0]);
+        assert_eq!(Request::decode(&bad), Err(MsgError::Errno(4096)));
+        let bad = frame(KIND_STARTUP_FAILED, &[4, 0, 0, 1]);
+        assert!(matches!(Request::decode(&bad), Err(MsgError::Fields { .. })));
         // Replies are not requests.
         assert_eq!(Request::decode(&Reply::Ok.encode()), Err(MsgError::Kind(KIND_OK)));
         // Exhaustive short inputs never panic.

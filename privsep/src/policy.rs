@@ -13,6 +13,7 @@ use tracing::warn;
 
 use crate::channel::{buffer, AsyncChannel};
 use crate::msg::{HookEvent, Reply, Request};
+use crate::startup::StartupFailure;
 
 /// What the configuration allows.
 #[derive(Debug, Clone)]
@@ -43,6 +44,8 @@ pub fn check(policy: &Policy, bytes: &[u8], fds: usize) -> Result<Request, Strin
     let req = Request::decode(bytes).map_err(|e| format!("malformed request: {e}"))?;
     let path = match req {
         Request::RunHook { path, .. } | Request::Rebind { path } => path,
+        // The worker's last word, on a server too: asks for nothing.
+        Request::StartupFailed(_) => return Ok(req),
     };
     if usize::from(path) >= policy.paths {
         return Err(format!(
@@ -92,6 +95,15 @@ impl RefusalLog {
     }
 }
 
+/// What answering a request came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Answered {
+    /// Carried out or refused; the reply was sent.
+    Done,
+    /// The worker reports that it could not start (it exits next).
+    WorkerFailed(StartupFailure),
+}
+
 /// Checks and carries out one request (`bytes` and the descriptors that
 /// came with it), then sends the reply.
 pub async fn answer(
@@ -101,14 +113,18 @@ pub async fn answer(
     bytes: &[u8],
     fds: Vec<OwnedFd>,
     refusals: &mut RefusalLog,
-) -> std::io::Result<()> {
+) -> std::io::Result<Answered> {
     let reply = match check(policy, bytes, fds.len()) {
+        Ok(Request::StartupFailed(f)) => return Ok(Answered::WorkerFailed(f)),
         Ok(Request::RunHook { event, path }) => {
             ops.run_hook(event, path);
             Reply::Ok
         }
         Ok(Request::Rebind { path }) => match ops.rebind(path) {
-            Ok(fd) => return chan.send(&Reply::Socket { path }.encode(), &[fd.as_fd()]).await,
+            Ok(fd) => {
+                chan.send(&Reply::Socket { path }.encode(), &[fd.as_fd()]).await?;
+                return Ok(Answered::Done);
+            }
             Err(e) => Reply::Refused(format!("rebind failed: {e}")),
         },
         Err(why) => {
@@ -117,11 +133,12 @@ pub async fn answer(
         }
     };
     drop(fds);
-    chan.send(&reply.encode(), &[]).await
+    chan.send(&reply.encode(), &[]).await?;
+    Ok(Answered::Done)
 }
 
-/// Answers requests until the worker closes its end (returns Ok) or the
-/// channel fails.
+/// Answers requests until the worker closes its end (returns Ok), reports
+/// a failed start-up (an error naming step and errno) or the channel fails.
 pub async fn serve(chan: &AsyncChannel, policy: &Policy, ops: &mut impl Privileged) -> std::io::Result<()> {
     let mut buf = buffer();
     let mut refusals = RefusalLog::default();
@@ -130,6 +147,8 @@ pub async fn serve(chan: &AsyncChannel, policy: &Policy, ops: &mut impl Privileg
         if n == 0 && fds.is_empty() {
             return Ok(());
         }
-        answer(chan, policy, ops, &buf[..n], fds, &mut refusals).await?;
+        if let Answered::WorkerFailed(f) = answer(chan, policy, ops, &buf[..n], fds, &mut refusals).await? {
+            return Err(std::io::Error::other(f.to_string()));
+        }
     }
 }

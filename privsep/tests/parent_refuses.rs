@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use mlvpn_privsep::channel::{self, AsyncChannel};
 use mlvpn_privsep::msg::{HookEvent, Reply, Request, VERSION};
 use mlvpn_privsep::policy::{serve, Policy, Privileged};
+use mlvpn_privsep::startup::{StartupFailure, StartupStep};
 
 #[derive(Default)]
 struct Calls {
@@ -100,4 +101,36 @@ fn bad_requests_are_refused_valid_ones_served() {
     // The worker going away ends the loop cleanly.
     drop(worker);
     server.join().unwrap().unwrap();
+}
+
+#[test]
+fn a_start_up_failure_ends_the_loop_with_step_and_errno_also_on_a_server() {
+    let (parent, worker) = channel::pair().unwrap();
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let chan = AsyncChannel::new(parent).unwrap();
+            // A server: the worker may name no path.
+            let policy = Policy {
+                paths: 0,
+                up_script: false,
+                down_script: false,
+            };
+            let mut mock = Mock(Arc::default());
+            serve(&chan, &policy, &mut mock).await
+        })
+    });
+    let report = Request::StartupFailed(StartupFailure {
+        step: StartupStep::BoundingSet,
+        errno: 1,
+    });
+    channel::send(worker.as_fd(), &report.encode(), &[]).unwrap();
+    let err = server.join().unwrap().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "worker: dropping the capability bounding set: EPERM (Operation not permitted)"
+    );
 }

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mlvpn_privsep::channel::{self, AsyncChannel};
-use mlvpn_privsep::msg::{HookEvent, Reply};
-use mlvpn_privsep::policy::{self, Policy, Privileged, RefusalLog};
+use mlvpn_privsep::msg::{HookEvent, Reply, Request};
+use mlvpn_privsep::policy::{self, Answered, Policy, Privileged, RefusalLog};
 use mlvpn_privsep::{drop, hooks};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -171,7 +171,7 @@ pub fn run(config: Config) -> Result<(), String> {
         let mut refusals = RefusalLog::default();
         let outcome = loop {
             tokio::select! {
-                st = worker.wait() => break Err(format!("worker exited unexpectedly ({})", st.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()))),
+                st = worker.wait() => break Err(worker_exit(&chan, &mut buf, st)),
                 _ = &mut shutdown => break Ok(()),
                 _ = hangup.recv() => {
                     info!("SIGHUP: reloading {}", ops.config.file.display());
@@ -183,8 +183,10 @@ pub fn run(config: Config) -> Result<(), String> {
                     Ok((0, fds)) if fds.is_empty() => break Err("worker closed the privsep channel".to_string()),
                     Ok((n, fds)) => {
                         let policy = ops.policy();
-                        if let Err(e) = policy::answer(&chan, &policy, &mut ops, &buf[..n], fds, &mut refusals).await {
-                            break Err(format!("privsep channel: {e}"));
+                        match policy::answer(&chan, &policy, &mut ops, &buf[..n], fds, &mut refusals).await {
+                            Ok(Answered::Done) => {}
+                            Ok(Answered::WorkerFailed(f)) => break Err(f.to_string()),
+                            Err(e) => break Err(format!("privsep channel: {e}")),
                         }
                     }
                     Err(e) => break Err(format!("privsep channel: {e}")),
@@ -209,6 +211,24 @@ pub fn run(config: Config) -> Result<(), String> {
         info!("stopped");
         outcome
     })
+}
+
+/// Why the worker exited: the start-up failure it reported if one is still
+/// waiting in the channel (its exit and its report race), else its status.
+fn worker_exit(chan: &AsyncChannel, buf: &mut [u8], st: std::io::Result<std::process::ExitStatus>) -> String {
+    let status = st.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+    // Bounded: the socket buffer holds few messages; a report comes last.
+    for _ in 0..256 {
+        match chan.try_recv(buf) {
+            Ok(Some((n, _))) if n > 0 => {
+                if let Ok(Request::StartupFailed(f)) = Request::decode(&buf[..n]) {
+                    return format!("{f} (worker {status})");
+                }
+            }
+            _ => break,
+        }
+    }
+    format!("worker exited unexpectedly ({status})")
 }
 
 /// SIGHUP: re-reads the config file, binds sockets for new or moved paths,

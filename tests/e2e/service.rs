@@ -181,3 +181,34 @@ fn the_daemon_runs_under_the_shipped_units_capabilities_and_sandbox() {
         "TCP through the sandboxed tunnel moved only {got} bytes"
     );
 }
+#[test]
+fn a_worker_that_cannot_start_reports_the_step_and_errno_and_the_parent_exits_nonzero() {
+    if !can_run("a_worker_that_cannot_start_reports_the_step_and_errno_and_the_parent_exits_nonzero") {
+        return;
+    }
+    // Without CAP_SETPCAP the worker cannot clear its bounding set.
+    let caps: Vec<String> = unit_values("CapabilityBoundingSet")
+        .into_iter()
+        .filter(|c| c != "CAP_SETPCAP")
+        .collect();
+    let mut t = Topo::new();
+    let (s, _) = unit_configs(&t);
+    let b = t.b.clone();
+    let wrapper = sandbox(&caps, &t.dir);
+    t.spawn("server", &b, &s, &wrapper);
+    let st = t.wait_exit("server", Duration::from_secs(15));
+    let log = t.log_text("server");
+    assert!(!st.success(), "the parent exits non-zero: {st}\n{log}");
+    let line = log
+        .lines()
+        .find(|l| {
+            l.contains("ERROR mlvpn_rs::daemon::parent")
+                && l.contains("worker: dropping the capability bounding set: EPERM")
+        })
+        .unwrap_or_else(|| panic!("the parent logs the worker's failed step and errno:\n{log}"));
+    eprintln!("{line}");
+    assert!(
+        !t.ns_cmd(&b, &["ip", "link", "show", "mlvpn0"]).status.success(),
+        "TUN removed"
+    );
+}
