@@ -7,6 +7,7 @@
 //! The worker chroots, drops to an unprivileged user, sets no_new_privs and
 //! clears every capability set before it reads a network byte ([`drop`]).
 
+pub mod bulk;
 pub mod channel;
 pub mod drop;
 pub mod hooks;

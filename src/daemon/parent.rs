@@ -7,6 +7,7 @@
 //! the whole daemon (systemd `Restart=on-failure`), which re-opens the TUN
 //! and sockets from a clean state.
 
+use std::collections::HashSet;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -152,31 +153,50 @@ pub fn run(config: Config) -> Result<(), String> {
         let worker_pid = worker.id().map(|p| Pid::from_raw(p as i32));
         info!(pid = ?worker_pid, "worker started");
         let chan = AsyncChannel::new(parent_end).map_err(|e| format!("channel: {e}"))?;
-        {
+        let mut shutdown = std::pin::pin!(super::shutdown_signal());
+        let mut buf = channel::buffer();
+        // The hand-over may be megabytes (a fleet of peers): it goes in
+        // chunks as fast as the worker reads them, and neither a worker that
+        // dies nor a SIGTERM is missed meanwhile. Ok(false): stopped.
+        let handed_over = {
             let setup = WorkerSetup::new(&config, identity).encode();
             let mut fds = vec![res.tun.as_fd(), res.control.as_fd()];
             fds.extend(res.sockets.iter().map(|s| s.as_fd()));
-            let msg = zeroize::Zeroizing::new(Reply::Handover(setup.to_vec()).encode());
-            chan.send(&msg, &fds).await.map_err(|e| format!("hand-over: {e}"))?;
-        }
+            tokio::select! {
+                r = chan.send_bulk(|len| Reply::Handover { len }, &setup, &fds) => {
+                    r.map(|_| true).map_err(|e| format!("hand-over: {e}"))
+                }
+                st = worker.wait() => Err(worker_exit(&chan, &mut buf, st)),
+                _ = &mut shutdown => Ok(false),
+            }
+        };
         // The parent keeps none of them: the TUN disappears with the worker.
         drop(res);
         let hook_timeout = config.interface.hook_timeout;
         let mut ops = Ops { config };
-        if let Some((script, env)) = ops.tunnel_hook(true) {
-            hooks::spawn(script, env, hook_timeout);
+        if handed_over == Ok(true) {
+            if let Some((script, env)) = ops.tunnel_hook(true) {
+                hooks::spawn(script, env, hook_timeout);
+            }
         }
-        let mut shutdown = std::pin::pin!(super::shutdown_signal());
-        let mut buf = channel::buffer();
         let mut refusals = RefusalLog::default();
         let outcome = loop {
+            if handed_over != Ok(true) {
+                break handed_over.map(|_| ());
+            }
             tokio::select! {
                 st = worker.wait() => break Err(worker_exit(&chan, &mut buf, st)),
                 _ = &mut shutdown => break Ok(()),
                 _ = hangup.recv() => {
                     info!("SIGHUP: reloading {}", ops.config.file.display());
-                    if let Err(e) = reload(&mut ops, &chan).await {
-                        error!("reload refused, the running configuration stays: {e}");
+                    // A reload may be megabytes too: keep watching the
+                    // worker and SIGTERM while the worker takes it.
+                    tokio::select! {
+                        r = reload(&mut ops, &chan) => if let Err(e) = r {
+                            error!("reload refused, the running configuration stays: {e}");
+                        },
+                        st = worker.wait() => break Err(worker_exit(&chan, &mut buf, st)),
+                        _ = &mut shutdown => break Ok(()),
                     }
                 }
                 r = chan.recv(&mut buf) => match r {
@@ -251,24 +271,27 @@ async fn reload(ops: &mut Ops, chan: &AsyncChannel) -> Result<(), String> {
     }
     let msg = ReloadSetup::new(&plan.config, plan.keep.clone()).encode();
     let fds: Vec<_> = fresh.iter().map(|f| f.as_fd()).collect();
-    chan.send(&Reply::Reload(msg).encode(), &fds)
+    chan.send_bulk(|len| Reply::Reload { len }, &msg, &fds)
         .await
         .map_err(|e| format!("telling the worker: {e}"))?;
     drop(fresh);
     let dev = &plan.config.interface.name;
     let (old_routes, _) = netconf::plan_routes(old);
     let (new_routes, skipped) = netconf::plan_routes(&plan.config);
+    // Sets: a concentrator has a route per peer.
+    let (old_set, new_set): (HashSet<_>, HashSet<_>) =
+        (old_routes.iter().collect(), new_routes.iter().collect());
     let gone: Vec<_> = old_routes
         .iter()
-        .filter(|r| !new_routes.contains(r))
+        .filter(|r| !new_set.contains(r))
         .copied()
         .collect();
     let added: Vec<_> = new_routes
         .iter()
-        .filter(|r| !old_routes.contains(r))
+        .filter(|r| !old_set.contains(r))
         .copied()
         .collect();
-    for (net, why) in skipped.iter().filter(|(n, _)| old_routes.contains(n)) {
+    for (net, why) in skipped.iter().filter(|(n, _)| old_set.contains(n)) {
         warn!(route = %net, "reload: no longer routed into the tunnel: {why}");
     }
     if let Err(e) = netconf::del_routes(dev, &gone).and_then(|_| netconf::add_routes(dev, &added)) {

@@ -7,6 +7,8 @@
 //! control socket) is logged as needing a restart and stays as it was. A
 //! file that does not load is refused whole and the running config kept.
 
+use std::collections::HashSet;
+
 use mlvpn_keys::PrivateKey;
 
 use crate::config::{Config, Mode};
@@ -113,7 +115,7 @@ pub fn describe(old: &Config, plan: &ReloadPlan) -> String {
         .filter(|p| old.paths.iter().any(|o| o.name == p.name && o != *p))
         .map(|p| &p.name)
         .collect();
-    let keys = |c: &Config| c.peers.iter().map(|p| p.public_key).collect::<Vec<_>>();
+    let keys = |c: &Config| c.peers.iter().map(|p| p.public_key).collect::<HashSet<_>>();
     let (old_keys, new_keys) = (keys(old), keys(new));
     let peers_added = new_keys.iter().filter(|k| !old_keys.contains(k)).count();
     let peers_removed = old_keys.iter().filter(|k| !new_keys.contains(k)).count();

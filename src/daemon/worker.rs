@@ -12,7 +12,6 @@ use mlvpn_privsep::msg::{HookEvent, Reply, Request};
 use mlvpn_privsep::startup::{StartupFailure, StartupStep};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
-use zeroize::Zeroize;
 
 use super::setup::{ReloadSetup, WorkerSetup};
 use crate::io::driver::{self, Reload, Resources};
@@ -124,14 +123,15 @@ fn receive_and_drop(chan: &OwnedFd) -> Result<(WorkerSetup, Resources), StartErr
     let mut buf = channel::buffer();
     let (n, fds) = channel::recv(chan.as_fd(), &mut buf)
         .map_err(|e| StartError::io(StartupStep::Handover, &e.into()))?;
-    let reply = Reply::decode(&buf[..n]);
-    buf.zeroize();
-    let Ok(Reply::Handover(mut json)) = reply else {
+    let Ok(Reply::Handover { len }) = Reply::decode(&buf[..n]) else {
         return Err(handover("expected the hand-over message".into()));
     };
-    let setup = WorkerSetup::decode(&json);
-    json.zeroize();
-    let setup = setup.map_err(handover)?;
+    // Wiped on drop (it holds the private key); recv_chunks wipes `buf`.
+    let json = channel::recv_chunks(chan.as_fd(), len, &mut buf)
+        .map_err(|e| StartError::io(StartupStep::Handover, &e))?;
+    let setup = WorkerSetup::decode(&json).map_err(handover);
+    drop(json);
+    let setup = setup?;
     if fds.len() != 2 + setup.paths.len() {
         return Err(handover(format!(
             "carried {} descriptors, expected {}",
@@ -210,7 +210,14 @@ async fn watch_parent(
             Ok((0, fds)) if fds.is_empty() => return,
             Ok((n, fds)) => match Reply::decode(&buf[..n]) {
                 Ok(Reply::Refused(why)) => warn!("parent refused a request: {why}"),
-                Ok(Reply::Reload(json)) => {
+                Ok(Reply::Reload { len }) => {
+                    let json = match chan.recv_chunks(len, &mut buf).await {
+                        Ok(j) => j,
+                        Err(e) => {
+                            warn!("reload: receiving the settings: {e}; ignored");
+                            continue;
+                        }
+                    };
                     let reload = ReloadSetup::decode(&json).and_then(|r| Ok((r.reconfig()?, r)));
                     match reload {
                         Ok((reconfig, r)) => {

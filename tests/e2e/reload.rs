@@ -112,3 +112,32 @@ fn a_broken_config_is_refused_on_reload_and_the_tunnel_keeps_running() {
         "no session was dropped"
     );
 }
+
+/// A concentrator: the server's hand-over (and reload) of 1000 peers is
+/// far larger than one 64 KiB privsep datagram.
+#[test]
+fn a_server_with_1000_peers_starts_reloads_and_passes_traffic() {
+    if !can_run("a_server_with_1000_peers_starts_reloads_and_passes_traffic") {
+        return;
+    }
+    let mut t = Topo::new();
+    let (s, c) = t.pair_configs();
+    t.add_peers(&s, 1000);
+    let (a, b) = (t.a.clone(), t.b.clone());
+    t.start("server", &b, &s);
+    t.start("client", &a, &c);
+    t.wait_paths("client", &["up", "up"], Duration::from_secs(15));
+    assert!(t.ping(2), "ping through a tunnel of a 1000-peer server");
+    let status = t.status("server").unwrap();
+    assert_eq!(status["peers"].as_array().unwrap().len(), 1001);
+
+    // Reload with 10 more: the reload message is as large.
+    t.add_peers(&s, 10);
+    t.signal("server", Signal::SIGHUP);
+    wait_log(&t, "server", "peers added 10, removed 0");
+    wait_until("the worker applied the reload", Duration::from_secs(10), || {
+        t.status("server")
+            .is_some_and(|s| s["peers"].as_array().map(Vec::len) == Some(1011))
+    });
+    assert!(t.ping(2), "the client's sessions survive the reload");
+}

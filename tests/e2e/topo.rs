@@ -393,6 +393,24 @@ endpoint = "10.102.0.2:5081"
             .unwrap_or_else(|| panic!("server knows path {name}"))
     }
 
+    /// Appends `n` generated peers to a server config (a concentrator's
+    /// fleet): fresh keys, one address each from 10.64.0.0/10 (IPv4 /32)
+    /// and fd64::/64 (IPv6 /128).
+    pub fn add_peers(&self, config: &Path, n: usize) {
+        let mut text = std::fs::read_to_string(config).unwrap();
+        for i in 0..n {
+            let public = mlvpn_keys::PrivateKey::generate().public_key();
+            text += &format!(
+                "[[peer]]\npublic_key = \"{public}\"\nallowed_ips = [\"10.{}.{}.{}/32\", \"fd64::{:x}/128\"]\n",
+                64 + i / 65536,
+                (i / 256) % 256,
+                i % 256,
+                i + 1
+            );
+        }
+        std::fs::write(config, text).unwrap();
+    }
+
     /// Replaces `from` by `to` in a config file written by this topology.
     pub fn edit_config(&self, config: &Path, from: &str, to: &str) {
         let text = std::fs::read_to_string(config).unwrap();
