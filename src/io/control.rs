@@ -88,21 +88,66 @@ async fn answer(stream: tokio::net::UnixStream, to_loop: mpsc::Sender<ControlReq
     Ok(())
 }
 
+/// Largest answer `query` reads: 64 MiB. A status is about 250 bytes per
+/// peer and 350 per path: 10 000 peers with 2 paths each answer 10 MB.
+pub const MAX_ANSWER: usize = 64 << 20;
+
 /// Client side: sends `command` and returns the daemon's answer.
 pub fn query(path: &PathBuf, command: &str) -> io::Result<String> {
+    query_at_most(path, command, MAX_ANSWER)
+}
+
+/// [`query`] with a size limit: a longer answer is an error, never cut
+/// silently (a cut JSON document would only fail later, less clearly).
+fn query_at_most(path: &PathBuf, command: &str, limit: usize) -> io::Result<String> {
     let mut s = StdUnixStream::connect(path)
         .map_err(|e| io::Error::new(e.kind(), format!("control socket {}: {e}", path.display())))?;
     s.set_read_timeout(Some(CLIENT_TIMEOUT))?;
     s.set_write_timeout(Some(CLIENT_TIMEOUT))?;
     s.write_all(format!("{command}\n").as_bytes())?;
     let mut out = String::new();
-    s.take(16 << 20).read_to_string(&mut out)?;
+    s.take(limit as u64 + 1).read_to_string(&mut out)?;
+    if out.len() > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "control socket {}: answer larger than {} bytes",
+                path.display(),
+                limit
+            ),
+        ));
+    }
     Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Answers one query with `answer` from a plain listener.
+    fn answer_once(path: &Path, answer: Vec<u8>) -> std::thread::JoinHandle<()> {
+        let l = std::os::unix::net::UnixListener::bind(path).unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut line = [0u8; 7];
+            s.read_exact(&mut line).unwrap();
+            let _ = s.write_all(&answer);
+        })
+    }
+
+    #[test]
+    fn an_answer_over_the_limit_is_an_error_not_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sock");
+        let t = answer_once(&path, vec![b'x'; 1001]);
+        let e = query_at_most(&path, "status", 1000).unwrap_err();
+        assert!(e.to_string().contains("answer larger than 1000 bytes"), "{e}");
+        t.join().unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let t = answer_once(&path, vec![b'x'; 1000]);
+        assert_eq!(query_at_most(&path, "status", 1000).unwrap().len(), 1000);
+        t.join().unwrap();
+    }
 
     #[tokio::test]
     async fn at_most_max_clients_are_served_at_once() {
