@@ -162,6 +162,16 @@ impl AsyncChannel {
         }
     }
 
+    /// Sends one message if the socket takes it now: `Ok(false)` when the
+    /// peer's receive queue is full (nothing was sent).
+    pub fn try_send(&self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> std::io::Result<bool> {
+        match send(self.as_fd(), bytes, fds) {
+            Ok(()) => Ok(true),
+            Err(Errno::EAGAIN) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Sends a large message ([`crate::bulk`]): the header `make` builds
     /// from the length (`|len| Reply::Handover { len }`), with `fds`, then
     /// the chunks. Waits while the worker's receive buffer is full.

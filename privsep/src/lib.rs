@@ -11,6 +11,7 @@ pub mod bulk;
 pub mod channel;
 pub mod drop;
 pub mod hooks;
+pub mod log_limit;
 pub mod msg;
 pub mod policy;
 #[cfg(target_os = "linux")]

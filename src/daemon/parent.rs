@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use mlvpn_privsep::channel::{self, AsyncChannel};
 use mlvpn_privsep::msg::{HookEvent, Reply, Request};
-use mlvpn_privsep::policy::{self, Answered, Policy, Privileged, RefusalLog};
+use mlvpn_privsep::policy::{self, AnswerLog, Answered, Policy, Privileged};
 use mlvpn_privsep::{drop, hooks};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -179,7 +179,7 @@ pub fn run(config: Config) -> Result<(), String> {
                 hooks::spawn(script, env, hook_timeout);
             }
         }
-        let mut refusals = RefusalLog::default();
+        let mut answers = AnswerLog::default();
         let outcome = loop {
             if handed_over != Ok(true) {
                 break handed_over.map(|_| ());
@@ -203,7 +203,7 @@ pub fn run(config: Config) -> Result<(), String> {
                     Ok((0, fds)) if fds.is_empty() => break Err("worker closed the privsep channel".to_string()),
                     Ok((n, fds)) => {
                         let policy = ops.policy();
-                        match policy::answer(&chan, &policy, &mut ops, &buf[..n], fds, &mut refusals).await {
+                        match policy::answer(&chan, &policy, &mut ops, &buf[..n], fds, &mut answers) {
                             Ok(Answered::Done) => {}
                             Ok(Answered::WorkerFailed(f)) => break Err(f.to_string()),
                             Err(e) => break Err(format!("privsep channel: {e}")),
