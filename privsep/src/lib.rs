@@ -10,6 +10,7 @@
 pub mod bulk;
 pub mod channel;
 pub mod drop;
+pub mod hook_queue;
 pub mod hooks;
 pub mod log_limit;
 pub mod msg;

@@ -14,9 +14,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mlvpn_privsep::channel::{self, AsyncChannel};
+use mlvpn_privsep::drop;
+use mlvpn_privsep::hook_queue::{HookKey, HookLimits};
+use mlvpn_privsep::hooks::{self, HookJob, HookScheduler};
 use mlvpn_privsep::msg::{HookEvent, Reply, Request};
 use mlvpn_privsep::policy::{self, AnswerLog, Answered, Policy, Privileged};
-use mlvpn_privsep::{drop, hooks};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tracing::warn;
@@ -53,6 +55,8 @@ fn prepare_chroot(dir: &Path) -> Result<(), String> {
 /// The privileged operations, bounded by the config (replaced on reload).
 struct Ops {
     config: Config,
+    /// Hooks run in the background within fixed limits.
+    hooks: HookScheduler,
 }
 
 impl Ops {
@@ -112,7 +116,12 @@ impl Privileged for Ops {
         let mut env = self.env(name);
         env.push(("MLVPN_PATH".into(), p.name.clone()));
         env.push(("MLVPN_PATH_STATE".into(), state.into()));
-        hooks::spawn(script, env, i.hook_timeout);
+        let job = HookJob {
+            script,
+            env,
+            limit: i.hook_timeout,
+        };
+        self.hooks.submit(HookKey::Path(path), job);
     }
 
     fn rebind(&mut self, path: u8) -> Result<OwnedFd, String> {
@@ -173,10 +182,18 @@ pub fn run(config: Config) -> Result<(), String> {
         // The parent keeps none of them: the TUN disappears with the worker.
         drop(res);
         let hook_timeout = config.interface.hook_timeout;
-        let mut ops = Ops { config };
+        let mut ops = Ops {
+            config,
+            hooks: HookScheduler::start(HookLimits::default(), hooks::process_runner()),
+        };
         if handed_over == Ok(true) {
             if let Some((script, env)) = ops.tunnel_hook(true) {
-                hooks::spawn(script, env, hook_timeout);
+                let job = HookJob {
+                    script,
+                    env,
+                    limit: hook_timeout,
+                };
+                ops.hooks.submit(HookKey::Tunnel, job);
             }
         }
         let mut answers = AnswerLog::default();
