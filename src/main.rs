@@ -147,6 +147,7 @@ fn pubkey() -> Result<(), String> {
 
 fn check(file: &Path) -> Result<(), String> {
     let c = Config::load(file).map_err(|e| e.to_string())?;
+    c.check_hook_scripts()?;
     println!("{}: ok", file.display());
     println!(
         "  {} mode, interface {} ({}), mtu {}",

@@ -91,3 +91,58 @@ fn systemd_unit_verifies() {
         "systemd-analyze verify:\n{report}"
     );
 }
+
+/// `check` (like `run`) refuses a config, key or hook script that another
+/// user could write: root would act on it. The message says what to do.
+#[test]
+fn check_refuses_files_others_could_write_and_says_what_to_do() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    let key = dir.path().join("k");
+    let out = Command::new(BIN).arg("genkey").output().unwrap();
+    std::fs::write(&key, &out.stdout).unwrap();
+    mode(&key, 0o600);
+    let up = dir.path().join("up.sh");
+    std::fs::write(&up, "#!/bin/sh\n").unwrap();
+    mode(&up, 0o775);
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "mode = \"client\"\n[interface]\nname = \"mlvpn0\"\naddress = [\"10.42.0.2/30\"]\n\
+             private_key_file = \"k\"\nup_script = \"{}\"\n[[peer]]\npublic_key = \"{}\"\n\
+             [[path]]\nname = \"dsl\"\nbind = \"192.0.2.10:0\"\nendpoint = \"203.0.113.1:5080\"\n",
+            up.display(),
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+        ),
+    )
+    .unwrap();
+    let check = || {
+        let out = Command::new(BIN)
+            .args(["check", "-c"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    mode(&config, 0o666);
+    let (ok, err) = check();
+    assert!(
+        !ok && err.contains(&format!("chmod go-w {}", config.display())),
+        "{err}"
+    );
+    mode(&config, 0o644);
+    let (ok, err) = check();
+    assert!(
+        !ok && err.contains("interface.up_script: hook script")
+            && err.contains(&format!("chmod go-w {}", up.display())),
+        "{err}"
+    );
+    mode(&up, 0o755);
+    let (ok, err) = check();
+    assert!(ok, "{err}");
+}

@@ -18,10 +18,14 @@ use tracing::{info, warn};
 
 use crate::hook_queue::{Dropped, HookKey, HookLimits, HookQueue};
 use crate::log_limit::{suppressed_note, LogLimit};
+use crate::trusted_file;
 
 /// Runs `script` with exactly `env` (plus a fixed PATH), waits at most
 /// `limit`, kills it past that. Returns a one-line outcome for the log.
+/// A script (or a directory above it) that another user owns or could
+/// write is not run: root would run their code.
 pub async fn run(script: &Path, env: &[(String, String)], limit: Duration) -> Result<(), String> {
+    trusted_file::check_path("hook script", script).map_err(|e| format!("not run: {e}"))?;
     let mut cmd = tokio::process::Command::new(script);
     cmd.env_clear()
         .env(
@@ -199,6 +203,25 @@ mod tests {
             env: vec![("MLVPN_EVENT".into(), "path_up".into())],
             limit: Duration::from_secs(1),
         }
+    }
+
+    #[tokio::test]
+    async fn a_script_others_could_write_is_not_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("up.sh");
+        let ran = dir.path().join("ran");
+        std::fs::write(&script, format!("#!/bin/sh\ntouch {}\n", ran.display())).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = run(&script, &[], Duration::from_secs(5)).await.unwrap_err();
+        assert!(
+            e.starts_with("not run: hook script") && e.contains("chmod go-w"),
+            "{e}"
+        );
+        assert!(!ran.exists());
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        run(&script, &[], Duration::from_secs(5)).await.unwrap();
+        assert!(ran.exists());
     }
 
     #[tokio::test]

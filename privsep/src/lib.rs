@@ -18,3 +18,4 @@ pub mod policy;
 #[cfg(target_os = "linux")]
 pub mod seccomp;
 pub mod startup;
+pub mod trusted_file;

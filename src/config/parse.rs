@@ -457,12 +457,20 @@ fn parse_interface(cx: &Ctx<'_>, raw: RawInterface) -> Result<Interface, ConfigE
         );
     }
     let key_path = resolve(cx.file, raw.private_key_file.get_ref());
-    let private_key = mlvpn_keys::read_private_key_file(&key_path).or_else(|e| {
-        cx.err(
-            raw.private_key_file.span(),
-            format!("interface.private_key_file: {e}"),
-        )
-    })?;
+    let private_key = mlvpn_keys::read_private_key_file(&key_path)
+        .map_err(|e| e.to_string())
+        .and_then(|k| {
+            // The file is checked as it is read; its directories too.
+            mlvpn_privsep::trusted_file::check_parents("private key file", &key_path)
+                .map_err(|e| e.to_string())?;
+            Ok(k)
+        })
+        .or_else(|e| {
+            cx.err(
+                raw.private_key_file.span(),
+                format!("interface.private_key_file: {e}"),
+            )
+        })?;
     let mtu = match &raw.mtu {
         Some(v) => {
             let text = value_text(v.get_ref()).unwrap_or_default();
@@ -582,8 +590,11 @@ fn resolve(config_file: &Path, p: &str) -> PathBuf {
 /// about 1.2 MB; anything much larger is not a config file.
 pub const MAX_CONFIG_FILE: usize = 16 << 20;
 
-/// Reads at most [`MAX_CONFIG_FILE`] bytes; refuses anything larger clearly.
+/// Reads at most [`MAX_CONFIG_FILE`] bytes; refuses anything larger
+/// clearly, and a file that someone other than root (or the user running
+/// us) owns or could have written: root acts on it (hooks, routes).
 fn read_text(file: &Path) -> Result<String, ConfigError> {
+    use mlvpn_privsep::trusted_file;
     use std::io::Read;
     let err = |message: String| ConfigError {
         file: file.to_path_buf(),
@@ -591,6 +602,10 @@ fn read_text(file: &Path) -> Result<String, ConfigError> {
         message,
     };
     let f = std::fs::File::open(file).map_err(|e| err(format!("cannot open: {e}")))?;
+    let meta = f.metadata().map_err(|e| err(format!("cannot read: {e}")))?;
+    trusted_file::check_metadata("config file", file, &meta)
+        .and_then(|_| trusted_file::check_parents("config file", file))
+        .map_err(|e| err(e.to_string()))?;
     let mut text = String::new();
     f.take(MAX_CONFIG_FILE as u64 + 1)
         .read_to_string(&mut text)

@@ -656,3 +656,59 @@ fn more_paths_than_the_tunnel_uses_are_refused() {
     let line = text.lines().count() - 2;
     fails(text, line, "at most 32 [[path]] tables");
 }
+
+/// Under CI=true a test that needs root fails instead of skipping.
+fn can_chown(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
+    assert!(!ci, "{test} needs root (chown) under CI=true");
+    eprintln!("SKIPPED {test}: needs root (chown)");
+    false
+}
+
+#[test]
+fn a_config_or_key_others_could_write_is_refused_with_what_to_do() {
+    let dir = key_dir();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, client()).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o664)).unwrap();
+    let e = Config::load(&file).unwrap_err().to_string();
+    assert!(
+        e.contains("config file")
+            && e.contains("mode 0664")
+            && e.contains(&format!("chmod go-w {}", file.display())),
+        "{e}"
+    );
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    Config::load(&file).unwrap();
+    // The key's directory writable by others: the key could be replaced.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let e = Config::load(&file).unwrap_err().to_string();
+    assert!(e.contains("directory above the config file"), "{e}");
+}
+
+#[test]
+fn a_config_or_key_owned_by_another_user_is_refused() {
+    if !can_chown("a_config_or_key_owned_by_another_user_is_refused") {
+        return;
+    }
+    let dir = key_dir();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, client()).unwrap();
+    let nobody = Some(nix::unistd::Uid::from_raw(65534));
+    nix::unistd::chown(&file, nobody, None).unwrap();
+    let e = Config::load(&file).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("config file {} is owned by uid 65534", file.display()))
+            && e.contains(&format!("chown root {}", file.display())),
+        "{e}"
+    );
+    nix::unistd::chown(&file, Some(nix::unistd::Uid::from_raw(0)), None).unwrap();
+    let key = dir.path().join("k");
+    nix::unistd::chown(&key, nobody, None).unwrap();
+    let e = Config::load(&file).unwrap_err();
+    assert_eq!(e.line, Some(5), "{e}");
+    assert!(e.to_string().contains("is owned by uid 65534"), "{e}");
+}

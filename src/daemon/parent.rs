@@ -134,6 +134,7 @@ impl Privileged for Ops {
 
 /// Runs the daemon: parent here, worker in a new process.
 pub fn run(config: Config) -> Result<(), String> {
+    config.check_hook_scripts()?;
     let identity = drop::lookup(&config.interface.user).map_err(|e| format!("interface.user: {e}"))?;
     prepare_chroot(&config.interface.chroot)?;
     let res = driver::open_resources(&config).map_err(|e| e.to_string())?;
