@@ -9,8 +9,7 @@
 
 use std::collections::HashSet;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use mlvpn_privsep::channel::{self, AsyncChannel};
@@ -29,28 +28,6 @@ use super::setup::{ReloadSetup, WorkerSetup};
 use super::WORKER_ARG;
 use crate::config::{Config, Mode};
 use crate::io::{driver, netconf, sockets};
-
-/// The chroot must be a root-owned directory nobody else can write, and
-/// empty: the worker must find nothing there.
-fn prepare_chroot(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("chroot {}: {e}", dir.display()))?;
-    let meta = std::fs::metadata(dir).map_err(|e| format!("chroot {}: {e}", dir.display()))?;
-    if meta.uid() != 0 || meta.permissions().mode() & 0o022 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| format!("chroot {}: {e}", dir.display()))?;
-        if meta.uid() != 0 {
-            return Err(format!("chroot {} is not owned by root", dir.display()));
-        }
-    }
-    if std::fs::read_dir(dir)
-        .map_err(|e| format!("chroot {}: {e}", dir.display()))?
-        .next()
-        .is_some()
-    {
-        return Err(format!("chroot {} is not empty", dir.display()));
-    }
-    Ok(())
-}
 
 /// The privileged operations, bounded by the config (replaced on reload).
 struct Ops {
@@ -136,7 +113,7 @@ impl Privileged for Ops {
 pub fn run(config: Config) -> Result<(), String> {
     config.check_hook_scripts()?;
     let identity = drop::lookup(&config.interface.user).map_err(|e| format!("interface.user: {e}"))?;
-    prepare_chroot(&config.interface.chroot)?;
+    super::chroot_dir::prepare(&config.interface.chroot)?;
     let res = driver::open_resources(&config).map_err(|e| e.to_string())?;
     let (parent_end, worker_end) = channel::pair().map_err(|e| format!("socketpair: {e}"))?;
     nix::fcntl::fcntl(

@@ -6,7 +6,7 @@
 //! touches tunnel state.
 
 use std::io::{self, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -27,8 +27,14 @@ pub struct ControlRequest {
     pub reply: oneshot::Sender<String>,
 }
 
-/// Binds the socket (replacing a stale one) with mode 0600.
+/// Binds the socket with mode 0600. Something already at `path` is
+/// removed only if it is a stale socket (one nobody answers on, left by a
+/// daemon that did not stop cleanly); a live one means another daemon runs
+/// there, and anything else (a file, a link) is not ours to delete.
 pub fn bind(path: &Path) -> io::Result<std::os::unix::net::UnixListener> {
+    let fail = |kind: io::ErrorKind, what: String| {
+        io::Error::new(kind, format!("control socket {}: {what}", path.display()))
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| {
             io::Error::new(
@@ -37,17 +43,31 @@ pub fn bind(path: &Path) -> io::Result<std::os::unix::net::UnixListener> {
             )
         })?;
     }
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            return Err(io::Error::new(
-                e.kind(),
-                format!("control socket {}: {e}", path.display()),
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e.kind(), e.to_string())),
+        Ok(meta) if !meta.file_type().is_socket() => {
+            return Err(fail(
+                io::ErrorKind::AlreadyExists,
+                "exists and is not a socket; not replacing it (remove it or choose another control_socket)"
+                    .into(),
             ));
         }
-        _ => {}
+        Ok(_) => match StdUnixStream::connect(path) {
+            Ok(_) => {
+                return Err(fail(
+                    io::ErrorKind::AddrInUse,
+                    format!("another daemon is running on {}", path.display()),
+                ))
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                std::fs::remove_file(path)
+                    .map_err(|e| fail(e.kind(), format!("removing the stale socket: {e}")))?;
+            }
+            Err(e) => return Err(fail(e.kind(), format!("is it stale? {e}"))),
+        },
     }
-    let l = std::os::unix::net::UnixListener::bind(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("control socket {}: {e}", path.display())))?;
+    let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| fail(e.kind(), e.to_string()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(l)
 }
@@ -133,6 +153,38 @@ mod tests {
             s.read_exact(&mut line).unwrap();
             let _ = s.write_all(&answer);
         })
+    }
+
+    #[test]
+    fn only_a_stale_socket_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sock");
+        // Stale: bound, then its owner gone without removing it.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+        let live = bind(&path).expect("a stale socket is replaced");
+        // Live: someone answers there.
+        let e = bind(&path).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        assert!(
+            e.to_string()
+                .contains(&format!("another daemon is running on {}", path.display())),
+            "{e}"
+        );
+        drop(live);
+        std::fs::remove_file(&path).unwrap();
+        // Not a socket: left alone.
+        std::fs::write(&path, "precious").unwrap();
+        let e = bind(&path).unwrap_err();
+        assert!(e.to_string().contains("exists and is not a socket"), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
+        std::fs::remove_file(&path).unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, "").unwrap();
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let e = bind(&path).unwrap_err();
+        assert!(e.to_string().contains("exists and is not a socket"), "{e}");
+        assert!(target.exists() && std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
     }
 
     #[test]
