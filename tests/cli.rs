@@ -146,3 +146,23 @@ fn check_refuses_files_others_could_write_and_says_what_to_do() {
     let (ok, err) = check();
     assert!(ok, "{err}");
 }
+
+/// Every documented `genkey > FILE` runs under `umask 077`: the shell
+/// creates FILE before mlvpn-rs runs, readable by others for a moment
+/// under the usual umask 022.
+#[test]
+fn documented_genkey_redirections_run_under_umask_077() {
+    for doc in [
+        "README.md",
+        "man/mlvpn-rs.8",
+        "conf/client.toml",
+        "conf/server.toml",
+    ] {
+        let text = std::fs::read_to_string(repo(doc)).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if line.contains("genkey >") {
+                assert!(line.contains("(umask 077;"), "{doc}:{}: {line}", i + 1);
+            }
+        }
+    }
+}
