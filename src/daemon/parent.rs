@@ -175,38 +175,38 @@ pub fn run(config: Config) -> Result<(), String> {
             }
         }
         let mut answers = AnswerLog::default();
-        let outcome = loop {
-            if handed_over != Ok(true) {
-                break handed_over.map(|_| ());
-            }
-            tokio::select! {
-                st = worker.wait() => break Err(worker_exit(&chan, &mut buf, st)),
-                _ = &mut shutdown => break Ok(()),
-                _ = hangup.recv() => {
-                    info!("SIGHUP: reloading {}", ops.config.file.display());
-                    // A reload may be megabytes too: keep watching the
-                    // worker and SIGTERM while the worker takes it.
-                    tokio::select! {
-                        r = reload(&mut ops, &chan) => if let Err(e) = r {
-                            error!("reload refused, the running configuration stays: {e}");
-                        },
-                        st = worker.wait() => break Err(worker_exit(&chan, &mut buf, st)),
-                        _ = &mut shutdown => break Ok(()),
-                    }
-                }
-                r = chan.recv(&mut buf) => match r {
-                    Ok((0, fds)) if fds.is_empty() => break Err("worker closed the privsep channel".to_string()),
-                    Ok((n, fds)) => {
-                        let policy = ops.policy();
-                        match policy::answer(&chan, &policy, &mut ops, &buf[..n], fds, &mut answers) {
-                            Ok(Answered::Done) => {}
-                            Ok(Answered::WorkerFailed(f)) => break Err(f.to_string()),
-                            Err(e) => break Err(format!("privsep channel: {e}")),
+        let outcome = match handed_over {
+            Ok(true) => loop {
+                tokio::select! {
+                    st = worker.wait() => break Err(worker_exit(&chan, &mut buf, st)),
+                    _ = &mut shutdown => break Ok(()),
+                    _ = hangup.recv() => {
+                        info!("SIGHUP: reloading {}", ops.config.file.display());
+                        // A reload may be megabytes too: keep watching the
+                        // worker and SIGTERM while the worker takes it.
+                        tokio::select! {
+                            r = reload(&mut ops, &chan) => if let Err(e) = r {
+                                error!("reload refused, the running configuration stays: {e}");
+                            },
+                            st = worker.wait() => break Err(worker_exit(&chan, &mut buf, st)),
+                            _ = &mut shutdown => break Ok(()),
                         }
                     }
-                    Err(e) => break Err(format!("privsep channel: {e}")),
-                },
-            }
+                    r = chan.recv(&mut buf) => match r {
+                        Ok((0, fds)) if fds.is_empty() => break Err("worker closed the privsep channel".to_string()),
+                        Ok((n, fds)) => {
+                            let policy = ops.policy();
+                            match policy::answer(&chan, &policy, &mut ops, &buf[..n], fds, &mut answers) {
+                                Ok(Answered::Done) => {}
+                                Ok(Answered::WorkerFailed(f)) => break Err(f.to_string()),
+                                Err(e) => break Err(format!("privsep channel: {e}")),
+                            }
+                        }
+                        Err(e) => break Err(format!("privsep channel: {e}")),
+                    },
+                }
+            },
+            stopped_or_failed => stopped_or_failed.map(|_| ()),
         };
         if let Some(pid) = worker_pid {
             let _ = kill(pid, Signal::SIGTERM);

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::iperf_result;
-use crate::topo::{can_run, Topo};
+use crate::topo::{can_run_with, Topo};
+
+/// What unit_sandbox.sh runs.
+const SANDBOX_TOOLS: &[&str] = &["unshare", "setpriv", "findmnt", "mount"];
 
 const UNIT: &str = include_str!("../../conf/mlvpn-rs@.service");
 const SANDBOX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/unit_sandbox.sh");
@@ -137,7 +140,10 @@ fn unit_configs(t: &Topo) -> (PathBuf, PathBuf) {
 
 #[test]
 fn the_daemon_runs_under_the_shipped_units_capabilities_and_sandbox() {
-    if !can_run("the_daemon_runs_under_the_shipped_units_capabilities_and_sandbox") {
+    if !can_run_with(
+        "the_daemon_runs_under_the_shipped_units_capabilities_and_sandbox",
+        SANDBOX_TOOLS,
+    ) {
         return;
     }
     assert_unit_sandbox_is_the_reproduced_one();
@@ -183,7 +189,10 @@ fn the_daemon_runs_under_the_shipped_units_capabilities_and_sandbox() {
 }
 #[test]
 fn a_worker_that_cannot_start_reports_the_step_and_errno_and_the_parent_exits_nonzero() {
-    if !can_run("a_worker_that_cannot_start_reports_the_step_and_errno_and_the_parent_exits_nonzero") {
+    if !can_run_with(
+        "a_worker_that_cannot_start_reports_the_step_and_errno_and_the_parent_exits_nonzero",
+        SANDBOX_TOOLS,
+    ) {
         return;
     }
     // Without CAP_SETPCAP the worker cannot clear its bounding set.

@@ -36,6 +36,11 @@ pub fn in_ci() -> bool {
 /// Returns false (after saying so loudly) when the test cannot run here;
 /// under CI panics instead.
 pub fn can_run(test: &str) -> bool {
+    can_run_with(test, &[])
+}
+
+/// [`can_run`], also needing `tools` (util-linux's setpriv, unshare, ...).
+pub fn can_run_with(test: &str, tools: &[&str]) -> bool {
     let skip = |why: String| {
         assert!(!in_ci(), "{test} cannot run under CI=true: {why}");
         eprintln!("\n*** SKIPPED: {test}: {why} ***\n");
@@ -44,10 +49,10 @@ pub fn can_run(test: &str) -> bool {
     if !nix::unistd::geteuid().is_root() {
         return skip("needs root (network namespaces, TUN); CI runs it as root".into());
     }
-    for tool in ["ip", "iperf3", "ping"] {
+    for tool in ["ip", "iperf3", "ping"].iter().chain(tools) {
         if which(tool).is_none() {
             return skip(format!(
-                "needs {tool} (apt-get install iperf3 iproute2 iputils-ping; .ci/run installs it)"
+                "needs {tool} (apt-get install iperf3 iproute2 iputils-ping util-linux; .ci/run installs it)"
             ));
         }
     }
