@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::msg::{self, MsgError};
 
-/// Largest message: 32 MiB (a 10 000-peer config hands over about 1.5 MB).
+/// Largest message: 32 MiB (a 10 000-peer server hands over about 1.1 MB).
 pub const MAX_BULK: usize = 32 << 20;
 
 /// Payload bytes per chunk: a chunk datagram (envelope, number, payload)

@@ -20,8 +20,7 @@ use mlvpn_privsep::msg::{HookEvent, Reply, Request};
 use mlvpn_privsep::policy::{self, AnswerLog, Answered, Policy, Privileged};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tracing::warn;
-use tracing::{error, info};
+use tracing::{debug, error, info, warn};
 
 use super::reload;
 use super::setup::{ReloadSetup, WorkerSetup};
@@ -147,6 +146,7 @@ pub fn run(config: Config) -> Result<(), String> {
         // dies nor a SIGTERM is missed meanwhile. Ok(false): stopped.
         let handed_over = {
             let setup = WorkerSetup::new(&config, identity).encode();
+            debug!(bytes = setup.len(), descriptors = 2 + res.sockets.len(), "hand-over");
             let mut fds = vec![res.tun.as_fd(), res.control.as_fd()];
             fds.extend(res.sockets.iter().map(|s| s.as_fd()));
             tokio::select! {
