@@ -17,7 +17,9 @@ use zeroize::Zeroizing;
 
 use crate::msg::{self, MsgError};
 
-/// Largest message: 32 MiB (a 10 000-peer server hands over about 1.1 MB).
+/// Largest message: 32 MiB, twice the largest config file (whose JSON
+/// form is no larger than its TOML); a 10 000-peer server hands over about
+/// 1.1 MB.
 pub const MAX_BULK: usize = 32 << 20;
 
 /// Payload bytes per chunk: a chunk datagram (envelope, number, payload)
