@@ -11,3 +11,4 @@ pub mod io;
 pub mod prometheus;
 pub mod proto;
 pub mod status_table;
+pub mod terminal_text;

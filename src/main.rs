@@ -147,6 +147,7 @@ fn pubkey() -> Result<(), String> {
 
 fn check(file: &Path) -> Result<(), String> {
     let c = Config::load(file).map_err(|e| e.to_string())?;
+    c.check_hook_scripts()?;
     println!("{}: ok", file.display());
     println!(
         "  {} mode, interface {} ({}), mtu {}",
@@ -255,7 +256,11 @@ fn status(file: &Path, json: bool, prometheus: bool) -> Result<(), String> {
     let socket = mlvpn_rs::config::control_socket_of(file).map_err(|e| e.to_string())?;
     let text = control::query(&socket, "status").map_err(|e| format!("mlvpn-rs status: {e}"))?;
     if json {
-        println!("{text}");
+        // Checked and re-escaped: the worker's text never reaches the
+        // terminal as it came.
+        let safe = mlvpn_rs::terminal_text::safe_json(&text)
+            .map_err(|e| format!("mlvpn-rs status: bad answer: {e}"))?;
+        println!("{safe}");
         return Ok(());
     }
     let s: Status = serde_json::from_str(&text).map_err(|e| format!("mlvpn-rs status: bad answer: {e}"))?;

@@ -9,10 +9,24 @@
 use std::fmt::Write;
 
 use crate::proto::stats::Status;
+use crate::terminal_text::is_unsafe;
 
-/// Escapes a label value (backslash, double quote, newline).
+/// Escapes a label value (backslash, double quote, newline, as the format
+/// defines) and drops every other control or bidirectional formatting
+/// character: the values come from the worker, and the text may end up on
+/// a terminal or in a file a scraper parses line by line.
 fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c if is_unsafe(c) => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 struct Family {
@@ -183,11 +197,11 @@ pub fn render(s: &Status) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::proto::stats::{Drops, PathStatus, PeerStatus, ReorderStatus};
 
-    pub(crate) fn sample() -> Status {
+    pub fn sample() -> Status {
         let path = |name: &str, state: &str| PathStatus {
             name: name.into(),
             state: state.into(),
@@ -222,6 +236,17 @@ mod tests {
                 resent: 5,
             }],
         }
+    }
+
+    #[test]
+    fn label_values_are_escaped_and_control_characters_dropped() {
+        assert_eq!(esc("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+        assert_eq!(esc("x\u{1b}[2J\ry\t\u{7f}\u{9b}\u{202e}z"), "x[2Jyz");
+        let mut s = sample();
+        s.peers[0].paths[0].name = "dsl\u{1b}[2J\r".into();
+        let text = render(&s);
+        assert!(!text.chars().any(|c| c != '\n' && is_unsafe(c)), "{text}");
+        assert!(text.contains("path=\"dsl[2J\""), "{text}");
     }
 
     #[test]

@@ -59,6 +59,11 @@ fn import_mlvpn_prints_a_config_or_names_the_problem() {
 #[test]
 fn systemd_unit_verifies() {
     if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
+        assert!(
+            !ci,
+            "systemd-analyze is required under CI=true (.ci/run installs systemd)"
+        );
         eprintln!("SKIPPED systemd_unit_verifies: systemd-analyze not installed");
         return;
     }
@@ -154,4 +159,79 @@ fn check_shows_the_full_tunnel_rules_and_a_servers_skipped_default() {
         "{text}"
     );
     assert!(!text.contains("full tunnel"), "{text}");
+}
+
+/// `check` (like `run`) refuses a config, key or hook script that another
+/// user could write: root would act on it. The message says what to do.
+#[test]
+fn check_refuses_files_others_could_write_and_says_what_to_do() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    let key = dir.path().join("k");
+    let out = Command::new(BIN).arg("genkey").output().unwrap();
+    std::fs::write(&key, &out.stdout).unwrap();
+    mode(&key, 0o600);
+    let up = dir.path().join("up.sh");
+    std::fs::write(&up, "#!/bin/sh\n").unwrap();
+    mode(&up, 0o775);
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "mode = \"client\"\n[interface]\nname = \"mlvpn0\"\naddress = [\"10.42.0.2/30\"]\n\
+             private_key_file = \"k\"\nup_script = \"{}\"\n[[peer]]\npublic_key = \"{}\"\n\
+             [[path]]\nname = \"dsl\"\nbind = \"192.0.2.10:0\"\nendpoint = \"203.0.113.1:5080\"\n",
+            up.display(),
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+        ),
+    )
+    .unwrap();
+    let check = || {
+        let out = Command::new(BIN)
+            .args(["check", "-c"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    mode(&config, 0o666);
+    let (ok, err) = check();
+    assert!(
+        !ok && err.contains(&format!("chmod go-w {}", config.display())),
+        "{err}"
+    );
+    mode(&config, 0o644);
+    let (ok, err) = check();
+    assert!(
+        !ok && err.contains("interface.up_script: hook script")
+            && err.contains(&format!("chmod go-w {}", up.display())),
+        "{err}"
+    );
+    mode(&up, 0o755);
+    let (ok, err) = check();
+    assert!(ok, "{err}");
+}
+
+/// Every documented `genkey > FILE` runs under `umask 077`: the shell
+/// creates FILE before mlvpn-rs runs, readable by others for a moment
+/// under the usual umask 022.
+#[test]
+fn documented_genkey_redirections_run_under_umask_077() {
+    for doc in [
+        "README.md",
+        "man/mlvpn-rs.8",
+        "conf/client.toml",
+        "conf/server.toml",
+    ] {
+        let text = std::fs::read_to_string(repo(doc)).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if line.contains("genkey >") {
+                assert!(line.contains("(umask 077;"), "{doc}:{}: {line}", i + 1);
+            }
+        }
+    }
 }

@@ -14,7 +14,7 @@ fn man_pages_are_mandoc_lint_clean() {
         .output()
     {
         Ok(out) => out,
-        Err(e) if std::env::var_os("CI").is_none() => {
+        Err(e) if !std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false")) => {
             eprintln!(
                 "SKIPPED man_pages_are_mandoc_lint_clean: mandoc not runnable ({e}); apt install mandoc"
             );

@@ -14,7 +14,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use mlvpn_keys::PrivateKey;
+use mlvpn_privsep::bulk::Chunks;
 use mlvpn_privsep::msg::{HookEvent, Reply, Request};
+use mlvpn_privsep::startup::{StartupFailure, StartupStep};
 use mlvpn_rs::proto::cookie::CookieChecker;
 use mlvpn_rs::proto::frame::{self, Report, Timestamps};
 use mlvpn_rs::proto::wire::{self, MAC_LEN};
@@ -511,6 +513,13 @@ fn privsep() -> Seeds {
             },
         ),
         ("rebind", Request::Rebind { path: 3 }),
+        (
+            "startup-failed",
+            Request::StartupFailed(StartupFailure {
+                step: StartupStep::BoundingSet,
+                errno: 1,
+            }),
+        ),
     ];
     for (name, r) in requests {
         v.push((format!("request-{name}"), r.encode()));
@@ -520,14 +529,18 @@ fn privsep() -> Seeds {
         ("refused", Reply::Refused("no up_script configured".into())),
         ("refused-long", Reply::Refused("\u{e9}".repeat(150))),
         ("socket", Reply::Socket { path: 2 }),
-        (
-            "handover",
-            Reply::Handover(br#"{"interface":"mlvpn0","paths":[]}"#.to_vec()),
-        ),
-        ("reload", Reply::Reload(br#"{"peers":[],"paths":[]}"#.to_vec())),
+        ("handover", Reply::Handover { len: 70_000 }),
+        ("reload", Reply::Reload { len: 40 }),
     ];
     for (name, r) in replies {
         v.push((format!("reply-{name}"), r.encode()));
+    }
+    // The chunks that follow a large message's header.
+    let payload = br#"{"peers":[],"paths":[]}"#.repeat(3000);
+    let mut chunks = Chunks::new(&payload);
+    for i in 0..2 {
+        let c = chunks.next_chunk().expect("two chunks").to_vec();
+        v.push((format!("chunk-{i}"), c));
     }
     let mut bad = Request::Rebind { path: 1 }.encode();
     bad[2] = 9;

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use mlvpn_keys::{PrivateKey, PublicKey};
+use mlvpn_privsep::bulk::Reassembly;
 use mlvpn_privsep::msg::{HookEvent, Reply, Request};
 use mlvpn_privsep::policy::{self, Policy};
 use mlvpn_rs::config::{Config, Mode};
@@ -1563,10 +1564,15 @@ fn check_config(c: &Config, text: &str) {
 
 // ------------------------------------------------------------------- privsep
 
-/// `Request::decode`, `Reply::decode` and `policy::check` under a few
-/// policies: what decodes re-encodes to the same bytes, and `check` allows
-/// exactly what the policy says.
+/// `Request::decode`, `Reply::decode`, a chunk of a large message, and
+/// `policy::check` under a few policies: what decodes re-encodes to the
+/// same bytes, and `check` allows exactly what the policy says.
 pub fn privsep(data: &[u8]) {
+    // As the first chunk of a large message: taken whole or refused.
+    let mut r = Reassembly::new(100_000).expect("under the limit");
+    if r.push(data, 0).is_ok() {
+        assert!(data.len() > 8, "a chunk has an envelope and a number");
+    }
     let request = Request::decode(data);
     match &request {
         Ok(r) => {
@@ -1630,6 +1636,8 @@ pub fn privsep(data: &[u8]) {
                         },
                 ),
                 Ok(Request::Rebind { path }) => Some(usize::from(*path) < p.paths),
+                // The worker's last word asks for nothing: always heard.
+                Ok(Request::StartupFailed(_)) => Some(true),
                 Ok(_) => None,
             };
             match (verdict, allowed) {

@@ -46,6 +46,11 @@ pub enum KeyError {
         "private key file {path} is readable by group or others (mode {mode:04o}); run chmod 600 {path}"
     )]
     Permissions { path: PathBuf, mode: u32 },
+    #[error(
+        "private key file {path} is owned by uid {uid} (mode {mode:04o}), not by root or the \
+         daemon's own user; run chown root {path}"
+    )]
+    Owner { path: PathBuf, uid: u32, mode: u32 },
     #[error("private key file {path} is larger than {MAX_KEY_FILE} bytes; not a key file")]
     TooLarge { path: PathBuf },
     #[error("private key file {path}: {reason}")]
@@ -150,9 +155,10 @@ impl FromStr for PublicKey {
     }
 }
 
-/// Reads a private key file: one base64 line, no permission bits for group
-/// or others (as ssh does, refuse rather than use a key others may have
-/// read).
+/// Reads a private key file: one base64 line, owned by root or by the user
+/// reading it, no permission bits for group or others (as ssh does, refuse
+/// rather than use a key others may have read or replaced; the worker's
+/// unprivileged user in particular must not own it).
 pub fn read_private_key_file(path: &Path) -> Result<PrivateKey, KeyError> {
     let path_buf = || path.to_path_buf();
     let read = |source| KeyError::Read {
@@ -165,6 +171,14 @@ pub fn read_private_key_file(path: &Path) -> Result<PrivateKey, KeyError> {
         return Err(KeyError::NotAFile { path: path_buf() });
     }
     let mode = meta.permissions().mode() & 0o7777;
+    let uid = std::os::unix::fs::MetadataExt::uid(&meta);
+    if uid != 0 && uid != nix::unistd::geteuid().as_raw() {
+        return Err(KeyError::Owner {
+            path: path_buf(),
+            uid,
+            mode,
+        });
+    }
     if mode & 0o077 != 0 {
         return Err(KeyError::Permissions {
             path: path_buf(),
@@ -316,6 +330,34 @@ mod tests {
             );
         }
         set_mode(&path, 0o400);
+        assert!(read_private_key_file(&path).is_ok());
+    }
+
+    #[test]
+    fn a_key_owned_by_another_user_is_refused() {
+        if !nix::unistd::geteuid().is_root() {
+            let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
+            assert!(
+                !ci,
+                "a_key_owned_by_another_user_is_refused needs root under CI=true"
+            );
+            eprintln!("SKIPPED a_key_owned_by_another_user_is_refused: needs root (chown)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        write_private_key_file(&path, &PrivateKey::generate()).unwrap();
+        // nobody: typically the worker's user, which must not own the key.
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        let e = read_private_key_file(&path).unwrap_err();
+        assert!(matches!(e, KeyError::Owner { uid: 65534, .. }), "{e}");
+        let shown = e.to_string();
+        assert!(
+            shown.contains("owned by uid 65534 (mode 0600)")
+                && shown.contains(&format!("chown root {}", path.display())),
+            "{shown}"
+        );
+        std::os::unix::fs::chown(&path, Some(0), None).unwrap();
         assert!(read_private_key_file(&path).is_ok());
     }
 

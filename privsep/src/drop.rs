@@ -9,6 +9,8 @@ use std::path::Path;
 use nix::unistd::{chdir, chroot, setgroups, setresgid, setresuid, Gid, Uid, User};
 use thiserror::Error;
 
+use crate::startup::{StartupFailure, StartupStep};
+
 /// The unprivileged identity the worker runs as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Identity {
@@ -22,9 +24,11 @@ pub enum DropError {
     NoUser(String),
     #[error("user \"{0}\" is root; the worker must run as an unprivileged user")]
     Root(String),
+    #[error("looking up user: {0}")]
+    Lookup(#[source] std::io::Error),
     #[error("{step}: {source}")]
     Sys {
-        step: &'static str,
+        step: StartupStep,
         #[source]
         source: std::io::Error,
     },
@@ -32,7 +36,24 @@ pub enum DropError {
     Verify(String),
 }
 
-fn sys<E: Into<std::io::Error>>(step: &'static str) -> impl FnOnce(E) -> DropError {
+impl DropError {
+    /// What the worker reports to the parent: the step and its errno.
+    pub fn startup_failure(&self) -> StartupFailure {
+        match self {
+            DropError::Sys { step, source } => StartupFailure::from_io(*step, source),
+            DropError::NoUser(_) | DropError::Root(_) | DropError::Lookup(_) => StartupFailure {
+                step: StartupStep::Settings,
+                errno: 0,
+            },
+            DropError::Verify(_) => StartupFailure {
+                step: StartupStep::Verify,
+                errno: 0,
+            },
+        }
+    }
+}
+
+fn sys<E: Into<std::io::Error>>(step: StartupStep) -> impl FnOnce(E) -> DropError {
     move |e| DropError::Sys {
         step,
         source: e.into(),
@@ -42,7 +63,7 @@ fn sys<E: Into<std::io::Error>>(step: &'static str) -> impl FnOnce(E) -> DropErr
 /// Resolves `user` (in the parent, before any chroot). Refuses root.
 pub fn lookup(user: &str) -> Result<Identity, DropError> {
     let u = User::from_name(user)
-        .map_err(sys("looking up user"))?
+        .map_err(|e| DropError::Lookup(e.into()))?
         .ok_or_else(|| DropError::NoUser(user.to_string()))?;
     if u.uid.is_root() || u.gid.as_raw() == 0 {
         return Err(DropError::Root(user.to_string()));
@@ -59,13 +80,13 @@ pub fn drop_privileges(id: Identity, root: &Path) -> Result<(), DropError> {
     if id.uid == 0 || id.gid == 0 {
         return Err(DropError::Root(format!("uid {}", id.uid)));
     }
-    chroot(root).map_err(sys("chroot"))?;
-    chdir("/").map_err(sys("chdir /"))?;
+    chroot(root).map_err(sys(StartupStep::Chroot))?;
+    chdir("/").map_err(sys(StartupStep::Chdir))?;
     os::clear_bounding_set()?;
     let (uid, gid) = (Uid::from_raw(id.uid), Gid::from_raw(id.gid));
-    setgroups(&[gid]).map_err(sys("setgroups"))?;
-    setresgid(gid, gid, gid).map_err(sys("setresgid"))?;
-    setresuid(uid, uid, uid).map_err(sys("setresuid"))?;
+    setgroups(&[gid]).map_err(sys(StartupStep::Setgroups))?;
+    setresgid(gid, gid, gid).map_err(sys(StartupStep::Setresgid))?;
+    setresuid(uid, uid, uid).map_err(sys(StartupStep::Setresuid))?;
     os::no_new_privs_and_clear_capabilities()?;
     verify(id)
 }
@@ -73,8 +94,8 @@ pub fn drop_privileges(id: Identity, root: &Path) -> Result<(), DropError> {
 /// Checks that the drop holds: ids, every capability set empty,
 /// no_new_privs, and that regaining root fails.
 pub fn verify(id: Identity) -> Result<(), DropError> {
-    let r = nix::unistd::getresuid().map_err(sys("getresuid"))?;
-    let g = nix::unistd::getresgid().map_err(sys("getresgid"))?;
+    let r = nix::unistd::getresuid().map_err(sys(StartupStep::Verify))?;
+    let g = nix::unistd::getresgid().map_err(sys(StartupStep::Verify))?;
     for (what, v) in [
         ("ruid", r.real.as_raw()),
         ("euid", r.effective.as_raw()),
@@ -101,31 +122,75 @@ mod os {
     use caps::CapSet;
 
     use super::DropError;
+    use crate::startup::StartupStep;
 
-    fn caps_err(step: &'static str) -> impl FnOnce(caps::errors::CapsError) -> DropError {
-        move |e| DropError::Sys {
+    /// The errno of the call just made, as a drop error of `step`.
+    fn last_error(step: StartupStep) -> DropError {
+        DropError::Sys {
             step,
-            source: std::io::Error::other(e.to_string()),
+            source: std::io::Error::last_os_error(),
         }
     }
 
-    /// Needs CAP_SETPCAP: call before giving up root.
+    /// Drops every capability still in the bounding set. Needs CAP_SETPCAP
+    /// (a service manager must leave it in the set): call before giving up
+    /// root. Direct prctl calls, so the failure keeps its errno.
     pub fn clear_bounding_set() -> Result<(), DropError> {
-        caps::clear(None, CapSet::Bounding).map_err(caps_err("clearing bounding set"))
+        let held = caps::read(None, CapSet::Bounding).map_err(|e| DropError::Sys {
+            step: StartupStep::BoundingSet,
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        for cap in held {
+            // SAFETY: prctl with integer arguments only.
+            let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap.index()), 0, 0, 0) };
+            if r != 0 {
+                return Err(last_error(StartupStep::BoundingSet));
+            }
+        }
+        Ok(())
+    }
+
+    /// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
+    const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+    #[repr(C)]
+    struct CapHeader {
+        version: u32,
+        pid: libc::c_int,
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct CapData {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
     }
 
     pub fn no_new_privs_and_clear_capabilities() -> Result<(), DropError> {
         nix::sys::prctl::set_no_new_privs().map_err(|e| DropError::Sys {
-            step: "no_new_privs",
+            step: StartupStep::NoNewPrivs,
             source: e.into(),
         })?;
-        for set in [
-            CapSet::Effective,
-            CapSet::Permitted,
-            CapSet::Inheritable,
-            CapSet::Ambient,
-        ] {
-            caps::clear(None, set).map_err(caps_err("clearing capabilities"))?;
+        let mut header = CapHeader {
+            version: CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        let empty = [CapData {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        }; 2];
+        // SAFETY: a version-3 header and the two data words capset(2) reads
+        // for it, both alive for the call.
+        let r = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, empty.as_ptr()) };
+        if r != 0 {
+            return Err(last_error(StartupStep::ClearCapabilities));
+        }
+        // SAFETY: prctl with integer arguments only.
+        let r = unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
+        if r != 0 {
+            return Err(last_error(StartupStep::ClearCapabilities));
         }
         Ok(())
     }

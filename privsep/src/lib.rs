@@ -7,10 +7,15 @@
 //! The worker chroots, drops to an unprivileged user, sets no_new_privs and
 //! clears every capability set before it reads a network byte ([`drop`]).
 
+pub mod bulk;
 pub mod channel;
 pub mod drop;
+pub mod hook_queue;
 pub mod hooks;
+pub mod log_limit;
 pub mod msg;
 pub mod policy;
 #[cfg(target_os = "linux")]
 pub mod seccomp;
+pub mod startup;
+pub mod trusted_file;

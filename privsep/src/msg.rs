@@ -5,20 +5,30 @@
 //! every byte: the declared length against the datagram, the version, the
 //! kind, and the exact field length of that kind. Nothing is variable-length
 //! in a request, so a request is tiny and fully checkable.
+//!
+//! The hand-over and a reload (parent → worker) can be larger than one
+//! datagram: their header declares the length, and the bytes follow in
+//! numbered chunks ([`crate::bulk`]).
 
 use thiserror::Error;
 
+use crate::startup::{StartupFailure, StartupStep, MAX_ERRNO};
+
 pub const VERSION: u8 = 1;
-/// Largest message (the hand-over carries the worker's settings).
+/// Largest datagram.
 pub const MAX_MESSAGE: usize = 65535;
+/// Bytes of a chunk datagram besides its payload: envelope and number.
+pub const CHUNK_OVERHEAD: usize = 4 + 4;
 
 const KIND_RUN_HOOK: u8 = 1;
 const KIND_REBIND: u8 = 2;
+const KIND_STARTUP_FAILED: u8 = 3;
 const KIND_OK: u8 = 0x81;
 const KIND_REFUSED: u8 = 0x82;
 const KIND_SOCKET: u8 = 0x83;
 const KIND_HANDOVER: u8 = 0x90;
 const KIND_RELOAD: u8 = 0x91;
+const KIND_CHUNK: u8 = 0x92;
 
 /// Hook events the worker may ask for (tunnel up/down are the parent's own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +44,8 @@ pub enum Request {
     RunHook { event: HookEvent, path: u8 },
     /// Bind a fresh socket for a path (its local address changed).
     Rebind { path: u8 },
+    /// The worker could not start (step u8, errno u32 BE); it exits next.
+    StartupFailed(StartupFailure),
 }
 
 /// Parent → worker.
@@ -45,11 +57,16 @@ pub enum Reply {
     Socket {
         path: u8,
     },
-    /// The worker's settings (JSON); descriptors follow as SCM_RIGHTS.
-    Handover(Vec<u8>),
-    /// A reloaded configuration (JSON); sockets for new paths follow as
-    /// SCM_RIGHTS. Sent unasked, on SIGHUP.
-    Reload(Vec<u8>),
+    /// The worker's settings: `len` bytes of JSON follow in chunks; the
+    /// descriptors come with this header as SCM_RIGHTS.
+    Handover {
+        len: u32,
+    },
+    /// A reloaded configuration: `len` bytes of JSON follow in chunks;
+    /// sockets for new paths come with this header. Sent unasked, on SIGHUP.
+    Reload {
+        len: u32,
+    },
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -66,10 +83,24 @@ pub enum MsgError {
     Fields { kind: u8, len: usize, expected: usize },
     #[error("unknown hook event {0}")]
     Event(u8),
+    #[error("unknown start-up step {0}")]
+    Step(u8),
+    #[error("errno {0} is out of range")]
+    Errno(u32),
     #[error("message too large")]
     TooLarge,
     #[error("refusal reason is not UTF-8")]
     Utf8,
+    #[error("chunk {got} where chunk {expected} was due")]
+    ChunkOrder { expected: u32, got: u32 },
+    #[error("chunk of {got} bytes where {expected} were due")]
+    ChunkLength { expected: usize, got: usize },
+    #[error("chunk carried {0} descriptors")]
+    ChunkDescriptors(usize),
+    #[error("chunk after the end of the message")]
+    ChunkBeyondEnd,
+    #[error("message ended after {got} of {expected} bytes")]
+    Truncated { expected: usize, got: usize },
 }
 
 fn frame(kind: u8, fields: &[u8]) -> Vec<u8> {
@@ -125,6 +156,10 @@ impl Request {
                 frame(KIND_RUN_HOOK, &[e, *path])
             }
             Request::Rebind { path } => frame(KIND_REBIND, &[*path]),
+            Request::StartupFailed(f) => {
+                let e = f.errno.to_be_bytes();
+                frame(KIND_STARTUP_FAILED, &[f.step.code(), e[0], e[1], e[2], e[3]])
+            }
         }
     }
 
@@ -144,6 +179,15 @@ impl Request {
                 fixed(kind, f, 1)?;
                 Ok(Request::Rebind { path: f[0] })
             }
+            KIND_STARTUP_FAILED => {
+                fixed(kind, f, 5)?;
+                let step = StartupStep::from_code(f[0]).ok_or(MsgError::Step(f[0]))?;
+                let errno = u32::from_be_bytes([f[1], f[2], f[3], f[4]]);
+                if errno > MAX_ERRNO {
+                    return Err(MsgError::Errno(errno));
+                }
+                Ok(Request::StartupFailed(StartupFailure { step, errno }))
+            }
             k => Err(MsgError::Kind(k)),
         }
     }
@@ -162,8 +206,8 @@ impl Reply {
                 frame(KIND_REFUSED, s)
             }
             Reply::Socket { path } => frame(KIND_SOCKET, &[*path]),
-            Reply::Handover(json) => frame(KIND_HANDOVER, json),
-            Reply::Reload(json) => frame(KIND_RELOAD, json),
+            Reply::Handover { len } => frame(KIND_HANDOVER, &len.to_be_bytes()),
+            Reply::Reload { len } => frame(KIND_RELOAD, &len.to_be_bytes()),
         }
     }
 
@@ -175,11 +219,43 @@ impl Reply {
                 std::str::from_utf8(f).map_err(|_| MsgError::Utf8)?.to_string(),
             )),
             KIND_SOCKET => fixed(kind, f, 1).map(|_| Reply::Socket { path: f[0] }),
-            KIND_HANDOVER => Ok(Reply::Handover(f.to_vec())),
-            KIND_RELOAD => Ok(Reply::Reload(f.to_vec())),
+            KIND_HANDOVER => fixed(kind, f, 4).map(|_| Reply::Handover {
+                len: u32::from_be_bytes([f[0], f[1], f[2], f[3]]),
+            }),
+            KIND_RELOAD => fixed(kind, f, 4).map(|_| Reply::Reload {
+                len: u32::from_be_bytes([f[0], f[1], f[2], f[3]]),
+            }),
             k => Err(MsgError::Kind(k)),
         }
     }
+}
+
+/// One chunk of a large message (number u32 BE, then payload), written
+/// into `out` (replacing what it held).
+pub(crate) fn encode_chunk(seq: u32, part: &[u8], out: &mut Vec<u8>) {
+    debug_assert!(CHUNK_OVERHEAD + part.len() <= MAX_MESSAGE);
+    out.clear();
+    out.extend_from_slice(&((2 + 4 + part.len()) as u16).to_be_bytes());
+    out.push(VERSION);
+    out.push(KIND_CHUNK);
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(part);
+}
+
+/// (number, payload) of a chunk datagram.
+pub(crate) fn decode_chunk(b: &[u8]) -> Result<(u32, &[u8]), MsgError> {
+    let (kind, f) = unframe(b)?;
+    if kind != KIND_CHUNK {
+        return Err(MsgError::Kind(kind));
+    }
+    if f.len() < 4 {
+        return Err(MsgError::Fields {
+            kind,
+            len: f.len(),
+            expected: 4,
+        });
+    }
+    Ok((u32::from_be_bytes([f[0], f[1], f[2], f[3]]), &f[4..]))
 }
 
 #[cfg(test)]
@@ -198,6 +274,14 @@ mod tests {
                 path: 0,
             },
             Request::Rebind { path: 1 },
+            Request::StartupFailed(StartupFailure {
+                step: StartupStep::Seccomp,
+                errno: 1,
+            }),
+            Request::StartupFailed(StartupFailure {
+                step: StartupStep::Verify,
+                errno: 0,
+            }),
         ] {
             assert_eq!(Request::decode(&r.encode()), Ok(r));
         }
@@ -205,8 +289,8 @@ mod tests {
             Reply::Ok,
             Reply::Refused("no".into()),
             Reply::Socket { path: 2 },
-            Reply::Handover(b"{}".to_vec()),
-            Reply::Reload(b"{}".to_vec()),
+            Reply::Handover { len: 3_000_000 },
+            Reply::Reload { len: 0 },
         ] {
             assert_eq!(Reply::decode(&r.encode()), Ok(r));
         }
@@ -231,6 +315,12 @@ mod tests {
         assert!(matches!(Request::decode(&bad), Err(MsgError::Fields { .. })));
         let bad = frame(KIND_RUN_HOOK, &[7, 0]);
         assert_eq!(Request::decode(&bad), Err(MsgError::Event(7)));
+        let bad = frame(KIND_STARTUP_FAILED, &[99, 0, 0, 0, 1]);
+        assert_eq!(Request::decode(&bad), Err(MsgError::Step(99)));
+        let bad = frame(KIND_STARTUP_FAILED, &[4, 0, 0, 0x10, 0]);
+        assert_eq!(Request::decode(&bad), Err(MsgError::Errno(4096)));
+        let bad = frame(KIND_STARTUP_FAILED, &[4, 0, 0, 1]);
+        assert!(matches!(Request::decode(&bad), Err(MsgError::Fields { .. })));
         // Replies are not requests.
         assert_eq!(Request::decode(&Reply::Ok.encode()), Err(MsgError::Kind(KIND_OK)));
         // Exhaustive short inputs never panic.

@@ -6,13 +6,16 @@
 //! path, a hook must be configured. Anything else is refused, logged (rate
 //! limited) and changes nothing.
 
+use std::future::Future;
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::warn;
 
 use crate::channel::{buffer, AsyncChannel};
+use crate::log_limit::{suppressed_note, LogLimit};
 use crate::msg::{HookEvent, Reply, Request};
+use crate::startup::StartupFailure;
 
 /// What the configuration allows.
 #[derive(Debug, Clone)]
@@ -43,6 +46,8 @@ pub fn check(policy: &Policy, bytes: &[u8], fds: usize) -> Result<Request, Strin
     let req = Request::decode(bytes).map_err(|e| format!("malformed request: {e}"))?;
     let path = match req {
         Request::RunHook { path, .. } | Request::Rebind { path } => path,
+        // The worker's last word, on a server too: asks for nothing.
+        Request::StartupFailed(_) => return Ok(req),
     };
     if usize::from(path) >= policy.paths {
         return Err(format!(
@@ -63,73 +68,120 @@ pub fn check(policy: &Policy, bytes: &[u8], fds: usize) -> Result<Request, Strin
     }
 }
 
-/// Rate limit for refusal log lines: at most 10 per second, so a
-/// compromised worker cannot flood the log.
+/// What the parent logs about the worker's requests (at most 10 lines a
+/// second: a compromised worker cannot flood the log) and counts.
 #[derive(Debug)]
-pub struct RefusalLog {
-    window: Instant,
-    count: u32,
+pub struct AnswerLog {
+    lines: LogLimit,
+    /// Requests refused.
+    pub refused: u64,
+    /// Replies not sent because the worker had not read the earlier ones.
+    pub dropped_replies: u64,
 }
 
-impl Default for RefusalLog {
+impl Default for AnswerLog {
     fn default() -> Self {
-        RefusalLog {
-            window: Instant::now(),
-            count: 0,
+        AnswerLog {
+            lines: LogLimit::new(10),
+            refused: 0,
+            dropped_replies: 0,
         }
     }
 }
 
-impl RefusalLog {
-    fn log(&mut self, why: &str) {
-        if self.window.elapsed() > Duration::from_secs(1) {
-            *self = RefusalLog::default();
-        }
-        self.count += 1;
-        if self.count <= 10 {
-            warn!("refused worker request: {why}");
+impl AnswerLog {
+    fn refused(&mut self, why: &str) {
+        self.refused += 1;
+        if let Some(n) = self.lines.allow(Instant::now()) {
+            warn!("refused worker request: {why}{}", suppressed_note(n));
         }
     }
+
+    fn reply_dropped(&mut self) {
+        self.dropped_replies += 1;
+        if let Some(n) = self.lines.allow(Instant::now()) {
+            warn!(
+                "the worker does not read its replies: {} dropped so far{}",
+                self.dropped_replies,
+                suppressed_note(n)
+            );
+        }
+    }
+}
+
+/// What answering a request came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Answered {
+    /// Carried out or refused; the reply sent, or dropped (counted) if
+    /// the worker had not read the earlier ones.
+    Done,
+    /// The worker reports that it could not start (it exits next).
+    WorkerFailed(StartupFailure),
 }
 
 /// Checks and carries out one request (`bytes` and the descriptors that
-/// came with it), then sends the reply.
-pub async fn answer(
+/// came with it), then sends the reply without waiting: a worker that
+/// floods requests and never reads the replies fills its receive queue,
+/// and the parent must not then stop watching signals and the worker's
+/// exit. Such replies are dropped and counted; the worker acts on none of
+/// them except a socket (which it never asks for yet).
+pub fn answer(
     chan: &AsyncChannel,
     policy: &Policy,
     ops: &mut impl Privileged,
     bytes: &[u8],
     fds: Vec<OwnedFd>,
-    refusals: &mut RefusalLog,
-) -> std::io::Result<()> {
+    log: &mut AnswerLog,
+) -> std::io::Result<Answered> {
     let reply = match check(policy, bytes, fds.len()) {
+        Ok(Request::StartupFailed(f)) => return Ok(Answered::WorkerFailed(f)),
         Ok(Request::RunHook { event, path }) => {
             ops.run_hook(event, path);
             Reply::Ok
         }
         Ok(Request::Rebind { path }) => match ops.rebind(path) {
-            Ok(fd) => return chan.send(&Reply::Socket { path }.encode(), &[fd.as_fd()]).await,
+            Ok(fd) => {
+                if !chan.try_send(&Reply::Socket { path }.encode(), &[fd.as_fd()])? {
+                    log.reply_dropped();
+                }
+                return Ok(Answered::Done);
+            }
             Err(e) => Reply::Refused(format!("rebind failed: {e}")),
         },
         Err(why) => {
-            refusals.log(&why);
+            log.refused(&why);
             Reply::Refused(why)
         }
     };
     drop(fds);
-    chan.send(&reply.encode(), &[]).await
+    if !chan.try_send(&reply.encode(), &[])? {
+        log.reply_dropped();
+    }
+    Ok(Answered::Done)
 }
 
-/// Answers requests until the worker closes its end (returns Ok) or the
-/// channel fails.
-pub async fn serve(chan: &AsyncChannel, policy: &Policy, ops: &mut impl Privileged) -> std::io::Result<()> {
+/// Answers requests until `stop` completes or the worker closes its end
+/// (returns what it counted), the worker reports a failed start-up (an
+/// error naming step and errno) or the channel fails.
+pub async fn serve(
+    chan: &AsyncChannel,
+    policy: &Policy,
+    ops: &mut impl Privileged,
+    stop: impl Future<Output = ()>,
+) -> std::io::Result<AnswerLog> {
     let mut buf = buffer();
-    let mut refusals = RefusalLog::default();
+    let mut log = AnswerLog::default();
+    let mut stop = std::pin::pin!(stop);
     loop {
-        let (n, fds) = chan.recv(&mut buf).await?;
+        let (n, fds) = tokio::select! {
+            r = chan.recv(&mut buf) => r?,
+            _ = &mut stop => return Ok(log),
+        };
         if n == 0 && fds.is_empty() {
-            return Ok(());
+            return Ok(log);
         }
-        answer(chan, policy, ops, &buf[..n], fds, &mut refusals).await?;
+        if let Answered::WorkerFailed(f) = answer(chan, policy, ops, &buf[..n], fds, &mut log)? {
+            return Err(std::io::Error::other(f.to_string()));
+        }
     }
 }

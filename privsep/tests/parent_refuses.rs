@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use mlvpn_privsep::channel::{self, AsyncChannel};
 use mlvpn_privsep::msg::{HookEvent, Reply, Request, VERSION};
 use mlvpn_privsep::policy::{serve, Policy, Privileged};
+use mlvpn_privsep::startup::{StartupFailure, StartupStep};
 
 #[derive(Default)]
 struct Calls {
@@ -59,7 +60,7 @@ fn bad_requests_are_refused_valid_ones_served() {
                 down_script: false,
             };
             let mut mock = mock;
-            serve(&chan, &policy, &mut mock).await
+            serve(&chan, &policy, &mut mock, std::future::pending()).await
         })
     });
 
@@ -100,4 +101,98 @@ fn bad_requests_are_refused_valid_ones_served() {
     // The worker going away ends the loop cleanly.
     drop(worker);
     server.join().unwrap().unwrap();
+}
+
+#[test]
+fn a_start_up_failure_ends_the_loop_with_step_and_errno_also_on_a_server() {
+    let (parent, worker) = channel::pair().unwrap();
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let chan = AsyncChannel::new(parent).unwrap();
+            // A server: the worker may name no path.
+            let policy = Policy {
+                paths: 0,
+                up_script: false,
+                down_script: false,
+            };
+            let mut mock = Mock(Arc::default());
+            serve(&chan, &policy, &mut mock, std::future::pending()).await
+        })
+    });
+    let report = Request::StartupFailed(StartupFailure {
+        step: StartupStep::BoundingSet,
+        errno: 1,
+    });
+    channel::send(worker.as_fd(), &report.encode(), &[]).unwrap();
+    let err = server.join().unwrap().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "worker: dropping the capability bounding set: EPERM (Operation not permitted)"
+    );
+}
+
+#[test]
+fn a_worker_that_floods_requests_and_never_reads_cannot_stall_the_parent() {
+    let (parent, worker) = channel::pair().unwrap();
+    let calls = Arc::new(Mutex::new(Calls::default()));
+    let mock = Mock(calls.clone());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let r = rt.block_on(async move {
+            let chan = AsyncChannel::new(parent).unwrap();
+            let policy = Policy {
+                paths: 1,
+                up_script: true,
+                down_script: false,
+            };
+            let mut mock = mock;
+            let stop = async {
+                let _ = stop_rx.await;
+            };
+            serve(&chan, &policy, &mut mock, stop).await
+        });
+        let _ = done_tx.send(r);
+    });
+    // Many more requests than the worker's receive queue holds replies for;
+    // the worker reads none. Its sends give up after 5 s if the parent
+    // stops reading (as it did when it waited for each reply to go out).
+    let timeout = nix::sys::time::TimeVal::new(5, 0);
+    nix::sys::socket::setsockopt(&worker, nix::sys::socket::sockopt::SendTimeout, &timeout).unwrap();
+    let up = Request::RunHook {
+        event: HookEvent::PathUp,
+        path: 0,
+    }
+    .encode();
+    let mut sent = 0;
+    for _ in 0..2000 {
+        if channel::send(worker.as_fd(), &up, &[]).is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    // Another event: the parent's loop must still see it.
+    let _ = stop_tx.send(());
+    let log = done_rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the parent's loop still answers another event")
+        .unwrap();
+    assert_eq!(sent, 2000, "the parent kept reading requests");
+    // (Those still queued when the stop came are not carried out.)
+    let carried_out = calls.lock().unwrap().hooks.len();
+    assert!(carried_out > 0 && carried_out <= 2000, "{carried_out}");
+    assert!(
+        log.dropped_replies > 0 && log.dropped_replies < 2000,
+        "replies the worker did not read were dropped and counted: {}",
+        log.dropped_replies
+    );
+    drop(worker);
 }

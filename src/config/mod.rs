@@ -102,13 +102,28 @@ pub mod units;
 
 pub use parse::{
     control_socket_of, ConfigError, DEFAULT_CHROOT, DEFAULT_HOOK_TIMEOUT, DEFAULT_KEEPALIVE,
-    DEFAULT_PATH_TIMEOUT, DEFAULT_REKEY_AFTER, DEFAULT_USER,
+    DEFAULT_PATH_TIMEOUT, DEFAULT_REKEY_AFTER, DEFAULT_USER, MAX_CONFIG_FILE,
 };
 
 #[cfg(test)]
 mod tests;
 
 impl Config {
+    /// The hook scripts exist and are root's own (owner root or us, not
+    /// writable by others, nor their directories): the parent runs them as
+    /// root. Checked by `check`, at start and before each run (a script may
+    /// change after start).
+    pub fn check_hook_scripts(&self) -> Result<(), String> {
+        let i = &self.interface;
+        for (key, script) in [("up_script", &i.up_script), ("down_script", &i.down_script)] {
+            if let Some(p) = script {
+                mlvpn_privsep::trusted_file::check_path("hook script", p)
+                    .map_err(|e| format!("{}: interface.{key}: {e}", self.file.display()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The TUN MTU: the configured one, or what a 1500-byte link leaves
     /// after the outer headers of the paths' address family (IPv6 + UDP if
     /// any path uses IPv6, else IPv4 + UDP) and the tunnel's own overhead,

@@ -4,7 +4,8 @@
 //! spans (`toml::Spanned`), so that every semantic check can name the line of
 //! the key it is about.
 
-use crate::proto::tunnel::REKEY_AFTER_TIME;
+use crate::proto::tunnel::{MAX_PATHS_PER_PEER, REKEY_AFTER_TIME};
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -260,7 +261,9 @@ fn parse_peers(
     if mode == Mode::Client && raw.len() > 1 {
         return cx.err(raw[1].span(), "a client has exactly one [[peer]] (its server)");
     }
-    let mut peers: Vec<PeerConfig> = Vec::new();
+    let mut peers: Vec<PeerConfig> = Vec::with_capacity(raw.len());
+    // A concentrator has thousands of peers: duplicates by hash, not by scan.
+    let mut seen: HashSet<PublicKey> = HashSet::with_capacity(raw.len());
     for p in raw.iter().map(Spanned::get_ref) {
         let key_span = p.public_key.span();
         let text = p.public_key.get_ref().trim();
@@ -285,7 +288,7 @@ fn parse_peers(
             let msg = "peer.public_key: this is our own public key; expected the other side's";
             return cx.err(key_span, msg);
         }
-        if peers.iter().any(|q| q.public_key == public_key) {
+        if !seen.insert(public_key) {
             return cx.err(key_span, "peer.public_key: duplicate peer");
         }
         let allowed_ips = match &p.allowed_ips {
@@ -355,6 +358,12 @@ fn check_prefixes_have_one_owner(cx: &Ctx<'_>, raw: &[Spanned<RawPeer>]) -> Resu
 fn parse_paths(cx: &Ctx<'_>, mode: Mode, raw: &[Spanned<RawPath>]) -> Result<Vec<PathConfig>, ConfigError> {
     if raw.is_empty() {
         return cx.err_file("no [[path]]: expected at least one");
+    }
+    if raw.len() > MAX_PATHS_PER_PEER {
+        return cx.err(
+            raw[MAX_PATHS_PER_PEER].span(),
+            format!("path: at most {MAX_PATHS_PER_PEER} [[path]] tables"),
+        );
     }
     let mut paths: Vec<PathConfig> = Vec::new();
     for p in raw.iter().map(Spanned::get_ref) {
@@ -483,12 +492,20 @@ fn parse_interface(cx: &Ctx<'_>, raw: RawInterface) -> Result<Interface, ConfigE
         );
     }
     let key_path = resolve(cx.file, raw.private_key_file.get_ref());
-    let private_key = mlvpn_keys::read_private_key_file(&key_path).or_else(|e| {
-        cx.err(
-            raw.private_key_file.span(),
-            format!("interface.private_key_file: {e}"),
-        )
-    })?;
+    let private_key = mlvpn_keys::read_private_key_file(&key_path)
+        .map_err(|e| e.to_string())
+        .and_then(|k| {
+            // The file is checked as it is read; its directories too.
+            mlvpn_privsep::trusted_file::check_parents("private key file", &key_path)
+                .map_err(|e| e.to_string())?;
+            Ok(k)
+        })
+        .or_else(|e| {
+            cx.err(
+                raw.private_key_file.span(),
+                format!("interface.private_key_file: {e}"),
+            )
+        })?;
     let mtu = match &raw.mtu {
         Some(v) => {
             let text = value_text(v.get_ref()).unwrap_or_default();
@@ -604,8 +621,15 @@ fn resolve(config_file: &Path, p: &str) -> PathBuf {
         .unwrap_or_else(|| p.to_path_buf())
 }
 
-/// At most 1 MiB: a config is small; refuse anything else clearly.
+/// Largest config file read: 16 MiB. A concentrator's 10 000 peers take
+/// about 1.2 MB; anything much larger is not a config file.
+pub const MAX_CONFIG_FILE: usize = 16 << 20;
+
+/// Reads at most [`MAX_CONFIG_FILE`] bytes; refuses anything larger
+/// clearly, and a file that someone other than root (or the user running
+/// us) owns or could have written: root acts on it (hooks, routes).
 fn read_text(file: &Path) -> Result<String, ConfigError> {
+    use mlvpn_privsep::trusted_file;
     use std::io::Read;
     let err = |message: String| ConfigError {
         file: file.to_path_buf(),
@@ -613,12 +637,19 @@ fn read_text(file: &Path) -> Result<String, ConfigError> {
         message,
     };
     let f = std::fs::File::open(file).map_err(|e| err(format!("cannot open: {e}")))?;
+    let meta = f.metadata().map_err(|e| err(format!("cannot read: {e}")))?;
+    trusted_file::check_metadata("config file", file, &meta)
+        .and_then(|_| trusted_file::check_parents("config file", file))
+        .map_err(|e| err(e.to_string()))?;
     let mut text = String::new();
-    f.take((1 << 20) + 1)
+    f.take(MAX_CONFIG_FILE as u64 + 1)
         .read_to_string(&mut text)
         .map_err(|e| err(format!("cannot read: {e}")))?;
-    if text.len() > 1 << 20 {
-        return Err(err("larger than 1 MiB; not a config file".into()));
+    if text.len() > MAX_CONFIG_FILE {
+        return Err(err(format!(
+            "larger than {} MiB; not a config file",
+            MAX_CONFIG_FILE >> 20
+        )));
     }
     Ok(text)
 }

@@ -621,3 +621,128 @@ fn path_device_is_an_interface_name() {
     );
     fails(long, 15, "path.device");
 }
+
+/// A server config with `n` peers (distinct keys, one IPv4 and one IPv6
+/// address each), as a concentrator's generated file looks.
+fn fleet(n: usize) -> String {
+    let mut text = String::from(
+        "mode = \"server\"\n[interface]\nname = \"mlvpn0\"\naddress = [\"10.100.0.1/16\", \"fd42::1/64\"]\n\
+         private_key_file = \"k\"\n[[path]]\nname = \"isp1\"\nbind = \"10.101.0.2:5080\"\n",
+    );
+    for i in 0..n {
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+        let key = mlvpn_keys::PublicKey(key);
+        text += &format!(
+            "[[peer]]\npublic_key = \"{key}\"\nallowed_ips = [\"10.{}.{}.{}/32\", \"fd42::{:x}/128\"]\n",
+            101 + i / 65536,
+            (i / 256) % 256,
+            i % 256,
+            i + 2
+        );
+    }
+    text
+}
+
+#[test]
+fn a_concentrator_config_of_10000_peers_loads_and_a_duplicate_is_found() {
+    let dir = key_dir();
+    let file = dir.path().join("fleet.toml");
+    let text = fleet(10_000);
+    assert!(text.len() > 1 << 20, "a realistic fleet file is over 1 MiB");
+    std::fs::write(&file, &text).unwrap();
+    let c = Config::load(&file).unwrap();
+    assert_eq!(c.peers.len(), 10_000);
+    // The first peer again, at the end: named by its line.
+    let first = text.find("[[peer]]").unwrap();
+    let again = &text[first..first + text[first..].find("\n[[peer]]").unwrap() + 1];
+    let dup = text.clone() + again;
+    let line = dup.lines().count() - 1;
+    let e = Config::parse(&dup, &file).unwrap_err();
+    assert_eq!(e.line, Some(line), "{e}");
+    assert!(e.to_string().contains("duplicate peer"), "{e}");
+}
+
+#[test]
+fn a_file_over_16_mib_is_refused_clearly() {
+    let dir = key_dir();
+    let file = dir.path().join("huge.toml");
+    let mut text = client();
+    text += &"#".repeat(super::MAX_CONFIG_FILE);
+    std::fs::write(&file, text).unwrap();
+    let e = Config::load(&file).unwrap_err();
+    assert_eq!(e.line, None);
+    assert!(
+        e.to_string().ends_with("larger than 16 MiB; not a config file"),
+        "{e}"
+    );
+}
+
+#[test]
+fn more_paths_than_the_tunnel_uses_are_refused() {
+    let mut text = server();
+    for i in 0..31 {
+        text += &format!("[[path]]\nname = \"x{i}\"\nbind = \"10.9.0.{}:5080\"\n", i + 1);
+    }
+    // 2 + 30 paths are fine, the 33rd is not.
+    let ok = text[..text.rfind("[[path]]").unwrap()].to_string();
+    assert_eq!(parse(&ok).unwrap().paths.len(), 32);
+    let line = text.lines().count() - 2;
+    fails(text, line, "at most 32 [[path]] tables");
+}
+
+/// Under CI=true a test that needs root fails instead of skipping.
+fn can_chown(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
+    assert!(!ci, "{test} needs root (chown) under CI=true");
+    eprintln!("SKIPPED {test}: needs root (chown)");
+    false
+}
+
+#[test]
+fn a_config_or_key_others_could_write_is_refused_with_what_to_do() {
+    let dir = key_dir();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, client()).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o664)).unwrap();
+    let e = Config::load(&file).unwrap_err().to_string();
+    assert!(
+        e.contains("config file")
+            && e.contains("mode 0664")
+            && e.contains(&format!("chmod go-w {}", file.display())),
+        "{e}"
+    );
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    Config::load(&file).unwrap();
+    // The key's directory writable by others: the key could be replaced.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let e = Config::load(&file).unwrap_err().to_string();
+    assert!(e.contains("directory above the config file"), "{e}");
+}
+
+#[test]
+fn a_config_or_key_owned_by_another_user_is_refused() {
+    if !can_chown("a_config_or_key_owned_by_another_user_is_refused") {
+        return;
+    }
+    let dir = key_dir();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, client()).unwrap();
+    let nobody = Some(nix::unistd::Uid::from_raw(65534));
+    nix::unistd::chown(&file, nobody, None).unwrap();
+    let e = Config::load(&file).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("config file {} is owned by uid 65534", file.display()))
+            && e.contains(&format!("chown root {}", file.display())),
+        "{e}"
+    );
+    nix::unistd::chown(&file, Some(nix::unistd::Uid::from_raw(0)), None).unwrap();
+    let key = dir.path().join("k");
+    nix::unistd::chown(&key, nobody, None).unwrap();
+    let e = Config::load(&file).unwrap_err();
+    assert_eq!(e.line, Some(5), "{e}");
+    assert!(e.to_string().contains("is owned by uid 65534"), "{e}");
+}

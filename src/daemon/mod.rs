@@ -2,6 +2,7 @@
 //! unprivileged worker ([`worker`]), and what the parent hands the worker
 //! ([`setup`]).
 
+mod chroot_dir;
 pub mod parent;
 pub mod reload;
 pub mod setup;

@@ -8,19 +8,20 @@
 //! (systemd `Restart=on-failure`), which re-opens the TUN and sockets from a
 //! clean state (and replaces rules a killed parent could not remove).
 
+use std::collections::HashSet;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use mlvpn_privsep::channel::{self, AsyncChannel};
-use mlvpn_privsep::msg::{HookEvent, Reply};
-use mlvpn_privsep::policy::{self, Policy, Privileged, RefusalLog};
-use mlvpn_privsep::{drop, hooks};
+use mlvpn_privsep::drop;
+use mlvpn_privsep::hook_queue::{HookKey, HookLimits};
+use mlvpn_privsep::hooks::{self, HookJob, HookScheduler};
+use mlvpn_privsep::msg::{HookEvent, Reply, Request};
+use mlvpn_privsep::policy::{self, AnswerLog, Answered, Policy, Privileged};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tracing::warn;
-use tracing::{error, info};
+use tracing::{debug, error, info, warn};
 
 use super::reload;
 use super::setup::{ReloadSetup, WorkerSetup};
@@ -29,33 +30,13 @@ use crate::config::{Config, Mode};
 use crate::io::installed_routes::InstalledRoutes;
 use crate::io::{driver, policy_routing, rp_filter_check, sockets, uplink_check};
 
-/// The chroot must be a root-owned directory nobody else can write, and
-/// empty: the worker must find nothing there.
-fn prepare_chroot(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("chroot {}: {e}", dir.display()))?;
-    let meta = std::fs::metadata(dir).map_err(|e| format!("chroot {}: {e}", dir.display()))?;
-    if meta.uid() != 0 || meta.permissions().mode() & 0o022 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| format!("chroot {}: {e}", dir.display()))?;
-        if meta.uid() != 0 {
-            return Err(format!("chroot {} is not owned by root", dir.display()));
-        }
-    }
-    if std::fs::read_dir(dir)
-        .map_err(|e| format!("chroot {}: {e}", dir.display()))?
-        .next()
-        .is_some()
-    {
-        return Err(format!("chroot {} is not empty", dir.display()));
-    }
-    Ok(())
-}
-
 /// The privileged operations, bounded by the config (replaced on reload),
 /// and the routes installed for it.
 struct Ops {
     config: Config,
     routes: InstalledRoutes,
+    /// Hooks run in the background within fixed limits.
+    hooks: HookScheduler,
 }
 
 impl Ops {
@@ -115,7 +96,12 @@ impl Privileged for Ops {
         let mut env = self.env(name);
         env.push(("MLVPN_PATH".into(), p.name.clone()));
         env.push(("MLVPN_PATH_STATE".into(), state.into()));
-        hooks::spawn(script, env, i.hook_timeout);
+        let job = HookJob {
+            script,
+            env,
+            limit: i.hook_timeout,
+        };
+        self.hooks.submit(HookKey::Path(path), job);
     }
 
     fn rebind(&mut self, path: u8) -> Result<OwnedFd, String> {
@@ -129,8 +115,9 @@ impl Privileged for Ops {
 
 /// Runs the daemon: parent here, worker in a new process.
 pub fn run(config: Config) -> Result<(), String> {
+    config.check_hook_scripts()?;
     let identity = drop::lookup(&config.interface.user).map_err(|e| format!("interface.user: {e}"))?;
-    prepare_chroot(&config.interface.chroot)?;
+    super::chroot_dir::prepare(&config.interface.chroot)?;
     let res = driver::open_resources(&config).map_err(|e| e.to_string())?;
     // Removed when dropped: on every way out of this function.
     let routes = InstalledRoutes::install(&config).map_err(|e| e.to_string())?;
@@ -161,44 +148,75 @@ pub fn run(config: Config) -> Result<(), String> {
         let worker_pid = worker.id().map(|p| Pid::from_raw(p as i32));
         info!(pid = ?worker_pid, "worker started");
         let chan = AsyncChannel::new(parent_end).map_err(|e| format!("channel: {e}"))?;
-        {
+        let mut shutdown = std::pin::pin!(super::shutdown_signal());
+        let mut buf = channel::buffer();
+        // The hand-over may be megabytes (a fleet of peers): it goes in
+        // chunks as fast as the worker reads them, and neither a worker that
+        // dies nor a SIGTERM is missed meanwhile. Ok(false): stopped.
+        let handed_over = {
             let setup = WorkerSetup::new(&config, identity).encode();
+            debug!(bytes = setup.len(), descriptors = 2 + res.sockets.len(), "hand-over");
             let mut fds = vec![res.tun.as_fd(), res.control.as_fd()];
             fds.extend(res.sockets.iter().map(|s| s.as_fd()));
-            let msg = zeroize::Zeroizing::new(Reply::Handover(setup.to_vec()).encode());
-            chan.send(&msg, &fds).await.map_err(|e| format!("hand-over: {e}"))?;
-        }
+            tokio::select! {
+                r = chan.send_bulk(|len| Reply::Handover { len }, &setup, &fds) => {
+                    r.map(|_| true).map_err(|e| format!("hand-over: {e}"))
+                }
+                st = worker.wait() => Err(worker_exit(&chan, &mut buf, st)),
+                _ = &mut shutdown => Ok(false),
+            }
+        };
         // The parent keeps none of them: the TUN disappears with the worker.
         drop(res);
         let hook_timeout = config.interface.hook_timeout;
-        let mut ops = Ops { config, routes };
-        if let Some((script, env)) = ops.tunnel_hook(true) {
-            hooks::spawn(script, env, hook_timeout);
+        let mut ops = Ops {
+            config,
+            routes,
+            hooks: HookScheduler::start(HookLimits::default(), hooks::process_runner()),
+        };
+        if handed_over == Ok(true) {
+            if let Some((script, env)) = ops.tunnel_hook(true) {
+                let job = HookJob {
+                    script,
+                    env,
+                    limit: hook_timeout,
+                };
+                ops.hooks.submit(HookKey::Tunnel, job);
+            }
         }
-        let mut shutdown = std::pin::pin!(super::shutdown_signal());
-        let mut buf = channel::buffer();
-        let mut refusals = RefusalLog::default();
-        let outcome = loop {
-            tokio::select! {
-                st = worker.wait() => break Err(format!("worker exited unexpectedly ({})", st.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()))),
-                _ = &mut shutdown => break Ok(()),
-                _ = hangup.recv() => {
-                    info!("SIGHUP: reloading {}", ops.config.file.display());
-                    if let Err(e) = reload(&mut ops, &chan).await {
-                        error!("reload refused, the running configuration stays: {e}");
-                    }
-                }
-                r = chan.recv(&mut buf) => match r {
-                    Ok((0, fds)) if fds.is_empty() => break Err("worker closed the privsep channel".to_string()),
-                    Ok((n, fds)) => {
-                        let policy = ops.policy();
-                        if let Err(e) = policy::answer(&chan, &policy, &mut ops, &buf[..n], fds, &mut refusals).await {
-                            break Err(format!("privsep channel: {e}"));
+        let mut answers = AnswerLog::default();
+        let outcome = match handed_over {
+            Ok(true) => loop {
+                tokio::select! {
+                    st = worker.wait() => break Err(worker_exit(&chan, &mut buf, st)),
+                    _ = &mut shutdown => break Ok(()),
+                    _ = hangup.recv() => {
+                        info!("SIGHUP: reloading {}", ops.config.file.display());
+                        // A reload may be megabytes too: keep watching the
+                        // worker and SIGTERM while the worker takes it.
+                        tokio::select! {
+                            r = reload(&mut ops, &chan) => if let Err(e) = r {
+                                error!("reload refused, the running configuration stays: {e}");
+                            },
+                            st = worker.wait() => break Err(worker_exit(&chan, &mut buf, st)),
+                            _ = &mut shutdown => break Ok(()),
                         }
                     }
-                    Err(e) => break Err(format!("privsep channel: {e}")),
-                },
-            }
+                    r = chan.recv(&mut buf) => match r {
+                        Ok((0, fds)) if fds.is_empty() => break Err("worker closed the privsep channel".to_string()),
+                        Ok((n, fds)) => {
+                            let policy = ops.policy();
+                            match policy::answer(&chan, &policy, &mut ops, &buf[..n], fds, &mut answers) {
+                                Ok(Answered::Done) => {}
+                                Ok(Answered::WorkerFailed(f)) => break Err(f.to_string()),
+                                Err(e) => break Err(format!("privsep channel: {e}")),
+                            }
+                        }
+                        Err(e) => break Err(format!("privsep channel: {e}")),
+                    },
+                }
+            },
+            stopped_or_failed => stopped_or_failed.map(|_| ()),
         };
         if let Some(pid) = worker_pid {
             let _ = kill(pid, Signal::SIGTERM);
@@ -223,6 +241,24 @@ pub fn run(config: Config) -> Result<(), String> {
     })
 }
 
+/// Why the worker exited: the start-up failure it reported if one is still
+/// waiting in the channel (its exit and its report race), else its status.
+fn worker_exit(chan: &AsyncChannel, buf: &mut [u8], st: std::io::Result<std::process::ExitStatus>) -> String {
+    let status = st.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+    // Bounded: the socket buffer holds few messages; a report comes last.
+    for _ in 0..256 {
+        match chan.try_recv(buf) {
+            Ok(Some((n, _))) if n > 0 => {
+                if let Ok(Request::StartupFailed(f)) = Request::decode(&buf[..n]) {
+                    return format!("{f} (worker {status})");
+                }
+            }
+            _ => break,
+        }
+    }
+    format!("worker exited unexpectedly ({status})")
+}
+
 /// SIGHUP: re-reads the config file, binds sockets for new or moved paths,
 /// tells the worker, adjusts routes, and makes the new config the one in
 /// force. Any failure before the worker is told leaves everything as it was.
@@ -242,10 +278,9 @@ async fn reload(ops: &mut Ops, chan: &AsyncChannel) -> Result<(), String> {
             fresh.push(OwnedFd::from(s));
         }
     }
-    let setup = ReloadSetup::new(&plan.config, plan.keep.clone()).encode();
-    let msg = zeroize::Zeroizing::new(Reply::Reload(setup.to_vec()).encode());
+    let msg = ReloadSetup::new(&plan.config, plan.keep.clone()).encode();
     let fds: Vec<_> = fresh.iter().map(|f| f.as_fd()).collect();
-    chan.send(&msg, &fds)
+    chan.send_bulk(|len| Reply::Reload { len }, &msg, &fds)
         .await
         .map_err(|e| format!("telling the worker: {e}"))?;
     drop(fresh);

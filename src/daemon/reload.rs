@@ -8,6 +8,8 @@
 //! needing a restart and stays as it was. A file that does not load is
 //! refused whole and the running config kept.
 
+use std::collections::HashSet;
+
 use crate::config::{Config, Mode};
 
 /// What the parent does with a re-read config.
@@ -109,12 +111,7 @@ pub fn describe(old: &Config, plan: &ReloadPlan) -> String {
         .map(|p| &p.name)
         .collect();
     // Sets: a fleet's 10 000 peers compared pairwise took ~10^8 steps.
-    let keys = |c: &Config| {
-        c.peers
-            .iter()
-            .map(|p| p.public_key)
-            .collect::<std::collections::HashSet<_>>()
-    };
+    let keys = |c: &Config| c.peers.iter().map(|p| p.public_key).collect::<HashSet<_>>();
     let (old_keys, new_keys) = (keys(old), keys(new));
     let peers_added = new_keys.difference(&old_keys).count();
     let peers_removed = old_keys.difference(&new_keys).count();

@@ -71,8 +71,16 @@ impl WorkerSetup {
         }
     }
 
+    /// The JSON, in a buffer sized by a first pass so that it never grows:
+    /// growing would leave unwiped copies of the key in freed memory (and
+    /// with thousands of peers it grows many times).
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
-        Zeroizing::new(serde_json::to_vec(self).expect("plain data serializes"))
+        let mut size = ByteCount(0);
+        serde_json::to_writer(&mut size, self).expect("plain data serializes");
+        let mut out = Zeroizing::new(Vec::with_capacity(size.0));
+        serde_json::to_writer(&mut *out, self).expect("plain data serializes");
+        debug_assert_eq!(out.len(), size.0);
+        out
     }
 
     pub fn decode(b: &[u8]) -> Result<WorkerSetup, String> {
@@ -103,6 +111,19 @@ impl WorkerSetup {
             peers,
             paths,
         })
+    }
+}
+
+/// Counts what would be written.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0 += b.len();
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -1,7 +1,7 @@
 //! The unprivileged worker: receives its descriptors and settings from the
 //! parent, drops every privilege, and only then runs the tunnel.
 
-use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -9,12 +9,42 @@ use std::sync::Arc;
 use mlvpn_privsep::channel::{self, AsyncChannel};
 use mlvpn_privsep::drop::drop_privileges;
 use mlvpn_privsep::msg::{HookEvent, Reply, Request};
+use mlvpn_privsep::startup::{StartupFailure, StartupStep};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
-use zeroize::Zeroize;
 
 use super::setup::{ReloadSetup, WorkerSetup};
 use crate::io::driver::{self, Reload, Resources};
+
+/// A start-up step that failed: what the parent is told, and the worker's
+/// own log line.
+struct StartError {
+    failure: StartupFailure,
+    message: String,
+}
+
+impl StartError {
+    fn new(step: StartupStep, errno: u32, message: impl Into<String>) -> StartError {
+        StartError {
+            failure: StartupFailure { step, errno },
+            message: format!("worker: {}", message.into()),
+        }
+    }
+
+    fn io(step: StartupStep, e: &std::io::Error) -> StartError {
+        StartError {
+            failure: StartupFailure::from_io(step, e),
+            message: format!("worker: {step}: {e}"),
+        }
+    }
+}
+
+/// Tells the parent which start-up step failed (best effort: the worker
+/// exits next either way), and returns the worker's own message.
+fn report(chan: BorrowedFd<'_>, e: StartError) -> String {
+    let _ = channel::send(chan, &Request::StartupFailed(e.failure).encode(), &[]);
+    e.message
+}
 
 /// Runs the worker on the channel descriptor the parent passed as `fd_arg`.
 pub fn run(fd_arg: &str) -> Result<(), String> {
@@ -31,67 +61,48 @@ pub fn run(fd_arg: &str) -> Result<(), String> {
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     )
     .map_err(|e| format!("worker: {e}"))?;
-
-    let mut buf = channel::buffer();
-    let (n, fds) = channel::recv(chan.as_fd(), &mut buf).map_err(|e| format!("worker: hand-over: {e}"))?;
-    let reply = Reply::decode(&buf[..n]);
-    buf.zeroize();
-    let Ok(Reply::Handover(mut json)) = reply else {
-        return Err("worker: expected the hand-over message".into());
+    let (setup, res) = match receive_and_drop(&chan) {
+        Ok(r) => r,
+        Err(e) => return Err(report(chan.as_fd(), e)),
     };
-    let setup = WorkerSetup::decode(&json);
-    json.zeroize();
-    let setup = setup?;
-    if fds.len() != 2 + setup.paths.len() {
-        return Err(format!(
-            "worker: hand-over carried {} descriptors, expected {}",
-            fds.len(),
-            2 + setup.paths.len()
-        ));
-    }
-    let mut fds = fds.into_iter();
-    let tun = fds.next().expect("counted");
-    let control = std::os::unix::net::UnixListener::from(fds.next().expect("counted"));
-    let sockets = fds.map(std::net::UdpSocket::from).collect();
-    let res = Resources {
-        tun,
-        control,
-        sockets,
+    let tunnel_config = match setup.tunnel_config() {
+        Ok(c) => c,
+        Err(e) => return Err(report(chan.as_fd(), StartError::new(StartupStep::Settings, 0, e))),
     };
-
-    // Before the first network byte: chroot, user, no_new_privs, no caps.
-    drop_privileges(setup.identity(), Path::new(&setup.chroot)).map_err(|e| format!("worker: {e}"))?;
-    info!(uid = setup.uid, gid = setup.gid, chroot = %setup.chroot, "worker: privileges dropped");
-
-    let tunnel_config = setup.tunnel_config()?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("worker: runtime: {e}"))?;
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return Err(report(chan.as_fd(), StartError::io(StartupStep::Runtime, &e))),
+    };
     rt.block_on(async move {
-        let chan = Arc::new(AsyncChannel::new(chan).map_err(|e| format!("worker: channel: {e}"))?);
+        let chan = match AsyncChannel::new(chan) {
+            Ok(c) => Arc::new(c),
+            Err(e) => return Err(format!("worker: channel: {e}")),
+        };
+        // Until the event loop runs, a failure is reported to the parent.
+        let fail = |e: StartError| report(chan.as_fd(), e);
         // SIGHUP is the parent's (reload); here it must not kill us.
         let _hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .map_err(|e| format!("worker: SIGHUP handler: {e}"))?;
+            .map_err(|e| fail(StartError::io(StartupStep::Runtime, &e)))?;
         let (hook_tx, hook_rx) = mpsc::unbounded_channel();
         let hook_flags = Arc::new(HookFlags::default());
         hook_flags.set(setup.up_script, setup.down_script);
-        tokio::spawn(forward_hooks(chan.clone(), hook_rx, hook_flags.clone()));
         let (reload_tx, reload_rx) = mpsc::unbounded_channel();
-        let parent_gone = watch_parent(chan.clone(), reload_tx, hook_flags);
         let signalled = super::shutdown_signal();
+        // Last step before the event loop reads its first datagram.
+        #[cfg(target_os = "linux")]
+        {
+            mlvpn_privsep::seccomp::restrict_worker()
+                .map_err(|e| fail(StartError::new(StartupStep::Seccomp, 0, e.to_string())))?;
+            info!("worker: seccomp filter installed");
+        }
+        tokio::spawn(forward_hooks(chan.clone(), hook_rx, hook_flags.clone()));
+        let parent_gone = watch_parent(chan.clone(), reload_tx, hook_flags);
         let shutdown = async {
             tokio::select! {
                 _ = signalled => {}
                 _ = parent_gone => warn!("parent closed the channel: stopping"),
             }
         };
-        // Last step before the event loop reads its first datagram.
-        #[cfg(target_os = "linux")]
-        {
-            mlvpn_privsep::seccomp::restrict_worker().map_err(|e| format!("worker: {e}"))?;
-            info!("worker: seccomp filter installed");
-        }
         driver::run(
             tunnel_config,
             &setup.interface,
@@ -103,6 +114,47 @@ pub fn run(fd_arg: &str) -> Result<(), String> {
         .await
         .map_err(|e| format!("worker: {e}"))
     })
+}
+
+/// Receives the hand-over and drops every privilege: the worker's start-up
+/// up to the first network byte.
+fn receive_and_drop(chan: &OwnedFd) -> Result<(WorkerSetup, Resources), StartError> {
+    let handover = |m: String| StartError::new(StartupStep::Handover, 0, format!("hand-over: {m}"));
+    let mut buf = channel::buffer();
+    let (n, fds) = channel::recv(chan.as_fd(), &mut buf)
+        .map_err(|e| StartError::io(StartupStep::Handover, &e.into()))?;
+    let Ok(Reply::Handover { len }) = Reply::decode(&buf[..n]) else {
+        return Err(handover("expected the hand-over message".into()));
+    };
+    // Wiped on drop (it holds the private key); recv_chunks wipes `buf`.
+    let json = channel::recv_chunks(chan.as_fd(), len, &mut buf)
+        .map_err(|e| StartError::io(StartupStep::Handover, &e))?;
+    let setup = WorkerSetup::decode(&json).map_err(handover);
+    drop(json);
+    let setup = setup?;
+    if fds.len() != 2 + setup.paths.len() {
+        return Err(handover(format!(
+            "carried {} descriptors, expected {}",
+            fds.len(),
+            2 + setup.paths.len()
+        )));
+    }
+    let mut fds = fds.into_iter();
+    let tun = fds.next().expect("counted");
+    let control = std::os::unix::net::UnixListener::from(fds.next().expect("counted"));
+    let sockets = fds.map(std::net::UdpSocket::from).collect();
+    let res = Resources {
+        tun,
+        control,
+        sockets,
+    };
+    // Before the first network byte: chroot, user, no_new_privs, no caps.
+    drop_privileges(setup.identity(), Path::new(&setup.chroot)).map_err(|e| StartError {
+        failure: e.startup_failure(),
+        message: format!("worker: {e}"),
+    })?;
+    info!(uid = setup.uid, gid = setup.gid, chroot = %setup.chroot, "worker: privileges dropped");
+    Ok((setup, res))
 }
 
 /// Which hooks the parent has (a reload may change them).
@@ -158,12 +210,20 @@ async fn watch_parent(
             Ok((0, fds)) if fds.is_empty() => return,
             Ok((n, fds)) => match Reply::decode(&buf[..n]) {
                 Ok(Reply::Refused(why)) => warn!("parent refused a request: {why}"),
-                Ok(Reply::Reload(mut json)) => {
+                Ok(Reply::Reload { len }) => {
+                    let json = match chan.recv_chunks(len, &mut buf).await {
+                        Ok(j) => j,
+                        Err(e) => {
+                            warn!("reload: receiving the settings: {e}; ignored");
+                            continue;
+                        }
+                    };
                     let reload = ReloadSetup::decode(&json).and_then(|r| Ok((r.reconfig()?, r)));
-                    json.zeroize();
-                    // The slice, not the Vec: zeroizing a Vec also empties
-                    // it, and the next message would not fit.
-                    buf[..n].zeroize();
+                    // `json` wipes itself; the last chunk (with the private
+                    // key, maybe) is still in `buf`. The slice, not the
+                    // Vec: zeroizing a Vec also empties it, and the next
+                    // message would not fit.
+                    buf.as_mut_slice().zeroize();
                     match reload {
                         Ok((reconfig, r)) => {
                             hooks.set(r.up_script, r.down_script);

@@ -8,6 +8,7 @@ mod ipv6;
 mod privsep;
 mod reload;
 mod restart;
+mod service;
 mod topo;
 
 use std::io::Read;
@@ -18,7 +19,7 @@ use serde_json::Value;
 use topo::{can_run, wait_until, Topo};
 
 /// Waits for an iperf3 client and returns its JSON report (panics if it failed).
-fn iperf_result(mut child: std::process::Child) -> Value {
+pub(crate) fn iperf_result(mut child: std::process::Child) -> Value {
     let mut out = String::new();
     child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
     let status = child.wait().unwrap();

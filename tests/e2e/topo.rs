@@ -27,21 +27,33 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_mlvpn-rs");
 static SERIAL: Mutex<()> = Mutex::new(());
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// Returns false (after saying so loudly) when the test cannot run here.
+/// True under CI (`CI=true`, exported by `.ci/run`): a test that cannot
+/// run there fails instead of skipping, so CI never passes what did not run.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"))
+}
+
+/// Returns false (after saying so loudly) when the test cannot run here;
+/// under CI panics instead.
 pub fn can_run(test: &str) -> bool {
+    can_run_with(test, &[])
+}
+
+/// [`can_run`], also needing `tools` (util-linux's setpriv, unshare, ...).
+pub fn can_run_with(test: &str, tools: &[&str]) -> bool {
+    let skip = |why: String| {
+        assert!(!in_ci(), "{test} cannot run under CI=true: {why}");
+        eprintln!("\n*** SKIPPED: {test}: {why} ***\n");
+        false
+    };
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("\n*** SKIPPED: {test} needs root (network namespaces, TUN); CI runs it as root ***\n");
-        return false;
+        return skip("needs root (network namespaces, TUN); CI runs it as root".into());
     }
-    for tool in ["ip", "iperf3", "ping"] {
+    for tool in ["ip", "iperf3", "ping"].iter().chain(tools) {
         if which(tool).is_none() {
-            if std::env::var_os("CI").is_some() {
-                panic!("{tool} is missing; .ci/run must install it");
-            }
-            eprintln!(
-                "\n*** SKIPPED: {test} needs {tool} (apt-get install iperf3 iproute2 iputils-ping) ***\n"
-            );
-            return false;
+            return skip(format!(
+                "needs {tool} (apt-get install iperf3 iproute2 iputils-ping util-linux; .ci/run installs it)"
+            ));
         }
     }
     true
@@ -97,6 +109,8 @@ pub struct Topo {
     namespaces: Vec<String>,
     sfx: String,
     pub dir: PathBuf,
+    /// Unique to this topology (process id and counter).
+    pub sfx: String,
     daemons: Vec<Daemon>,
     helpers: Vec<Child>,
     _serial: MutexGuard<'static, ()>,
@@ -130,6 +144,7 @@ impl Topo {
             namespaces: Vec::new(),
             sfx,
             dir,
+            sfx: sfx.clone(),
             daemons: Vec::new(),
             helpers: Vec::new(),
             _serial: serial,
@@ -270,6 +285,34 @@ endpoint = "10.102.0.2:5081"
     /// Starts a daemon (replacing a stopped one of the same name: its log
     /// is appended to) and waits for its control socket.
     pub fn start(&mut self, name: &'static str, ns: &str, config: &Path) {
+        self.start_wrapped(name, ns, config, &[]);
+    }
+
+    /// Starts a daemon as `ip netns exec NS WRAPPER... mlvpn-rs run -c
+    /// CONFIG` and waits until its control socket answers; panics with its
+    /// log if it exits first.
+    pub fn start_wrapped(&mut self, name: &'static str, ns: &str, config: &Path, wrapper: &[String]) {
+        self.spawn(name, ns, config, wrapper);
+        let end = Instant::now() + Duration::from_secs(10);
+        while self.status(name).is_none() {
+            let exited = self
+                .daemons
+                .iter_mut()
+                .find(|d| d.name == name)
+                .and_then(|d| d.child.try_wait().ok().flatten());
+            if let Some(st) = exited {
+                panic!("{name} exited during start-up ({st}):\n{}", self.log_text(name));
+            }
+            assert!(
+                Instant::now() < end,
+                "timed out after 10s waiting for {name} control socket"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts a daemon (see [`Topo::start_wrapped`]) without waiting for it.
+    pub fn spawn(&mut self, name: &'static str, ns: &str, config: &Path, wrapper: &[String]) {
         if let Some(i) = self.daemons.iter().position(|d| d.name == name) {
             let mut old = self.daemons.remove(i);
             terminate(&mut old.child);
@@ -283,7 +326,9 @@ endpoint = "10.102.0.2:5081"
                 .unwrap()
         };
         let child = Command::new("ip")
-            .args(["netns", "exec", ns, BIN, "run", "-c"])
+            .args(["netns", "exec", ns])
+            .args(wrapper)
+            .args([BIN, "run", "-c"])
             .arg(config)
             .env("MLVPN_LOG", "debug")
             .stdout(log_file())
@@ -296,15 +341,13 @@ endpoint = "10.102.0.2:5081"
             config: config.to_path_buf(),
             log,
         });
-        let sock = if name == "server" {
-            "server.sock"
-        } else {
-            "client.sock"
-        };
-        let sock = self.dir.join(sock);
-        wait_until(&format!("{name} control socket"), Duration::from_secs(10), || {
-            self.daemon_alive(name) && sock.exists() && self.status(name).is_some()
-        });
+    }
+
+    /// A control socket path for daemon `name` under /run/mlvpn-rs (where
+    /// the systemd unit lets the daemon write), unique to this topology and
+    /// removed with it.
+    pub fn run_dir_socket(&self, name: &str) -> PathBuf {
+        PathBuf::from(format!("/run/mlvpn-rs/mle2e-{}-{name}.sock", self.sfx))
     }
 
     /// Keys for a server and a client that know each other, and their
@@ -408,6 +451,24 @@ endpoint = "10.102.0.2:5081"
             .into_iter()
             .find(|p| p["name"] == name)
             .unwrap_or_else(|| panic!("server knows path {name}"))
+    }
+
+    /// Appends `n` generated peers to a server config (a concentrator's
+    /// fleet): fresh keys, one address each from 10.64.0.0/10 (IPv4 /32)
+    /// and fd64::/64 (IPv6 /128).
+    pub fn add_peers(&self, config: &Path, n: usize) {
+        let mut text = std::fs::read_to_string(config).unwrap();
+        for i in 0..n {
+            let public = mlvpn_keys::PrivateKey::generate().public_key();
+            text += &format!(
+                "[[peer]]\npublic_key = \"{public}\"\nallowed_ips = [\"10.{}.{}.{}/32\", \"fd64::{:x}/128\"]\n",
+                64 + i / 65536,
+                (i / 256) % 256,
+                i % 256,
+                i + 1
+            );
+        }
+        std::fs::write(config, text).unwrap();
     }
 
     /// Replaces `from` by `to` in a config file written by this topology.
@@ -645,6 +706,9 @@ impl Drop for Topo {
             let _ = run("ip", &["netns", "del", ns]);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        for name in ["server", "client"] {
+            let _ = std::fs::remove_file(self.run_dir_socket(name));
+        }
     }
 }
 
