@@ -8,7 +8,6 @@
 //! (systemd `Restart=on-failure`), which re-opens the TUN and sockets from a
 //! clean state (and replaces rules a killed parent could not remove).
 
-use std::collections::HashSet;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::Duration;

@@ -12,6 +12,7 @@ use mlvpn_privsep::msg::{HookEvent, Reply, Request};
 use mlvpn_privsep::startup::{StartupFailure, StartupStep};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
+use zeroize::Zeroize;
 
 use super::setup::{ReloadSetup, WorkerSetup};
 use crate::io::driver::{self, Reload, Resources};

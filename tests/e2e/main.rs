@@ -3,6 +3,7 @@
 
 mod capture;
 mod failover;
+mod fleet;
 mod full_tunnel;
 mod ipv6;
 mod privsep;

@@ -107,7 +107,6 @@ pub struct Topo {
     pub b: String,
     /// Every namespace of the topology (A and B included), removed in Drop.
     namespaces: Vec<String>,
-    sfx: String,
     pub dir: PathBuf,
     /// Unique to this topology (process id and counter).
     pub sfx: String,
@@ -142,9 +141,8 @@ impl Topo {
             a: String::new(),
             b: String::new(),
             namespaces: Vec::new(),
-            sfx,
             dir,
-            sfx: sfx.clone(),
+            sfx,
             daemons: Vec::new(),
             helpers: Vec::new(),
             _serial: serial,
@@ -451,24 +449,6 @@ endpoint = "10.102.0.2:5081"
             .into_iter()
             .find(|p| p["name"] == name)
             .unwrap_or_else(|| panic!("server knows path {name}"))
-    }
-
-    /// Appends `n` generated peers to a server config (a concentrator's
-    /// fleet): fresh keys, one address each from 10.64.0.0/10 (IPv4 /32)
-    /// and fd64::/64 (IPv6 /128).
-    pub fn add_peers(&self, config: &Path, n: usize) {
-        let mut text = std::fs::read_to_string(config).unwrap();
-        for i in 0..n {
-            let public = mlvpn_keys::PrivateKey::generate().public_key();
-            text += &format!(
-                "[[peer]]\npublic_key = \"{public}\"\nallowed_ips = [\"10.{}.{}.{}/32\", \"fd64::{:x}/128\"]\n",
-                64 + i / 65536,
-                (i / 256) % 256,
-                i % 256,
-                i + 1
-            );
-        }
-        std::fs::write(config, text).unwrap();
     }
 
     /// Replaces `from` by `to` in a config file written by this topology.
