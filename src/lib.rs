@@ -12,3 +12,5 @@ pub mod prometheus;
 pub mod proto;
 pub mod status_table;
 pub mod terminal_text;
+#[cfg(test)]
+mod test_support;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use mlvpn_privsep::channel::{self, AsyncChannel};
 use mlvpn_privsep::msg::{HookEvent, Reply, Request, VERSION};
-use mlvpn_privsep::policy::{serve, Policy, Privileged};
+use mlvpn_privsep::policy::{serve, AnswerLog, Policy, Privileged};
 use mlvpn_privsep::startup::{StartupFailure, StartupStep};
 
 #[derive(Default)]
@@ -35,6 +35,31 @@ fn ask(worker: &OwnedFd, bytes: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]) -> (
     (Reply::decode(&buf[..n]).unwrap(), got.len())
 }
 
+/// The parent's loop on its own thread, as the daemon runs it, until `stop`.
+fn spawn_parent(
+    parent: OwnedFd,
+    paths: usize,
+    mock: Mock,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::thread::JoinHandle<std::io::Result<AnswerLog>> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let chan = AsyncChannel::new(parent).unwrap();
+            let policy = Policy {
+                paths,
+                up_script: true,
+                down_script: false,
+            };
+            let mut mock = mock;
+            serve(&chan, &policy, &mut mock, stop).await
+        })
+    })
+}
+
 fn refused(r: (Reply, usize)) -> String {
     match r {
         (Reply::Refused(why), 0) => why,
@@ -47,22 +72,7 @@ fn bad_requests_are_refused_valid_ones_served() {
     let (parent, worker) = channel::pair().unwrap();
     let calls = Arc::new(Mutex::new(Calls::default()));
     let mock = Mock(calls.clone());
-    let server = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let chan = AsyncChannel::new(parent).unwrap();
-            let policy = Policy {
-                paths: 2,
-                up_script: true,
-                down_script: false,
-            };
-            let mut mock = mock;
-            serve(&chan, &policy, &mut mock, std::future::pending()).await
-        })
-    });
+    let server = spawn_parent(parent, 2, mock, std::future::pending());
 
     // Malformed envelopes.
     assert!(refused(ask(&worker, b"\x00", &[])).contains("malformed"));
@@ -106,23 +116,8 @@ fn bad_requests_are_refused_valid_ones_served() {
 #[test]
 fn a_start_up_failure_ends_the_loop_with_step_and_errno_also_on_a_server() {
     let (parent, worker) = channel::pair().unwrap();
-    let server = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let chan = AsyncChannel::new(parent).unwrap();
-            // A server: the worker may name no path.
-            let policy = Policy {
-                paths: 0,
-                up_script: false,
-                down_script: false,
-            };
-            let mut mock = Mock(Arc::default());
-            serve(&chan, &policy, &mut mock, std::future::pending()).await
-        })
-    });
+    // A server: the worker may name no path.
+    let server = spawn_parent(parent, 0, Mock(Arc::default()), std::future::pending());
     let report = Request::StartupFailed(StartupFailure {
         step: StartupStep::BoundingSet,
         errno: 1,
@@ -141,27 +136,10 @@ fn a_worker_that_floods_requests_and_never_reads_cannot_stall_the_parent() {
     let calls = Arc::new(Mutex::new(Calls::default()));
     let mock = Mock(calls.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let r = rt.block_on(async move {
-            let chan = AsyncChannel::new(parent).unwrap();
-            let policy = Policy {
-                paths: 1,
-                up_script: true,
-                down_script: false,
-            };
-            let mut mock = mock;
-            let stop = async {
-                let _ = stop_rx.await;
-            };
-            serve(&chan, &policy, &mut mock, stop).await
-        });
-        let _ = done_tx.send(r);
-    });
+    let stop = async {
+        let _ = stop_rx.await;
+    };
+    let parent_loop = spawn_parent(parent, 1, mock, stop);
     // Many more requests than the worker's receive queue holds replies for;
     // the worker reads none. Its sends give up after 5 s if the parent
     // stops reading (as it did when it waited for each reply to go out).
@@ -181,6 +159,9 @@ fn a_worker_that_floods_requests_and_never_reads_cannot_stall_the_parent() {
     }
     // Another event: the parent's loop must still see it.
     let _ = stop_tx.send(());
+    // Bounded wait: a stalled parent fails the test rather than hanging it.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done_tx.send(parent_loop.join().unwrap()));
     let log = done_rx
         .recv_timeout(std::time::Duration::from_secs(10))
         .expect("the parent's loop still answers another event")

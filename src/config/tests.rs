@@ -10,6 +10,7 @@ use mlvpn_keys::{write_private_key_file, PrivateKey};
 use tempfile::TempDir;
 
 use super::{Config, ConfigError, Mode};
+use crate::test_support::can_chown;
 
 /// Our key is `[7; 32]`, written to `k` (mode 0600) in a fresh directory.
 fn key_dir() -> TempDir {
@@ -689,17 +690,6 @@ fn more_paths_than_the_tunnel_uses_are_refused() {
     assert_eq!(parse(&ok).unwrap().paths.len(), 32);
     let line = text.lines().count() - 2;
     fails(text, line, "at most 32 [[path]] tables");
-}
-
-/// Under CI=true a test that needs root fails instead of skipping.
-fn can_chown(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
-    assert!(!ci, "{test} needs root (chown) under CI=true");
-    eprintln!("SKIPPED {test}: needs root (chown)");
-    false
 }
 
 #[test]

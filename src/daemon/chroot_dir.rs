@@ -110,20 +110,10 @@ mod tests {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     use super::*;
+    use crate::test_support::can_chown;
 
     fn mode(p: &Path) -> u32 {
         std::fs::symlink_metadata(p).unwrap().mode() & 0o7777
-    }
-
-    /// chown needs root; under CI=true not being root fails the test.
-    fn can_chown(test: &str) -> bool {
-        if nix::unistd::geteuid().is_root() {
-            return true;
-        }
-        let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
-        assert!(!ci, "{test} needs root (chown) under CI=true");
-        eprintln!("SKIPPED {test}: needs root (chown)");
-        false
     }
 
     #[test]

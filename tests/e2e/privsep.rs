@@ -7,16 +7,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::topo::{can_run, wait_until, Topo};
-
-fn status_field(pid: u32, field: &str) -> String {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-        .trim()
-        .to_string()
-}
+use crate::topo::{can_run, status_field, wait_until, Topo};
 
 /// Socket inodes a process holds.
 fn socket_inodes(pid: u32) -> HashSet<String> {

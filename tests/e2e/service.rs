@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::iperf_result;
-use crate::topo::{can_run_with, Topo};
+use crate::topo::{can_run_with, status_field, Topo};
 
 /// What unit_sandbox.sh runs.
 const SANDBOX_TOOLS: &[&str] = &["unshare", "setpriv", "findmnt", "mount"];
@@ -101,15 +101,6 @@ fn sandbox(caps: &[String], keep: &Path) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
-}
-
-fn status_field(pid: u32, field: &str) -> String {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-        .trim()
-        .to_string()
 }
 
 /// Configs whose control sockets live in the unit's writable directory, a

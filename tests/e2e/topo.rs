@@ -83,6 +83,16 @@ fn must(cmd: &str, args: &[&str]) {
     );
 }
 
+/// One field of /proc/PID/status (`Uid`, `CapEff`, `Seccomp`…), trimmed.
+pub fn status_field(pid: u32, field: &str) -> String {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+        .trim()
+        .to_string()
+}
+
 /// Polls `cond` every 20 ms until it holds; panics with `what` after `limit`.
 pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + limit;

@@ -22,9 +22,18 @@
 #   KEEP_DIR      a directory under /tmp (the test's config and keys) that
 #                 stays visible at its path, read-only, as /etc/mlvpn-rs
 #                 would be under ProtectSystem=strict
+#   COMMAND       its program is first installed into KEEP_DIR, as the
+#                 package installs /usr/bin/mlvpn-rs: a build under /tmp or
+#                 /root (a CI clone) would vanish behind PrivateTmp or
+#                 ProtectHome
 set -eu
 caps=$1 mask=$2 rw=$3 keep=$4
 shift 4
+
+installed=$keep/$(basename "$1")
+ln -f "$1" "$installed" 2>/dev/null || cp "$1" "$installed"
+shift
+set -- "$installed" "$@"
 
 ro_bind() { mount --bind "$1" "$1" && mount -o remount,bind,ro "$1"; }
 
