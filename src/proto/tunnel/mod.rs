@@ -1,0 +1,363 @@
+//! One node's tunnel: its peers, their paths, and the glue between the TUN
+//! side (IP packets) and the network side (datagrams).
+//!
+//! [`Tunnel`] is a sans-IO state machine; its methods come in four kinds,
+//! as quinn-proto's `Connection`'s do:
+//! - input, `handle_*`: [`Tunnel::handle_tun_packet`] (an IP packet read
+//!   from the TUN, placed at [`HEADROOM`] in a buffer: framed and encrypted
+//!   in place), [`Tunnel::handle_datagram`] (a datagram from a socket:
+//!   decrypted in place, it may yield an IP packet for the TUN),
+//!   [`Tunnel::handle_timeout`] (timers that are due);
+//! - output, `poll_*`: [`Tunnel::poll_transmit`] (control messages:
+//!   handshakes, keepalives, re-sends), [`Tunnel::poll_deliver`] (packets
+//!   the resequencer released), [`Tunnel::poll_timeout`] (when to call
+//!   `handle_timeout` next), [`Tunnel::poll_event`] (log-worthy events);
+//! - getters: [`Tunnel::status`], [`Tunnel::drops`];
+//! - commands: [`Tunnel::reconfigure`] (a reload),
+//!   [`Tunnel::datagram_too_big`] (a send failed with EMSGSIZE).
+//!
+//! The code is split by concern: `send` (TUN side and control output),
+//! `receive` (network side), `handshake`, `timers`, `status`,
+//! `reconfigure`. The data path neither allocates nor copies: buffers
+//! belong to the caller.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use mlvpn_keys::{PrivateKey, PublicKey};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::clock::Clock;
+use super::cookie::CookieChecker;
+use super::frame::DATA_FRAME_HEADER_LEN;
+use super::mac::Mac1Key;
+use super::path::{Path, PathState};
+use super::prefix_table::PrefixTable;
+use super::ratelimit::RateLimiter;
+use super::reorder::ResequencingQueue;
+use super::scheduler::{Candidate, Scheduler};
+use super::stats::Drops;
+use super::wakeups::Wakeups;
+use super::wire::{self, DATA_HEADER_LEN, TAG_LEN};
+use crate::config::Mode;
+
+mod handshake;
+mod receive;
+mod reconfigure;
+mod send;
+mod status;
+mod timers;
+pub use reconfigure::{Reconfig, ReconfigReport};
+
+/// Bytes before the IP packet in a buffer given to `handle_tun_packet`.
+pub const HEADROOM: usize = DATA_HEADER_LEN + DATA_FRAME_HEADER_LEN;
+/// Bytes a data datagram adds to an IP packet (headroom + tag).
+pub const OVERHEAD: usize = HEADROOM + TAG_LEN;
+/// Start a new handshake on a path whose session is this old (client), at
+/// most: `rekey_after` can make it sooner.
+pub const REKEY_AFTER_TIME: Duration = Duration::from_secs(120);
+/// Never use a session older than this.
+pub const REJECT_AFTER_TIME: Duration = Duration::from_secs(180);
+/// How long a replaced session still decrypts in-flight packets.
+pub const PREVIOUS_SESSION_GRACE: Duration = Duration::from_secs(10);
+/// Keepalives received that earn a report even without data.
+const PROBES_PER_REPORT: u64 = 16;
+/// Most paths one peer may have (bounds the server's per-peer state).
+pub const MAX_PATHS_PER_PEER: usize = 32;
+/// Most control messages waiting to be sent.
+const MAX_PENDING: usize = 1024;
+
+/// One peer as configured.
+#[derive(Debug, Clone)]
+pub struct PeerSpec {
+    pub public_key: PublicKey,
+    pub allowed_ips: Vec<IpNet>,
+}
+
+/// One client path as configured.
+#[derive(Debug, Clone)]
+pub struct PathSpec {
+    pub name: String,
+    /// Index of the local socket this path sends from.
+    pub socket: usize,
+    pub endpoint: SocketAddr,
+    pub bandwidth_up: Option<u64>,
+    pub fallback: bool,
+}
+
+/// Everything the core needs to know; built from the worker's hand-over or by tests.
+pub struct TunnelConfig {
+    pub mode: Mode,
+    pub private_key: PrivateKey,
+    pub keepalive: Duration,
+    pub path_timeout: Duration,
+    /// Client: re-handshake a path whose session is this old (at most
+    /// [`REKEY_AFTER_TIME`]).
+    pub rekey_after: Duration,
+    pub peers: Vec<PeerSpec>,
+    /// Client only: the paths towards the (single) peer.
+    pub paths: Vec<PathSpec>,
+}
+
+/// A datagram to send: `buf[..len]` of the buffer passed in, from local
+/// socket `socket` to `dest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    pub socket: usize,
+    pub dest: SocketAddr,
+    pub len: usize,
+}
+
+impl Transmit {
+    /// A datagram already built: `bytes` copied into the caller's buffer.
+    fn copied(buf: &mut [u8], socket: usize, dest: SocketAddr, bytes: &[u8]) -> Self {
+        buf[..bytes.len()].copy_from_slice(bytes);
+        Transmit {
+            socket,
+            dest,
+            len: bytes.len(),
+        }
+    }
+}
+
+/// Something worth a log line, drained by [`Tunnel::poll_event`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    PathUp {
+        peer: PublicKey,
+        path: String,
+        id: u8,
+    },
+    PathDown {
+        peer: PublicKey,
+        path: String,
+        id: u8,
+        reason: &'static str,
+    },
+    /// Demoted: losing too much to carry traffic while a good path exists.
+    PathLossy {
+        peer: PublicKey,
+        path: String,
+        loss: f64,
+    },
+    /// A lossy path's loss fell back below the threshold.
+    PathRecovered {
+        peer: PublicKey,
+        path: String,
+        loss: f64,
+    },
+    HandshakeCompleted {
+        peer: PublicKey,
+        path: String,
+        rekey: bool,
+    },
+    EndpointChanged {
+        peer: PublicKey,
+        path: String,
+        endpoint: SocketAddr,
+    },
+}
+
+enum Pending {
+    /// A ready-made handshake message.
+    Raw {
+        socket: usize,
+        dest: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    /// A cookie reply (sent under load, one per flood datagram: no
+    /// allocation).
+    Cookie {
+        socket: usize,
+        dest: SocketAddr,
+        msg: [u8; wire::COOKIE_REPLY_LEN],
+    },
+    /// A keepalive to encrypt at send time (so it carries fresh timestamps).
+    Keepalive { peer: usize, path: usize, reply: bool },
+}
+
+struct Peer {
+    public_key: PublicKey,
+    allowed_ips: Vec<IpNet>,
+    paths: Vec<Path>,
+    scheduler: Scheduler,
+    candidates: Vec<Candidate>,
+    /// Tunnel-wide sequence number of the next data packet to this peer.
+    next_seq: u64,
+    /// Client: last initiation timestamp used (kept strictly increasing).
+    last_init_unix_ns: u64,
+    /// Puts this peer's packets back in sequence order.
+    reorder: ResequencingQueue,
+    /// Packets re-sent because the path they went out on died.
+    resent: u64,
+    /// Last packet from the TUN for this peer (sent or not): while the
+    /// site has traffic for it, a path that lost its session retries its
+    /// handshake at a short interval.
+    last_inner: Option<Instant>,
+}
+
+/// Which session of a path a local index names.
+#[derive(Debug, Clone, Copy)]
+struct IndexEntry {
+    peer: usize,
+    path: usize,
+}
+
+pub struct Tunnel {
+    mode: Mode,
+    private_key: PrivateKey,
+    /// Checks `mac1` of handshake messages sent to us.
+    our_mac1: Mac1Key,
+    /// Server: load detection, cookies and `mac2` (handshake DoS defence).
+    cookies: CookieChecker,
+    /// Server: handshakes per source address while under load.
+    limiter: RateLimiter,
+    keepalive: Duration,
+    path_timeout: Duration,
+    rekey_after: Duration,
+    clock: Clock,
+    peers: Vec<Peer>,
+    indices: HashMap<u32, IndexEntry>,
+    pending: VecDeque<Pending>,
+    events: VecDeque<Event>,
+    drops: Drops,
+    /// Which peer owns an inner address (longest prefix of every peer's
+    /// `allowed_ips`): the peer a TUN packet goes to, and the only peer a
+    /// packet with that source is accepted from.
+    routes: PrefixTable<usize>,
+    /// Peer position by public key (a handshake names its peer by key).
+    by_key: HashMap<PublicKey, usize>,
+    /// Peers whose timers need running (touched, or their deadline came).
+    wakeups: Wakeups,
+    /// Peers whose resequencing queue has released packets, in order.
+    ready: VecDeque<usize>,
+    is_ready: Vec<bool>,
+    /// Latest `now` any input carried (deadlines are computed against it).
+    now: Instant,
+    /// Session indices and handshake retry jitter.
+    rng: StdRng,
+}
+
+impl Tunnel {
+    /// `clock` anchors wall-clock time (handshake timestamps) to `now`.
+    pub fn new(config: TunnelConfig, clock: Clock, now: Instant) -> Tunnel {
+        let our_mac1 = Mac1Key::for_receiver(&config.private_key.public_key());
+        let cookies = CookieChecker::new(&config.private_key.public_key());
+        let first_seq = clock.unix_ns(now) / 1000;
+        let mut peers: Vec<Peer> = config
+            .peers
+            .into_iter()
+            .map(|spec| reconfigure::new_peer(spec, first_seq))
+            .collect();
+        if config.mode == Mode::Client {
+            if let Some(peer) = peers.first_mut() {
+                for (i, spec) in config.paths.into_iter().enumerate().take(MAX_PATHS_PER_PEER) {
+                    peer.paths.push(reconfigure::new_client_path(i as u8, spec, now));
+                }
+            }
+        }
+        let mut tunnel = Tunnel {
+            mode: config.mode,
+            private_key: config.private_key,
+            our_mac1,
+            cookies,
+            limiter: RateLimiter::default(),
+            keepalive: config.keepalive,
+            rekey_after: config.rekey_after.min(REKEY_AFTER_TIME),
+            path_timeout: config.path_timeout,
+            clock,
+            peers,
+            indices: HashMap::new(),
+            pending: VecDeque::new(),
+            events: VecDeque::new(),
+            drops: Drops::default(),
+            routes: PrefixTable::default(),
+            by_key: HashMap::new(),
+            wakeups: Wakeups::default(),
+            ready: VecDeque::new(),
+            is_ready: Vec::new(),
+            now,
+            rng: StdRng::from_entropy(),
+        };
+        tunnel.peers_changed();
+        tunnel
+    }
+
+    /// Where a new peer's data sequence starts: the wall clock in µs. A
+    /// restarted daemon's sequence is then ahead of everything its old
+    /// process sent (it sent fewer packets than µs passed), and the peer's
+    /// resequencer starts over at once instead of dropping the new
+    /// packets as duplicates of the old ones.
+    fn first_seq(&self, now: Instant) -> u64 {
+        self.clock.unix_ns(now) / 1000
+    }
+
+    /// Rebuilds what is indexed by peer position (after `new` or a reload):
+    /// the key and prefix tables, the timer bookkeeping, the ready list.
+    fn peers_changed(&mut self) {
+        self.by_key = self
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.public_key, i))
+            .collect();
+        self.routes.clear();
+        // Config order decides only between identical prefixes, which
+        // `check` refuses: the first peer keeps it.
+        for (i, peer) in self.peers.iter().enumerate().rev() {
+            for net in &peer.allowed_ips {
+                self.routes.insert(*net, i);
+            }
+        }
+        self.wakeups.reset(self.peers.len());
+        self.ready.clear();
+        self.is_ready = vec![false; self.peers.len()];
+        for i in 0..self.peers.len() {
+            self.note_ready(i);
+        }
+    }
+
+    /// Queues peer `i` for `poll_deliver` if its resequencer released packets.
+    fn note_ready(&mut self, i: usize) {
+        if self.peers[i].reorder.has_ready() && !self.is_ready[i] {
+            self.is_ready[i] = true;
+            self.ready.push_back(i);
+        }
+    }
+
+    pub fn drops(&self) -> &Drops {
+        &self.drops
+    }
+
+    /// Next log-worthy event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn push_pending(&mut self, p: Pending) {
+        if self.pending.len() >= MAX_PENDING {
+            self.drops.queue_full += 1;
+            return;
+        }
+        self.pending.push_back(p);
+    }
+}
+
+/// A path used only when no normal one is usable (see `Scheduler::pick`).
+fn is_backup(p: &Path) -> bool {
+    p.fallback || p.state == PathState::Lossy
+}
+
+/// Whether any normal (not backup) path is usable.
+fn any_normal_usable(paths: &[Path]) -> bool {
+    paths.iter().any(|p| p.is_usable() && !is_backup(p))
+}
+
+/// Whether the scheduler may give `p` data now: usable, and a normal path
+/// unless none is usable (the rule of `Scheduler::pick`).
+fn carries_data(p: &Path, any_normal: bool) -> bool {
+    p.is_usable() && is_backup(p) != any_normal
+}

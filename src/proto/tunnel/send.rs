@@ -1,0 +1,221 @@
+//! The sending side: TUN packets out on the path the scheduler picks,
+//! control messages drained by `poll_transmit`, re-sends of what a dead
+//! path had in flight.
+
+use std::time::Instant;
+
+use super::{
+    any_normal_usable, carries_data, is_backup, Peer, Pending, Transmit, Tunnel, HEADROOM, OVERHEAD,
+};
+use crate::config::Mode;
+use crate::proto::frame::{self, Report, Timestamps, DATA_FRAME_HEADER_LEN, KEEPALIVE_LEN};
+use crate::proto::ip;
+use crate::proto::path::Path;
+use crate::proto::scheduler::Candidate;
+use crate::proto::wire::{DATA_HEADER_LEN, TAG_LEN};
+
+impl Tunnel {
+    pub(super) fn timestamps(&self, path: &Path, now: Instant) -> Timestamps {
+        let (echo, echo_delay) = match path.echo {
+            Some((ts, at)) => (
+                ts,
+                u32::try_from(now.saturating_duration_since(at).as_micros()).unwrap_or(u32::MAX),
+            ),
+            None => (0, 0),
+        };
+        Timestamps {
+            ts: self.clock.micros(now),
+            echo,
+            echo_delay,
+        }
+    }
+
+    /// Frames and encrypts the IP packet at `buf[HEADROOM..HEADROOM + len]`
+    /// for the path the scheduler picks. `buf` needs `len + OVERHEAD` bytes.
+    /// Returns the datagram (`buf[..t.len]`) or `None` if it was dropped
+    /// (counted).
+    pub fn handle_tun_packet(&mut self, buf: &mut [u8], len: usize, now: Instant) -> Option<Transmit> {
+        self.now = self.now.max(now);
+        let Some(summary) = ip::summarize(&buf[HEADROOM..HEADROOM + len]) else {
+            self.drops.malformed += 1;
+            return None;
+        };
+        // A client's one peer is its server: the kernel routes into the TUN
+        // only what the config sends there.
+        let peer_idx = match self.mode {
+            Mode::Client => Some(0),
+            Mode::Server => self.routes.lookup(summary.dst),
+        };
+        let Some((peer_idx, peer)) = peer_idx.and_then(|i| Some((i, self.peers.get_mut(i)?))) else {
+            self.drops.no_route += 1;
+            return None;
+        };
+        peer.last_inner = Some(now);
+        self.wakeups.touch(peer_idx);
+        let size = len + OVERHEAD;
+        let Some(path_idx) = pick_path(peer, size, now) else {
+            self.drops.no_path += 1;
+            return None;
+        };
+        let seq = peer.next_seq;
+        peer.next_seq += 1;
+        let times = {
+            let path = &self.peers[peer_idx].paths[path_idx];
+            self.timestamps(path, now)
+        };
+        frame::encode_data_header(&mut buf[DATA_HEADER_LEN..HEADROOM], times, seq);
+        self.log_in_flight(peer_idx, path_idx, seq, &buf[HEADROOM..HEADROOM + len]);
+        let t = self.seal_on_path(peer_idx, path_idx, buf, DATA_FRAME_HEADER_LEN + len, now)?;
+        let path = &mut self.peers[peer_idx].paths[path_idx];
+        path.unanswered_since.get_or_insert(now);
+        Some(t)
+    }
+
+    /// A datagram `t` could not leave: larger than its path's MTU. Later
+    /// datagrams of that size or more avoid the path (smaller ones, such as
+    /// ACKs, still use it); the lost one is counted.
+    pub fn datagram_too_big(&mut self, t: Transmit) {
+        self.drops.too_big += 1;
+        for peer in &mut self.peers {
+            for path in &mut peer.paths {
+                if path.socket == t.socket && path.endpoint == Some(t.dest) {
+                    let limit = t.len.saturating_sub(1);
+                    path.max_datagram = Some(path.max_datagram.map_or(limit, |m| m.min(limit)));
+                }
+            }
+        }
+    }
+
+    /// Keeps a copy of a data packet about to go out on a path, for a
+    /// re-send should the path die (only with another path to re-send on).
+    pub(super) fn log_in_flight(&mut self, peer_idx: usize, path_idx: usize, seq: u64, packet: &[u8]) {
+        let peer = &mut self.peers[peer_idx];
+        if peer.paths.len() > 1 {
+            let path = &mut peer.paths[path_idx];
+            path.in_flight.record(path.counters.tx_packets + 1, seq, packet);
+        }
+    }
+
+    /// Sends again, on live paths, what a path that just died had sent and
+    /// its peer had not reported: their sequence numbers are kept, so the
+    /// receiver slots them in (or drops them as duplicates).
+    pub(super) fn resend_in_flight(&mut self, peer_idx: usize, path_idx: usize, now: Instant) {
+        let packets = self.peers[peer_idx].paths[path_idx].in_flight.take();
+        for (seq, packet) in packets {
+            let len = packet.len();
+            let Some(to) = pick_path(&mut self.peers[peer_idx], len + OVERHEAD, now) else {
+                self.drops.no_path += 1;
+                return;
+            };
+            let mut buf = vec![0u8; HEADROOM + len + TAG_LEN];
+            buf[HEADROOM..HEADROOM + len].copy_from_slice(&packet);
+            let times = self.timestamps(&self.peers[peer_idx].paths[to], now);
+            frame::encode_data_header(&mut buf[DATA_HEADER_LEN..HEADROOM], times, seq);
+            self.log_in_flight(peer_idx, to, seq, &packet);
+            let Some(t) = self.seal_on_path(peer_idx, to, &mut buf, DATA_FRAME_HEADER_LEN + len, now) else {
+                continue;
+            };
+            self.peers[peer_idx].paths[to].unanswered_since.get_or_insert(now);
+            self.peers[peer_idx].resent += 1;
+            buf.truncate(t.len);
+            self.push_pending(Pending::Raw {
+                socket: t.socket,
+                dest: t.dest,
+                bytes: buf,
+            });
+        }
+    }
+
+    /// Encrypts the frame at `buf[DATA_HEADER_LEN..][..frame_len]` with the
+    /// path's current session and accounts for it.
+    pub(super) fn seal_on_path(
+        &mut self,
+        peer_idx: usize,
+        path_idx: usize,
+        buf: &mut [u8],
+        frame_len: usize,
+        now: Instant,
+    ) -> Option<Transmit> {
+        let path = &mut self.peers[peer_idx].paths[path_idx];
+        let dest = path.endpoint?;
+        let session = path.current.as_mut()?;
+        let n = session.seal(buf, frame_len).ok()?;
+        path.last_tx = Some(now);
+        path.counters.tx_bytes += n as u64;
+        path.counters.tx_packets += 1;
+        path.estimator.on_send(now, path.counters.tx_packets);
+        Some(Transmit {
+            socket: path.socket,
+            dest,
+            len: n,
+        })
+    }
+
+    /// Next control datagram to send, written into `buf` (at least 256 bytes).
+    pub fn poll_transmit(&mut self, buf: &mut [u8], now: Instant) -> Option<Transmit> {
+        self.now = self.now.max(now);
+        while let Some(p) = self.pending.pop_front() {
+            match p {
+                Pending::Cookie { socket, dest, msg } => {
+                    return Some(Transmit::copied(buf, socket, dest, &msg))
+                }
+                Pending::Raw { socket, dest, bytes } => {
+                    return Some(Transmit::copied(buf, socket, dest, &bytes))
+                }
+                Pending::Keepalive { peer, path, reply } => {
+                    let Some(paths) = self.peers.get(peer).map(|p| &p.paths) else {
+                        continue;
+                    };
+                    let Some(p) = paths.get(path) else {
+                        continue;
+                    };
+                    let no_data = !carries_data(p, any_normal_usable(paths));
+                    let times = self.timestamps(p, now);
+                    let report = Report {
+                        rx_packets: p.counters.rx_packets,
+                        rx_bytes: p.counters.rx_bytes,
+                    };
+                    frame::encode_keepalive(
+                        &mut buf[DATA_HEADER_LEN..DATA_HEADER_LEN + KEEPALIVE_LEN],
+                        times,
+                        report,
+                        reply,
+                        no_data,
+                    );
+                    let p = &mut self.peers[peer].paths[path];
+                    p.told_no_data = Some(no_data);
+                    p.reply_owed = false;
+                    if reply {
+                        p.last_probe_tx = Some(now);
+                    }
+                    p.last_report_tx = Some(now);
+                    p.reported_rx = p.rx_data_packets;
+                    p.reported_all = p.counters.rx_packets;
+                    self.wakeups.touch(peer);
+                    if let Some(t) = self.seal_on_path(peer, path, buf, KEEPALIVE_LEN, now) {
+                        return Some(t);
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The path for a datagram of `size` bytes to `peer` (earliest arrival).
+pub(super) fn pick_path(peer: &mut Peer, size: usize, now: Instant) -> Option<usize> {
+    peer.candidates.clear();
+    peer.candidates.extend(peer.paths.iter().map(|p| Candidate {
+        usable: p.is_usable(),
+        fallback: is_backup(p),
+        owd: p.rtt.min_rtt().unwrap_or_default() / 2,
+        queued: p.outbound_queue(),
+        queue_sample: p.queue_sample,
+        rate: p.estimator.rate_bps(),
+        capacity: p.estimator.capacity_bps(),
+        loss: p.estimator.loss().unwrap_or(0.0),
+        cap: p.bandwidth_up,
+        max_size: p.max_datagram.unwrap_or(usize::MAX),
+    }));
+    peer.scheduler.pick(&peer.candidates, size, now)
+}
