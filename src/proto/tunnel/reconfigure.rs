@@ -151,71 +151,7 @@ impl Tunnel {
 
         if self.mode == Mode::Client {
             if let Some(peer) = self.peers.first_mut() {
-                let from = &mut path_from[0];
-                let mut old: Vec<Option<(Path, Option<usize>)>> = std::mem::take(&mut peer.paths)
-                    .into_iter()
-                    .zip(from.iter().copied())
-                    .map(Some)
-                    .collect();
-                let mut new_from = Vec::new();
-                let mut kept_ids: Vec<u8> = Vec::new();
-                let mut fresh = Vec::new();
-                for (pos, spec) in config.paths.into_iter().take(MAX_PATHS_PER_PEER).enumerate() {
-                    let same = old.iter().position(|o| {
-                        o.as_ref().is_some_and(|(p, _)| {
-                            p.name == spec.name
-                                && p.socket == spec.socket
-                                && p.endpoint == Some(spec.endpoint)
-                        })
-                    });
-                    match same {
-                        Some(i) => {
-                            let (mut path, f) = old[i].take().expect("found");
-                            if path.bandwidth_up != spec.bandwidth_up || path.fallback != spec.fallback {
-                                report.paths_updated.push(path.name.clone());
-                            }
-                            path.bandwidth_up = spec.bandwidth_up;
-                            path.fallback = spec.fallback;
-                            kept_ids.push(path.id);
-                            peer.paths.push(path);
-                            new_from.push(f);
-                        }
-                        None => {
-                            // Changed bind or endpoint: a new path under the
-                            // old name (the server sees a fresh handshake).
-                            let reuse = old
-                                .iter()
-                                .position(|o| o.as_ref().is_some_and(|(p, _)| p.name == spec.name));
-                            let id = reuse.and_then(|i| old[i].take()).map(|(p, _)| p.id);
-                            if id.is_some() {
-                                report.paths_replaced.push(spec.name.clone());
-                            } else {
-                                report.paths_added.push(spec.name.clone());
-                            }
-                            fresh.push((pos, id, spec));
-                            new_from.push(None);
-                        }
-                    }
-                }
-                for (path, _) in old.into_iter().flatten() {
-                    report.paths_removed.push(path.name);
-                }
-                // Fresh paths get their old id if they had one, else the
-                // smallest unused one (the server tells paths apart by id).
-                let mut placed: Vec<(usize, Path)> = Vec::new();
-                for (pos, id, spec) in fresh {
-                    let id = id.filter(|id| !kept_ids.contains(id)).unwrap_or_else(|| {
-                        (0..=u8::MAX)
-                            .find(|id| !kept_ids.contains(id))
-                            .expect("at most MAX_PATHS_PER_PEER ids in use")
-                    });
-                    kept_ids.push(id);
-                    placed.push((pos, new_client_path(id, spec, now)));
-                }
-                for (pos, path) in placed {
-                    peer.paths.insert(pos, path);
-                }
-                *from = new_from;
+                match_client_paths(peer, &mut path_from[0], config.paths, &mut report, now);
             }
         }
 
@@ -315,4 +251,80 @@ impl Tunnel {
             }
         }
     }
+}
+
+/// Client: matches the configured paths to the peer's current ones (same
+/// name, socket and endpoint: kept with their state; same name only:
+/// replaced under the old id; else added), in config order. `from` gives,
+/// for each path, its position before the reload; it is updated to the
+/// new order.
+fn match_client_paths(
+    peer: &mut Peer,
+    from: &mut Vec<Option<usize>>,
+    specs: Vec<PathSpec>,
+    report: &mut ReconfigReport,
+    now: Instant,
+) {
+    let mut old: Vec<Option<(Path, Option<usize>)>> = std::mem::take(&mut peer.paths)
+        .into_iter()
+        .zip(from.iter().copied())
+        .map(Some)
+        .collect();
+    let mut new_from = Vec::new();
+    let mut kept_ids: Vec<u8> = Vec::new();
+    let mut fresh = Vec::new();
+    for (pos, spec) in specs.into_iter().take(MAX_PATHS_PER_PEER).enumerate() {
+        let same = old.iter().position(|o| {
+            o.as_ref().is_some_and(|(p, _)| {
+                p.name == spec.name && p.socket == spec.socket && p.endpoint == Some(spec.endpoint)
+            })
+        });
+        match same {
+            Some(i) => {
+                let (mut path, f) = old[i].take().expect("found");
+                if path.bandwidth_up != spec.bandwidth_up || path.fallback != spec.fallback {
+                    report.paths_updated.push(path.name.clone());
+                }
+                path.bandwidth_up = spec.bandwidth_up;
+                path.fallback = spec.fallback;
+                kept_ids.push(path.id);
+                peer.paths.push(path);
+                new_from.push(f);
+            }
+            None => {
+                // Changed bind or endpoint: a new path under the
+                // old name (the server sees a fresh handshake).
+                let reuse = old
+                    .iter()
+                    .position(|o| o.as_ref().is_some_and(|(p, _)| p.name == spec.name));
+                let id = reuse.and_then(|i| old[i].take()).map(|(p, _)| p.id);
+                if id.is_some() {
+                    report.paths_replaced.push(spec.name.clone());
+                } else {
+                    report.paths_added.push(spec.name.clone());
+                }
+                fresh.push((pos, id, spec));
+                new_from.push(None);
+            }
+        }
+    }
+    for (path, _) in old.into_iter().flatten() {
+        report.paths_removed.push(path.name);
+    }
+    // Fresh paths get their old id if they had one, else the
+    // smallest unused one (the server tells paths apart by id).
+    let mut placed: Vec<(usize, Path)> = Vec::new();
+    for (pos, id, spec) in fresh {
+        let id = id.filter(|id| !kept_ids.contains(id)).unwrap_or_else(|| {
+            (0..=u8::MAX)
+                .find(|id| !kept_ids.contains(id))
+                .expect("at most MAX_PATHS_PER_PEER ids in use")
+        });
+        kept_ids.push(id);
+        placed.push((pos, new_client_path(id, spec, now)));
+    }
+    for (pos, path) in placed {
+        peer.paths.insert(pos, path);
+    }
+    *from = new_from;
 }
