@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use mlvpn_keys::PrivateKey;
-use mlvpn_rs::config::Mode;
 use mlvpn_rs::proto::clock::Clock;
 use mlvpn_rs::proto::tunnel::{PathSpec, PeerSpec, HEADROOM, OVERHEAD, REKEY_AFTER_TIME};
+use mlvpn_rs::proto::Mode;
 use mlvpn_rs::proto::{Tunnel, TunnelConfig};
 
 /// Packets per batch, as the IO driver reads them.

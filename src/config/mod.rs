@@ -12,14 +12,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use mlvpn_keys::{PrivateKey, PublicKey};
 
-/// Which side of the tunnel this daemon is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Initiates handshakes on every path towards the server's endpoints.
-    Client,
-    /// Listens on every path's `bind` address and accepts configured peers.
-    Server,
-}
+/// Which side of the tunnel this daemon is: the protocol core's type.
+pub use crate::proto::Mode;
 
 /// A validated configuration.
 #[derive(Debug)]

@@ -16,6 +16,7 @@ pub mod frame;
 pub mod handshake;
 pub mod ip;
 pub mod mac;
+pub mod mode;
 pub mod path;
 pub mod prefix_table;
 pub mod ratelimit;
@@ -29,4 +30,5 @@ pub mod tunnel;
 pub mod wakeups;
 pub mod wire;
 
+pub use mode::Mode;
 pub use tunnel::{Transmit, Tunnel, TunnelConfig};

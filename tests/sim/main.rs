@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use mlvpn_keys::{PrivateKey, PublicKey};
-use mlvpn_rs::config::Mode;
 use mlvpn_rs::proto::clock::Clock;
 use mlvpn_rs::proto::stats::Status;
 use mlvpn_rs::proto::tunnel::{PathSpec, PeerSpec, REKEY_AFTER_TIME};
+use mlvpn_rs::proto::Mode;
 use mlvpn_rs::proto::{Tunnel, TunnelConfig};
 use net::{ipv4_packet, packet_id, Net};
 

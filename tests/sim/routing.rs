@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use mlvpn_keys::PrivateKey;
-use mlvpn_rs::config::Mode;
 use mlvpn_rs::proto::clock::Clock;
 use mlvpn_rs::proto::tunnel::{PathSpec, PeerSpec, Reconfig, REKEY_AFTER_TIME};
+use mlvpn_rs::proto::Mode;
 use mlvpn_rs::proto::{Tunnel, TunnelConfig};
 
 use crate::net::{ipv4_packet, packet_id, Net};

@@ -7,7 +7,6 @@ use std::time::Instant;
 use rand::Rng;
 
 use super::{Event, IndexEntry, Pending, Tunnel, MAX_PATHS_PER_PEER, PREVIOUS_SESSION_GRACE};
-use crate::config::Mode;
 use crate::proto::cookie;
 use crate::proto::handshake::{InitPayload, Initiator, Responder, MAX_PATH_NAME};
 use crate::proto::path::{
@@ -15,6 +14,7 @@ use crate::proto::path::{
 };
 use crate::proto::session::Session;
 use crate::proto::wire;
+use crate::proto::Mode;
 
 impl Path {
     /// Makes `session` current; the old current stays acceptable until

@@ -42,7 +42,7 @@ use super::scheduler::{Candidate, Scheduler};
 use super::stats::Drops;
 use super::wakeups::Wakeups;
 use super::wire::{self, DATA_HEADER_LEN, TAG_LEN};
-use crate::config::Mode;
+use crate::proto::Mode;
 
 mod handshake;
 mod receive;

@@ -6,7 +6,6 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use super::{Event, IndexEntry, Tunnel, PREVIOUS_SESSION_GRACE, REJECT_AFTER_TIME};
-use crate::config::Mode;
 use crate::proto::clock::Clock;
 use crate::proto::frame::{self, Frame, Report, Timestamps, DATA_FRAME_HEADER_LEN};
 use crate::proto::ip;
@@ -15,6 +14,7 @@ use crate::proto::reorder::Arrival;
 use crate::proto::scheduler::SATURATED_QUEUE;
 use crate::proto::session::OpenError;
 use crate::proto::wire::{self, Message};
+use crate::proto::Mode;
 
 impl Tunnel {
     /// Processes one datagram received on local socket `socket` from `from`.

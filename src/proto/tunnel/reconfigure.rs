@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use mlvpn_keys::PrivateKey;
 
 use super::{IndexEntry, Path, Peer, PeerSpec, Pending, Tunnel, MAX_PATHS_PER_PEER};
-use crate::config::Mode;
 use crate::proto::reorder::ResequencingQueue;
 use crate::proto::scheduler::Scheduler;
 use crate::proto::tunnel::PathSpec;
+use crate::proto::Mode;
 
 /// The reloadable part of a [`super::TunnelConfig`], plus where the sockets went.
 pub struct Reconfig {

@@ -7,12 +7,12 @@ use std::time::Instant;
 use super::{
     any_normal_usable, carries_data, is_backup, Peer, Pending, Transmit, Tunnel, HEADROOM, OVERHEAD,
 };
-use crate::config::Mode;
 use crate::proto::frame::{self, Report, Timestamps, DATA_FRAME_HEADER_LEN, KEEPALIVE_LEN};
 use crate::proto::ip;
 use crate::proto::path::Path;
 use crate::proto::scheduler::Candidate;
 use crate::proto::wire::{DATA_HEADER_LEN, TAG_LEN};
+use crate::proto::Mode;
 
 impl Tunnel {
     pub(super) fn timestamps(&self, path: &Path, now: Instant) -> Timestamps {

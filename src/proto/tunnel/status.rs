@@ -3,7 +3,6 @@
 use std::time::Instant;
 
 use super::Tunnel;
-use crate::config::Mode;
 use crate::proto::stats::{PathStatus, PeerStatus, Status};
 
 impl Tunnel {
@@ -11,10 +10,7 @@ impl Tunnel {
     pub fn status(&self, interface: &str, now: Instant) -> Status {
         Status {
             interface: interface.to_string(),
-            mode: match self.mode {
-                Mode::Client => "client".into(),
-                Mode::Server => "server".into(),
-            },
+            mode: self.mode.as_str().into(),
             drops: self.drops,
             peers: self
                 .peers

@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 use mlvpn_keys::PublicKey;
 
 use super::{any_normal_usable, carries_data, Event, Pending, Tunnel, PROBES_PER_REPORT, REJECT_AFTER_TIME};
-use crate::config::Mode;
 use crate::proto::path::{
     report_interval, silence_limit, tail_probe_delay, tail_probe_interval, Path, PathState, LOSSY_ENTER,
     LOSSY_LEAVE, LOSSY_PERSIST, LOSSY_PROBE_INTERVAL, PROBE_INTERVAL,
 };
 use crate::proto::reorder::{DEFAULT_MAX_TIMEOUT, MIN_TIMEOUT};
 use crate::proto::session::REKEY_AFTER_MESSAGES;
+use crate::proto::Mode;
 
 impl Path {
     /// Takes an up path down; a client schedules a new handshake at once.
