@@ -10,6 +10,7 @@ pub mod import_mlvpn;
 pub mod io;
 pub mod prometheus;
 pub mod proto;
+pub mod status_json;
 pub mod status_table;
 pub mod terminal_text;
 #[cfg(test)]

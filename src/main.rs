@@ -263,7 +263,8 @@ fn status(file: &Path, json: bool, prometheus: bool) -> Result<(), String> {
         println!("{safe}");
         return Ok(());
     }
-    let s: Status = serde_json::from_str(&text).map_err(|e| format!("mlvpn-rs status: bad answer: {e}"))?;
+    let s: Status =
+        mlvpn_rs::status_json::from_json(&text).map_err(|e| format!("mlvpn-rs status: bad answer: {e}"))?;
     if prometheus {
         print!("{}", mlvpn_rs::prometheus::render(&s));
     } else {

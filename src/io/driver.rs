@@ -377,7 +377,7 @@ impl Driver {
         let text = match req.command.as_str() {
             "status" => {
                 let status = self.tunnel.status(&self.tun.name, Instant::now());
-                serde_json::to_string(&status).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+                crate::status_json::to_json(&status)
             }
             _ => "{\"error\":\"unknown command\"}".to_string(),
         };

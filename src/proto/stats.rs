@@ -1,4 +1,5 @@
-//! Counters and the status snapshot served on the control socket.
+//! Counters and the status snapshot served on the control socket, as plain
+//! data (its JSON form is built outside the core, in `status_json`).
 //!
 //! Field names are a stable interface (DESIGN.md): monitoring and tests read
 //! them. Extend, do not rename.
@@ -60,25 +61,54 @@ impl std::fmt::Display for Drops {
 impl Drops {
     /// What was counted since `earlier` (field by field).
     pub fn since(&self, earlier: &Drops) -> Drops {
-        let (now, then) = (self.fields(), earlier.fields());
-        let diff: serde_json::Map<String, serde_json::Value> = now
-            .into_iter()
-            .map(|(k, v)| {
-                let before = then.iter().find(|(k2, _)| *k2 == k).map_or(0, |(_, v)| *v);
-                (k, v.saturating_sub(before).into())
-            })
-            .collect();
-        serde_json::from_value(diff.into()).unwrap_or_default()
+        let mut diff = *self;
+        for (field, before) in diff.fields_mut().into_iter().zip(earlier.fields()) {
+            *field = field.saturating_sub(before.1);
+        }
+        diff
     }
 
-    /// (name, count) of every counter, by name.
-    fn fields(&self) -> Vec<(String, u64)> {
-        match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(m)) => {
-                m.into_iter().map(|(k, v)| (k, v.as_u64().unwrap_or(0))).collect()
-            }
-            _ => Vec::new(),
-        }
+    /// (name, count) of every counter, by name: the names of the status
+    /// JSON (checked by `status_json`'s tests).
+    pub fn fields(&self) -> [(&'static str, u64); 15] {
+        [
+            ("auth_failed", self.auth_failed),
+            ("handshake_bad_mac", self.handshake_bad_mac),
+            ("handshake_cookie_sent", self.handshake_cookie_sent),
+            ("handshake_invalid", self.handshake_invalid),
+            ("handshake_rate_limited", self.handshake_rate_limited),
+            ("handshake_replayed", self.handshake_replayed),
+            ("handshake_unknown_peer", self.handshake_unknown_peer),
+            ("malformed", self.malformed),
+            ("no_path", self.no_path),
+            ("no_route", self.no_route),
+            ("queue_full", self.queue_full),
+            ("replayed", self.replayed),
+            ("source_not_allowed", self.source_not_allowed),
+            ("too_big", self.too_big),
+            ("unknown_index", self.unknown_index),
+        ]
+    }
+
+    /// Every counter, in the order of [`Drops::fields`].
+    fn fields_mut(&mut self) -> [&mut u64; 15] {
+        [
+            &mut self.auth_failed,
+            &mut self.handshake_bad_mac,
+            &mut self.handshake_cookie_sent,
+            &mut self.handshake_invalid,
+            &mut self.handshake_rate_limited,
+            &mut self.handshake_replayed,
+            &mut self.handshake_unknown_peer,
+            &mut self.malformed,
+            &mut self.no_path,
+            &mut self.no_route,
+            &mut self.queue_full,
+            &mut self.replayed,
+            &mut self.source_not_allowed,
+            &mut self.too_big,
+            &mut self.unknown_index,
+        ]
     }
 
     pub fn total(&self) -> u64 {
@@ -172,6 +202,18 @@ pub struct Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_and_fields_mut_name_the_same_counters() {
+        let mut d = Drops::default();
+        for (i, f) in d.fields_mut().into_iter().enumerate() {
+            *f = i as u64 + 1;
+        }
+        let counts: Vec<u64> = d.fields().iter().map(|(_, v)| *v).collect();
+        assert_eq!(counts, (1..=15).collect::<Vec<u64>>());
+        assert_eq!(d.total(), (1..=15).sum::<u64>());
+        assert!(d.fields().windows(2).all(|w| w[0].0 < w[1].0), "sorted by name");
+    }
 
     #[test]
     fn drops_since_and_display_name_only_what_changed() {

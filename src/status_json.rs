@@ -1,0 +1,58 @@
+//! The status snapshot as JSON: what the worker answers on the control
+//! socket and `mlvpn-rs status --json` prints. The protocol core builds
+//! the snapshot as plain data; the JSON form lives here, next to the
+//! table and Prometheus renderers.
+//!
+//! Field names are a stable interface (DESIGN.md): see `proto::stats`.
+
+use crate::proto::stats::Status;
+
+/// The status as one line of JSON (an `error` object should it not
+/// serialize).
+pub fn to_json(status: &Status) -> String {
+    serde_json::to_string(status).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// A status read back from its JSON form.
+pub fn from_json(text: &str) -> Result<Status, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::stats::Drops;
+
+    #[test]
+    fn drop_counter_names_are_the_json_names_in_order() {
+        let mut drops = Drops::default();
+        let json = serde_json::to_value(drops).unwrap();
+        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let names: Vec<&str> = drops.fields().iter().map(|(k, _)| *k).collect();
+        assert_eq!(names, keys);
+        // Each name reads its own counter.
+        drops.too_big = 7;
+        let json = serde_json::to_value(drops).unwrap();
+        for (name, count) in drops.fields() {
+            assert_eq!(json[name].as_u64(), Some(count), "{name}");
+        }
+    }
+
+    #[test]
+    fn status_round_trips_and_keeps_its_field_names() {
+        let status = crate::prometheus::tests::sample();
+        let text = to_json(&status);
+        assert!(text.starts_with("{\"interface\":"), "{text}");
+        for field in [
+            "\"mode\":",
+            "\"drops\":",
+            "\"peers\":",
+            "\"srtt_ms\":",
+            "\"reorder\":",
+            "\"resent\":",
+        ] {
+            assert!(text.contains(field), "{field} missing in {text}");
+        }
+        assert_eq!(from_json(&text).unwrap(), status);
+    }
+}
