@@ -72,6 +72,7 @@ fn pair(fleet: u64) -> Pair {
                 })
                 .collect(),
             paths: vec![],
+            rng_seed: [1; 32],
         },
         clock,
         now,
@@ -95,6 +96,7 @@ fn pair(fleet: u64) -> Pair {
                 bandwidth_up: None,
                 fallback: false,
             }],
+            rng_seed: [2; 32],
         },
         clock,
         now,

@@ -115,7 +115,7 @@ impl Traffic {
         let sender = u32::from_le_bytes(initiation[4..8].try_into().expect("4 bytes"));
         let mac1_at = wire::INIT_LEN - 2 * MAC_LEN;
         let mac1: [u8; MAC_LEN] = initiation[mac1_at..mac1_at + MAC_LEN].try_into().expect("16");
-        let cookie_reply = CookieChecker::new(&targets::public(SERVER_KEY))
+        let cookie_reply = CookieChecker::new(&targets::public(SERVER_KEY), [3; 32])
             .reply(targets::addr(targets::CLIENT_SOCKETS[0]), sender, &mac1, p.now)
             .to_vec();
         Traffic {

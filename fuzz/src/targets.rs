@@ -115,6 +115,7 @@ pub fn server_tunnel(start: Instant) -> Tunnel {
         rekey_after: REKEY_AFTER_TIME,
         peers: server_peers(true),
         paths: vec![],
+        rng_seed: [1; 32],
     };
     Tunnel::new(cfg, Clock::new(start, UNIX_NS), start)
 }
@@ -149,6 +150,7 @@ pub fn client_tunnel(start: Instant) -> Tunnel {
                 fallback: false,
             },
         ],
+        rng_seed: [2; 32],
     };
     Tunnel::new(cfg, Clock::new(start, UNIX_NS), start)
 }
@@ -1026,7 +1028,7 @@ impl Pair {
     /// delivers nothing; one that cannot open is counted.
     pub fn cookie_reply(&mut self, sender: u32, mac1: &[u8; MAC_LEN], bad: bool) {
         self.relay();
-        let mut checker = cookie::CookieChecker::new(&public(SERVER_KEY));
+        let mut checker = cookie::CookieChecker::new(&public(SERVER_KEY), [3; 32]);
         let mut reply = checker
             .reply(addr(CLIENT_SOCKETS[1]), sender, mac1, self.now)
             .to_vec();

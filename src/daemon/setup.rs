@@ -110,6 +110,8 @@ impl WorkerSetup {
             path_timeout: Duration::from_millis(self.path_timeout_ms),
             peers,
             paths,
+            // The core's only randomness: seeded from the OS here.
+            rng_seed: rand::Rng::gen(&mut rand::rngs::OsRng),
         })
     }
 }

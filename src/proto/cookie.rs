@@ -25,6 +25,8 @@ use blake2::{Blake2s256, Blake2sMac};
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use mlvpn_keys::PublicKey;
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
 use zeroize::Zeroizing;
 
 use super::wire::{self, CookieReply, COOKIE_REPLY_LEN, MAC_LEN, TAG_LEN};
@@ -85,10 +87,15 @@ pub struct CookieChecker {
     window: Option<Instant>,
     count: u32,
     previous: u32,
+    /// New secrets and reply nonces; seeded by the tunnel (the core has
+    /// no randomness of its own).
+    rng: StdRng,
 }
 
 impl CookieChecker {
-    pub fn new(our_public: &PublicKey) -> CookieChecker {
+    /// `rng_seed` seeds its secrets and nonces: from the OS in the daemon
+    /// (through the tunnel's RNG), fixed in tests.
+    pub fn new(our_public: &PublicKey, rng_seed: [u8; 32]) -> CookieChecker {
         CookieChecker {
             secret: Zeroizing::new([0; 32]),
             secret_born: None,
@@ -96,6 +103,7 @@ impl CookieChecker {
             window: None,
             count: 0,
             previous: 0,
+            rng: StdRng::from_seed(rng_seed),
         }
     }
 
@@ -124,7 +132,7 @@ impl CookieChecker {
             .secret_born
             .is_none_or(|t| now.saturating_duration_since(t) >= SECRET_LIFETIME)
         {
-            rand::RngCore::fill_bytes(&mut rand::thread_rng(), self.secret.as_mut());
+            self.rng.fill_bytes(self.secret.as_mut());
             self.secret_born = Some(now);
         }
         let (a, n) = addr_bytes(from);
@@ -178,12 +186,17 @@ impl CookieChecker {
 
     /// Encrypts `cookie` into a reply to the initiation with `receiver` and
     /// `mac1`.
-    pub fn seal_reply(&self, cookie: &Cookie, receiver: u32, mac1: &[u8; MAC_LEN]) -> [u8; COOKIE_REPLY_LEN] {
+    pub fn seal_reply(
+        &mut self,
+        cookie: &Cookie,
+        receiver: u32,
+        mac1: &[u8; MAC_LEN],
+    ) -> [u8; COOKIE_REPLY_LEN] {
         let mut msg = [0u8; COOKIE_REPLY_LEN];
         msg[0] = wire::TYPE_COOKIE_REPLY;
         msg[4..8].copy_from_slice(&receiver.to_le_bytes());
         let mut nonce = [0u8; 24];
-        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce);
+        self.rng.fill_bytes(&mut nonce);
         msg[8..32].copy_from_slice(&nonce);
         let (body, tag_out) = msg[32..].split_at_mut(MAC_LEN);
         body.copy_from_slice(cookie);
@@ -219,7 +232,7 @@ mod tests {
     #[test]
     fn a_cookie_reply_opens_only_with_the_right_mac1_and_gives_a_valid_mac2() {
         let t = Instant::now();
-        let mut c = CookieChecker::new(&server_key());
+        let mut c = CookieChecker::new(&server_key(), [3; 32]);
         let from: SocketAddr = "192.0.2.7:4000".parse().unwrap();
         let mac1 = [9u8; MAC_LEN];
         let reply = c.reply(from, 77, &mac1, t);
@@ -246,7 +259,7 @@ mod tests {
 
     #[test]
     fn mac2_is_never_valid_before_any_cookie_was_issued() {
-        let mut c = CookieChecker::new(&server_key());
+        let mut c = CookieChecker::new(&server_key(), [3; 32]);
         let from: SocketAddr = "192.0.2.7:4000".parse().unwrap();
         assert!(!c.mac2_valid(from, b"m", &[0; MAC_LEN], Instant::now()));
     }
@@ -254,7 +267,7 @@ mod tests {
     #[test]
     fn load_is_initiations_per_second_with_a_second_of_memory() {
         let t = Instant::now();
-        let mut c = CookieChecker::new(&server_key());
+        let mut c = CookieChecker::new(&server_key(), [3; 32]);
         let ms = Duration::from_millis;
         for i in 0..UNDER_LOAD_PER_SEC {
             assert!(!c.count_initiation(t + ms(u64::from(i))));

@@ -40,7 +40,7 @@ fn forged_responses_on_one_uplink_stop_no_path_from_rekeying() {
     let server_dsl = addr("10.101.0.2:5080");
     // The attacker can make cookie replies too: their key comes from the
     // server's public key.
-    let cookies = CookieChecker::new(&key(1).public_key());
+    let mut cookies = CookieChecker::new(&key(1).public_key(), [9; 32]);
     let mut rng = Rng::new(7);
     net.capturing = true;
     let mut forged = 0u64;

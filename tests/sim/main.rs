@@ -40,6 +40,15 @@ fn server(net_start: Instant, peers: Vec<(PublicKey, &str)>) -> Tunnel {
     server_started(net_start, net_start, peers)
 }
 
+/// The fixed seed of node `node`'s core, started `started` into the run:
+/// every run of a test draws the same numbers.
+fn rng_seed(node: u64, started: Duration) -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&node.to_le_bytes());
+    seed[8..24].copy_from_slice(&started.as_nanos().to_le_bytes());
+    seed
+}
+
 /// A server process started at `now` on a network whose clock began at
 /// `net_start` (a restart: same wall clock, fresh state).
 fn server_started(net_start: Instant, now: Instant, peers: Vec<(PublicKey, &str)>) -> Tunnel {
@@ -57,6 +66,8 @@ fn server_started(net_start: Instant, now: Instant, peers: Vec<(PublicKey, &str)
             })
             .collect(),
         paths: vec![],
+        // A restarted server draws other session indices than its old self.
+        rng_seed: rng_seed(1, now - net_start),
     };
     Tunnel::new(cfg, Clock::new(net_start, 1_700_000_000_000_000_000), now)
 }
@@ -114,6 +125,7 @@ fn client_with_fallback(
                 fallback: fallback.get(i).copied().unwrap_or(false),
             })
             .collect(),
+        rng_seed: rng_seed(u64::from(k), Duration::ZERO),
     };
     let t = Tunnel::new(cfg, Clock::new(net_start, 1_700_000_000_000_000_000), net_start);
     (t, locals.iter().map(|a| addr(a)).collect())

@@ -12,7 +12,7 @@ use mlvpn_rs::proto::Mode;
 use mlvpn_rs::proto::{Tunnel, TunnelConfig};
 
 use crate::net::{ipv4_packet, packet_id, Net};
-use crate::{client, key, server, server_sockets, states, status, SERVER_IP};
+use crate::{client, key, rng_seed, server, server_sockets, states, status, SERVER_IP};
 
 #[test]
 fn the_longest_prefix_routes_whatever_the_config_order() {
@@ -103,6 +103,7 @@ fn fleet_client(start: Instant, i: usize) -> (Tunnel, Vec<SocketAddr>) {
             bandwidth_up: None,
             fallback: false,
         }],
+        rng_seed: rng_seed(0x1_0000 + i as u64, Duration::ZERO),
     };
     let local: SocketAddr = format!("10.201.{}.{}:40000", i >> 8, i & 255).parse().unwrap();
     let t = Tunnel::new(cfg, Clock::new(start, 1_700_000_000_000_000_000), start);
@@ -124,6 +125,7 @@ fn a_server_with_10000_peers_handshakes_hundreds_at_once_routes_each_and_reloads
             rekey_after: REKEY_AFTER_TIME,
             peers: fleet_peers(FLEET),
             paths: vec![],
+            rng_seed: rng_seed(1, Duration::ZERO),
         },
         Clock::new(start, 1_700_000_000_000_000_000),
         start,

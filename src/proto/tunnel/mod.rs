@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use mlvpn_keys::{PrivateKey, PublicKey};
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 
 use super::clock::Clock;
 use super::cookie::CookieChecker;
@@ -100,6 +100,10 @@ pub struct TunnelConfig {
     pub peers: Vec<PeerSpec>,
     /// Client only: the paths towards the (single) peer.
     pub paths: Vec<PathSpec>,
+    /// Seeds every random choice of the core (session indices, handshake
+    /// jitter, cookie secrets): from the OS in the daemon, fixed in tests
+    /// (runs are then reproducible). The core has no randomness of its own.
+    pub rng_seed: [u8; 32],
 }
 
 /// A datagram to send: `buf[..len]` of the buffer passed in, from local
@@ -245,7 +249,8 @@ impl Tunnel {
     /// `clock` anchors wall-clock time (handshake timestamps) to `now`.
     pub fn new(config: TunnelConfig, clock: Clock, now: Instant) -> Tunnel {
         let our_mac1 = Mac1Key::for_receiver(&config.private_key.public_key());
-        let cookies = CookieChecker::new(&config.private_key.public_key());
+        let mut rng = StdRng::from_seed(config.rng_seed);
+        let cookies = CookieChecker::new(&config.private_key.public_key(), rng.gen());
         let first_seq = clock.unix_ns(now) / 1000;
         let mut peers: Vec<Peer> = config
             .peers
@@ -280,7 +285,7 @@ impl Tunnel {
             ready: VecDeque::new(),
             is_ready: Vec::new(),
             now,
-            rng: StdRng::from_entropy(),
+            rng,
         };
         tunnel.peers_changed();
         tunnel

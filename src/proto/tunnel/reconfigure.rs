@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use mlvpn_keys::PrivateKey;
+use rand::Rng;
 
 use super::{IndexEntry, Path, Peer, PeerSpec, Pending, Tunnel, MAX_PATHS_PER_PEER};
 use crate::proto::reorder::ResequencingQueue;
@@ -175,7 +176,7 @@ impl Tunnel {
             return false;
         }
         self.our_mac1 = super::Mac1Key::for_receiver(&public);
-        self.cookies = super::CookieChecker::new(&public);
+        self.cookies = super::CookieChecker::new(&public, self.rng.gen());
         self.private_key = key;
         let client = self.mode == Mode::Client;
         for peer in &mut self.peers {
