@@ -7,25 +7,11 @@ use std::time::Instant;
 use rand::Rng;
 
 use super::{Event, IndexEntry, Pending, Tunnel, MAX_PATHS_PER_PEER, PREVIOUS_SESSION_GRACE};
-use crate::proto::cookie;
-use crate::proto::handshake::{InitPayload, Initiator, Responder, MAX_PATH_NAME};
-use crate::proto::path::{
-    handshake_backoff, handshake_retry, Path, PathState, COOKIE_PRESSURE_WINDOW, IN_USE_WINDOW,
-};
+use crate::proto::handshake::{Initiator, Responder};
+use crate::proto::path::Path;
 use crate::proto::session::Session;
 use crate::proto::wire;
 use crate::proto::Mode;
-
-impl Path {
-    /// Makes `session` current; the old current stays acceptable until
-    /// `grace_until`. Returns the local index of a session dropped for good.
-    pub(super) fn install(&mut self, session: Session, grace_until: Instant) -> Option<u32> {
-        let old = self.current.replace(session)?;
-        self.previous
-            .replace((old, grace_until))
-            .map(|(older, _)| older.local_index)
-    }
-}
 
 impl Tunnel {
     /// A fresh local session index (not in use, never 0). Random: an
@@ -86,9 +72,9 @@ impl Tunnel {
         };
         let payload = responder.payload.clone();
         let peer = &self.peers[peer_idx];
-        let path_idx = peer.paths.iter().position(|p| p.id == payload.path_id);
+        let path_idx = peer.paths.iter().position(|p| p.id() == payload.path_id);
         if let Some(i) = path_idx {
-            if payload.unix_ns <= peer.paths[i].last_init_unix_ns {
+            if !peer.paths[i].initiation_is_new(payload.unix_ns) {
                 self.drops.handshake_replayed += 1;
                 return;
             }
@@ -118,12 +104,10 @@ impl Tunnel {
                 peer.paths.len() - 1
             }
         };
-        let path = &mut peer.paths[path_idx];
-        path.last_init_unix_ns = payload.unix_ns;
-        path.name = payload.path_name;
         let session = Session::new(keys, local_index, init.sender, now);
-        if let Some(old) = path.next.replace(session) {
-            self.indices.remove(&old.local_index);
+        let path = &mut peer.paths[path_idx];
+        if let Some(old) = path.accept_initiation(payload.unix_ns, payload.path_name, session) {
+            self.indices.remove(&old);
         }
         self.indices.insert(
             local_index,
@@ -145,7 +129,7 @@ impl Tunnel {
     pub(super) fn pending_handshake(&mut self, socket: usize, index: u32) -> Option<(usize, usize)> {
         let &IndexEntry { peer, path } = self.indices.get(&index)?;
         let p = &self.peers[peer].paths[path];
-        let ours = p.pending.as_ref().is_some_and(|i| i.sender == index) && p.socket == socket;
+        let ours = p.has_pending(index) && p.socket() == socket;
         ours.then_some((peer, path))
     }
 
@@ -162,7 +146,7 @@ impl Tunnel {
         let peer = &mut self.peers[peer_idx];
         let peer_key = peer.public_key;
         let path = &mut peer.paths[path_idx];
-        let initiator = path.pending.as_mut().expect("checked by pending_handshake");
+        let initiator = path.pending_mut().expect("checked by pending_handshake");
         // `mac1` is keyed by our public key, which is no secret: a forged
         // response can pass it. The handshake in flight stays until a
         // response completes it, so the genuine one still can.
@@ -170,33 +154,22 @@ impl Tunnel {
             self.drops.handshake_invalid += 1;
             return;
         };
-        path.pending = None;
         let session = Session::new(keys, resp.receiver, resp.sender, now);
-        let rekey = path.current.is_some();
-        if let Some(dropped) = path.install(session, now + PREVIOUS_SESSION_GRACE) {
+        let (done, came_up) = path.initiated(session, now + PREVIOUS_SESSION_GRACE, now);
+        if let Some(dropped) = done.dropped {
             self.indices.remove(&dropped);
         }
-        path.handshake_due = None;
-        path.handshake_attempts = 0;
-        path.last_handshake = Some(now);
-        path.last_rx = Some(now);
-        path.counters.handshakes += 1;
-        let was_up = path.is_alive();
-        if !was_up {
-            path.state = PathState::Up;
-            path.estimator.reset_loss(now);
-        }
-        let name = path.name.clone();
+        let name = path.name().to_string();
         self.events.push_back(Event::HandshakeCompleted {
             peer: peer_key,
             path: name.clone(),
-            rekey,
+            rekey: done.rekey,
         });
-        if !was_up {
+        if came_up {
             self.events.push_back(Event::PathUp {
                 peer: peer_key,
                 path: name,
-                id: path.id,
+                id: path.id(),
             });
         }
         // Confirms the session to the responder right away.
@@ -208,10 +181,7 @@ impl Tunnel {
     }
 
     /// The server is under load and wants our initiation again with its
-    /// cookie: keep the cookie, and retry at once if the initiation it
-    /// answers had none (else the usual back-off: no tight loop).
-    /// At most one cookie reply per initiation is taken: more (forged or
-    /// replayed) cannot make the client retry in a loop.
+    /// cookie (see `Path::take_cookie_reply`).
     pub(super) fn handle_cookie_reply(&mut self, socket: usize, reply: &wire::CookieReply<'_>, now: Instant) {
         let Some((peer_idx, path_idx)) = self.pending_handshake(socket, reply.receiver) else {
             self.drops.handshake_invalid += 1;
@@ -220,20 +190,8 @@ impl Tunnel {
         self.wakeups.touch(peer_idx);
         let peer = &mut self.peers[peer_idx];
         let server = peer.public_key;
-        let path = &mut peer.paths[path_idx];
-        let initiator = path.pending.as_mut().expect("checked by pending_handshake");
-        if initiator.cookie_taken {
+        if !peer.paths[path_idx].take_cookie_reply(&server, reply, now) {
             self.drops.handshake_invalid += 1;
-            return;
-        }
-        let Some(cookie) = cookie::open_reply(&server, reply, &initiator.mac1) else {
-            self.drops.handshake_invalid += 1;
-            return;
-        };
-        initiator.cookie_taken = true;
-        path.cookie = Some((cookie, now));
-        if !initiator.with_cookie {
-            path.handshake_due = Some(now);
         }
     }
 
@@ -244,42 +202,23 @@ impl Tunnel {
         let unix_ns = wall.max(peer.last_init_unix_ns + 1);
         peer.last_init_unix_ns = unix_ns;
         let path = &mut peer.paths[path_idx];
-        let payload = InitPayload {
-            unix_ns,
-            path_id: path.id,
-            path_name: path.name.chars().take(MAX_PATH_NAME).collect(),
-        };
-        path.handshake_attempts += 1;
-        let recent = |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < IN_USE_WINDOW);
-        let in_use = recent(peer.last_inner) || recent(path.last_rx);
-        let pressure = path
-            .cookie
-            .as_ref()
-            .is_some_and(|(_, at)| now.saturating_duration_since(*at) < COOKIE_PRESSURE_WINDOW);
-        let wait = if in_use && !pressure {
-            handshake_retry(path.rtt.srtt())
-        } else {
-            handshake_backoff(path.handshake_attempts)
-        };
+        let payload = path.init_payload(unix_ns);
+        let wait = path.initiation_attempted(peer.last_inner, now);
         // Up to a quarter more, at random: clients that lost the same
         // server do not all come back in step.
         let jitter = wait.mul_f64(self.rng.gen_range(0.0..0.25));
-        path.handshake_due = Some(now + wait + jitter);
-        let (Some(dest), socket) = (path.endpoint, path.socket) else {
+        path.schedule_handshake(now + wait + jitter);
+        let (Some(dest), socket) = (path.endpoint(), path.socket()) else {
             return;
         };
-        let cookie = path
-            .cookie
-            .as_ref()
-            .filter(|(_, at)| now.saturating_duration_since(*at) < cookie::COOKIE_LIFETIME)
-            .map(|(c, _)| c);
+        let cookie = path.fresh_cookie(now);
         let Ok((initiator, msg)) =
             Initiator::start(&self.private_key, &peer.public_key, sender, &payload, cookie)
         else {
             return;
         };
-        if let Some(old) = path.pending.replace(initiator) {
-            self.indices.remove(&old.sender);
+        if let Some(old) = path.set_pending(initiator) {
+            self.indices.remove(&old);
         }
         self.indices.insert(
             sender,

@@ -34,7 +34,7 @@ use super::clock::Clock;
 use super::cookie::CookieChecker;
 use super::frame::DATA_FRAME_HEADER_LEN;
 use super::mac::Mac1Key;
-use super::path::{Path, PathState};
+use super::path::Path;
 use super::prefix_table::PrefixTable;
 use super::ratelimit::RateLimiter;
 use super::reorder::ResequencingQueue;
@@ -60,11 +60,9 @@ pub const OVERHEAD: usize = HEADROOM + TAG_LEN;
 /// most: `rekey_after` can make it sooner.
 pub const REKEY_AFTER_TIME: Duration = Duration::from_secs(120);
 /// Never use a session older than this.
-pub const REJECT_AFTER_TIME: Duration = Duration::from_secs(180);
+pub use super::path::REJECT_AFTER_TIME;
 /// How long a replaced session still decrypts in-flight packets.
 pub const PREVIOUS_SESSION_GRACE: Duration = Duration::from_secs(10);
-/// Keepalives received that earn a report even without data.
-const PROBES_PER_REPORT: u64 = 16;
 /// Most paths one peer may have (bounds the server's per-peer state).
 pub const MAX_PATHS_PER_PEER: usize = 32;
 /// Most control messages waiting to be sent.
@@ -349,20 +347,4 @@ impl Tunnel {
         }
         self.pending.push_back(p);
     }
-}
-
-/// A path used only when no normal one is usable (see `Scheduler::pick`).
-fn is_backup(p: &Path) -> bool {
-    p.fallback || p.state == PathState::Lossy
-}
-
-/// Whether any normal (not backup) path is usable.
-fn any_normal_usable(paths: &[Path]) -> bool {
-    paths.iter().any(|p| p.is_usable() && !is_backup(p))
-}
-
-/// Whether the scheduler may give `p` data now: usable, and a normal path
-/// unless none is usable (the rule of `Scheduler::pick`).
-fn carries_data(p: &Path, any_normal: bool) -> bool {
-    p.is_usable() && is_backup(p) != any_normal
 }

@@ -79,9 +79,8 @@ pub(super) fn new_peer(spec: PeerSpec, first_seq: u64) -> Peer {
 /// A client path as configured, never handshaken; due to handshake `now`.
 pub(super) fn new_client_path(id: u8, spec: PathSpec, now: Instant) -> Path {
     let mut path = Path::new(id, spec.name, spec.socket, Some(spec.endpoint));
-    path.bandwidth_up = spec.bandwidth_up;
-    path.fallback = spec.fallback;
-    path.handshake_due = Some(now);
+    path.set_limits(spec.bandwidth_up, spec.fallback);
+    path.schedule_handshake(now);
     path
 }
 
@@ -132,19 +131,19 @@ impl Tunnel {
             let mut from = Vec::new();
             let old_paths = std::mem::take(&mut peer.paths);
             for (i, mut path) in old_paths.into_iter().enumerate() {
-                match socket_after(path.socket) {
+                match socket_after(path.socket()) {
                     Some(s) => {
-                        path.socket = s;
+                        path.move_to_socket(s);
                         peer.paths.push(path);
                         from.push(Some(i));
                     }
                     None if self.mode == Mode::Client => {
                         // Its spec names the new socket; matched below.
-                        path.socket = usize::MAX;
+                        path.move_to_socket(usize::MAX);
                         peer.paths.push(path);
                         from.push(Some(i));
                     }
-                    None => report.paths_removed.push(path.name.clone()),
+                    None => report.paths_removed.push(path.name().to_string()),
                 }
             }
             path_from.push(from);
@@ -181,12 +180,8 @@ impl Tunnel {
         let client = self.mode == Mode::Client;
         for peer in &mut self.peers {
             for path in &mut peer.paths {
-                if let Some(old) = path.pending.take() {
-                    self.indices.remove(&old.sender);
-                }
-                if client {
-                    path.handshake_due = Some(now);
-                    path.handshake_attempts = 0;
+                if let Some(old) = path.restart_handshake(client, now) {
+                    self.indices.remove(&old);
                 }
             }
         }
@@ -199,16 +194,8 @@ impl Tunnel {
         for (peer, p) in self.peers.iter().enumerate() {
             for (path, pa) in p.paths.iter().enumerate() {
                 let entry = IndexEntry { peer, path };
-                let sessions = [
-                    pa.current.as_ref(),
-                    pa.next.as_ref(),
-                    pa.previous.as_ref().map(|(s, _)| s),
-                ];
-                for s in sessions.into_iter().flatten() {
-                    self.indices.insert(s.local_index, entry);
-                }
-                if let Some(init) = &pa.pending {
-                    self.indices.insert(init.sender, entry);
+                for index in pa.session_indices() {
+                    self.indices.insert(index, entry);
                 }
             }
         }
@@ -277,18 +264,16 @@ fn match_client_paths(
     for (pos, spec) in specs.into_iter().take(MAX_PATHS_PER_PEER).enumerate() {
         let same = old.iter().position(|o| {
             o.as_ref().is_some_and(|(p, _)| {
-                p.name == spec.name && p.socket == spec.socket && p.endpoint == Some(spec.endpoint)
+                p.name() == spec.name && p.socket() == spec.socket && p.endpoint() == Some(spec.endpoint)
             })
         });
         match same {
             Some(i) => {
                 let (mut path, f) = old[i].take().expect("found");
-                if path.bandwidth_up != spec.bandwidth_up || path.fallback != spec.fallback {
-                    report.paths_updated.push(path.name.clone());
+                if path.set_limits(spec.bandwidth_up, spec.fallback) {
+                    report.paths_updated.push(path.name().to_string());
                 }
-                path.bandwidth_up = spec.bandwidth_up;
-                path.fallback = spec.fallback;
-                kept_ids.push(path.id);
+                kept_ids.push(path.id());
                 peer.paths.push(path);
                 new_from.push(f);
             }
@@ -297,8 +282,8 @@ fn match_client_paths(
                 // old name (the server sees a fresh handshake).
                 let reuse = old
                     .iter()
-                    .position(|o| o.as_ref().is_some_and(|(p, _)| p.name == spec.name));
-                let id = reuse.and_then(|i| old[i].take()).map(|(p, _)| p.id);
+                    .position(|o| o.as_ref().is_some_and(|(p, _)| p.name() == spec.name));
+                let id = reuse.and_then(|i| old[i].take()).map(|(p, _)| p.id());
                 if id.is_some() {
                     report.paths_replaced.push(spec.name.clone());
                 } else {
@@ -310,7 +295,7 @@ fn match_client_paths(
         }
     }
     for (path, _) in old.into_iter().flatten() {
-        report.paths_removed.push(path.name);
+        report.paths_removed.push(path.name().to_string());
     }
     // Fresh paths get their old id if they had one, else the
     // smallest unused one (the server tells paths apart by id).

@@ -4,32 +4,14 @@
 
 use std::time::Instant;
 
-use super::{
-    any_normal_usable, carries_data, is_backup, Peer, Pending, Transmit, Tunnel, HEADROOM, OVERHEAD,
-};
-use crate::proto::frame::{self, Report, Timestamps, DATA_FRAME_HEADER_LEN, KEEPALIVE_LEN};
+use super::{Peer, Pending, Transmit, Tunnel, HEADROOM, OVERHEAD};
+use crate::proto::frame::{self, DATA_FRAME_HEADER_LEN, KEEPALIVE_LEN};
 use crate::proto::ip;
-use crate::proto::path::Path;
-use crate::proto::scheduler::Candidate;
+use crate::proto::path::any_normal_usable;
 use crate::proto::wire::{DATA_HEADER_LEN, TAG_LEN};
 use crate::proto::Mode;
 
 impl Tunnel {
-    pub(super) fn timestamps(&self, path: &Path, now: Instant) -> Timestamps {
-        let (echo, echo_delay) = match path.echo {
-            Some((ts, at)) => (
-                ts,
-                u32::try_from(now.saturating_duration_since(at).as_micros()).unwrap_or(u32::MAX),
-            ),
-            None => (0, 0),
-        };
-        Timestamps {
-            ts: self.clock.micros(now),
-            echo,
-            echo_delay,
-        }
-    }
-
     /// Frames and encrypts the IP packet at `buf[HEADROOM..HEADROOM + len]`
     /// for the path the scheduler picks. `buf` needs `len + OVERHEAD` bytes.
     /// Returns the datagram (`buf[..t.len]`) or `None` if it was dropped
@@ -59,15 +41,11 @@ impl Tunnel {
         };
         let seq = peer.next_seq;
         peer.next_seq += 1;
-        let times = {
-            let path = &self.peers[peer_idx].paths[path_idx];
-            self.timestamps(path, now)
-        };
+        let times = self.peers[peer_idx].paths[path_idx].timestamps(self.clock, now);
         frame::encode_data_header(&mut buf[DATA_HEADER_LEN..HEADROOM], times, seq);
         self.log_in_flight(peer_idx, path_idx, seq, &buf[HEADROOM..HEADROOM + len]);
         let t = self.seal_on_path(peer_idx, path_idx, buf, DATA_FRAME_HEADER_LEN + len, now)?;
-        let path = &mut self.peers[peer_idx].paths[path_idx];
-        path.unanswered_since.get_or_insert(now);
+        self.peers[peer_idx].paths[path_idx].data_sent(now);
         Some(t)
     }
 
@@ -78,10 +56,7 @@ impl Tunnel {
         self.drops.too_big += 1;
         for peer in &mut self.peers {
             for path in &mut peer.paths {
-                if path.socket == t.socket && path.endpoint == Some(t.dest) {
-                    let limit = t.len.saturating_sub(1);
-                    path.max_datagram = Some(path.max_datagram.map_or(limit, |m| m.min(limit)));
-                }
+                path.too_big(t.socket, t.dest, t.len);
             }
         }
     }
@@ -91,8 +66,7 @@ impl Tunnel {
     pub(super) fn log_in_flight(&mut self, peer_idx: usize, path_idx: usize, seq: u64, packet: &[u8]) {
         let peer = &mut self.peers[peer_idx];
         if peer.paths.len() > 1 {
-            let path = &mut peer.paths[path_idx];
-            path.in_flight.record(path.counters.tx_packets + 1, seq, packet);
+            peer.paths[path_idx].log_in_flight(seq, packet);
         }
     }
 
@@ -100,7 +74,7 @@ impl Tunnel {
     /// its peer had not reported: their sequence numbers are kept, so the
     /// receiver slots them in (or drops them as duplicates).
     pub(super) fn resend_in_flight(&mut self, peer_idx: usize, path_idx: usize, now: Instant) {
-        let packets = self.peers[peer_idx].paths[path_idx].in_flight.take();
+        let packets = self.peers[peer_idx].paths[path_idx].take_in_flight();
         for (seq, packet) in packets {
             let len = packet.len();
             let Some(to) = pick_path(&mut self.peers[peer_idx], len + OVERHEAD, now) else {
@@ -109,13 +83,13 @@ impl Tunnel {
             };
             let mut buf = vec![0u8; HEADROOM + len + TAG_LEN];
             buf[HEADROOM..HEADROOM + len].copy_from_slice(&packet);
-            let times = self.timestamps(&self.peers[peer_idx].paths[to], now);
+            let times = self.peers[peer_idx].paths[to].timestamps(self.clock, now);
             frame::encode_data_header(&mut buf[DATA_HEADER_LEN..HEADROOM], times, seq);
             self.log_in_flight(peer_idx, to, seq, &packet);
             let Some(t) = self.seal_on_path(peer_idx, to, &mut buf, DATA_FRAME_HEADER_LEN + len, now) else {
                 continue;
             };
-            self.peers[peer_idx].paths[to].unanswered_since.get_or_insert(now);
+            self.peers[peer_idx].paths[to].data_sent(now);
             self.peers[peer_idx].resent += 1;
             buf.truncate(t.len);
             self.push_pending(Pending::Raw {
@@ -137,17 +111,11 @@ impl Tunnel {
         now: Instant,
     ) -> Option<Transmit> {
         let path = &mut self.peers[peer_idx].paths[path_idx];
-        let dest = path.endpoint?;
-        let session = path.current.as_mut()?;
-        let n = session.seal(buf, frame_len).ok()?;
-        path.last_tx = Some(now);
-        path.counters.tx_bytes += n as u64;
-        path.counters.tx_packets += 1;
-        path.estimator.on_send(now, path.counters.tx_packets);
+        let (dest, len) = path.seal(buf, frame_len, now)?;
         Some(Transmit {
-            socket: path.socket,
+            socket: path.socket(),
             dest,
-            len: n,
+            len,
         })
     }
 
@@ -169,12 +137,9 @@ impl Tunnel {
                     let Some(p) = paths.get(path) else {
                         continue;
                     };
-                    let no_data = !carries_data(p, any_normal_usable(paths));
-                    let times = self.timestamps(p, now);
-                    let report = Report {
-                        rx_packets: p.counters.rx_packets,
-                        rx_bytes: p.counters.rx_bytes,
-                    };
+                    let no_data = !p.carries_data(any_normal_usable(paths));
+                    let times = p.timestamps(self.clock, now);
+                    let report = p.receive_report();
                     frame::encode_keepalive(
                         &mut buf[DATA_HEADER_LEN..DATA_HEADER_LEN + KEEPALIVE_LEN],
                         times,
@@ -182,15 +147,7 @@ impl Tunnel {
                         reply,
                         no_data,
                     );
-                    let p = &mut self.peers[peer].paths[path];
-                    p.told_no_data = Some(no_data);
-                    p.reply_owed = false;
-                    if reply {
-                        p.last_probe_tx = Some(now);
-                    }
-                    p.last_report_tx = Some(now);
-                    p.reported_rx = p.rx_data_packets;
-                    p.reported_all = p.counters.rx_packets;
+                    self.peers[peer].paths[path].keepalive_sent(now, reply, no_data);
                     self.wakeups.touch(peer);
                     if let Some(t) = self.seal_on_path(peer, path, buf, KEEPALIVE_LEN, now) {
                         return Some(t);
@@ -205,17 +162,6 @@ impl Tunnel {
 /// The path for a datagram of `size` bytes to `peer` (earliest arrival).
 pub(super) fn pick_path(peer: &mut Peer, size: usize, now: Instant) -> Option<usize> {
     peer.candidates.clear();
-    peer.candidates.extend(peer.paths.iter().map(|p| Candidate {
-        usable: p.is_usable(),
-        fallback: is_backup(p),
-        owd: p.rtt.min_rtt().unwrap_or_default() / 2,
-        queued: p.outbound_queue(),
-        queue_sample: p.queue_sample,
-        rate: p.estimator.rate_bps(),
-        capacity: p.estimator.capacity_bps(),
-        loss: p.estimator.loss().unwrap_or(0.0),
-        cap: p.bandwidth_up,
-        max_size: p.max_datagram.unwrap_or(usize::MAX),
-    }));
+    peer.candidates.extend(peer.paths.iter().map(|p| p.candidate()));
     peer.scheduler.pick(&peer.candidates, size, now)
 }
