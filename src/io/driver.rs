@@ -267,20 +267,24 @@ impl Driver {
                     warn!(%peer, %path, reason, "path down");
                     self.hook(&path, false);
                 }
-                Event::PathLossy { peer, path, loss } => {
+                Event::PathLossy { peer, path, loss, .. } => {
                     warn!(%peer, %path, loss, "path lossy: used only as fallback")
                 }
-                Event::PathRecovered { peer, path, loss } => {
+                Event::PathRecovered { peer, path, loss, .. } => {
                     info!(%peer, %path, loss, "path recovered from loss")
                 }
-                Event::HandshakeCompleted { peer, path, rekey } => {
+                Event::HandshakeCompleted {
+                    peer, path, rekey, ..
+                } => {
                     if rekey {
                         debug!(%peer, %path, "rekeyed");
                     } else {
                         info!(%peer, %path, "handshake completed");
                     }
                 }
-                Event::EndpointChanged { peer, path, endpoint } => {
+                Event::EndpointChanged {
+                    peer, path, endpoint, ..
+                } => {
                     info!(%peer, %path, %endpoint, "path endpoint changed")
                 }
             }

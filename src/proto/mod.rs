@@ -14,6 +14,7 @@ pub mod delay;
 pub mod estimator;
 pub mod frame;
 pub mod handshake;
+pub mod ids;
 pub mod ip;
 pub mod mac;
 pub mod mode;
@@ -30,5 +31,6 @@ pub mod tunnel;
 pub mod wakeups;
 pub mod wire;
 
+pub use ids::PathId;
 pub use mode::Mode;
 pub use tunnel::{Transmit, Tunnel, TunnelConfig};

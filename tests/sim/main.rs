@@ -1085,3 +1085,36 @@ fn a_path_that_only_carries_the_peers_data_notices_its_own_direction_dying() {
     );
     assert_eq!(path_state(&net, 1, 0), "up");
 }
+
+#[test]
+fn a_datagram_too_big_limits_only_the_path_it_was_sent_on() {
+    use mlvpn_rs::proto::tunnel::{HEADROOM, OVERHEAD};
+    let mut net = two_path_net();
+    let send = |net: &mut Net, id: u64, len: usize| {
+        let packet = ipv4_packet(CLIENT_IP, SERVER_IP, id, len);
+        let mut buf = vec![0u8; packet.len() + OVERHEAD];
+        buf[HEADROOM..HEADROOM + packet.len()].copy_from_slice(&packet);
+        let now = net.now;
+        net.nodes[1]
+            .tunnel
+            .handle_tun_packet(&mut buf, packet.len(), now)
+            .expect("sent")
+    };
+    // Big datagrams go out on both paths; one of p0's does not fit.
+    let mut first = None;
+    for i in 0..40 {
+        let t = send(&mut net, i, 1200);
+        if t.socket == 0 {
+            first = Some(t);
+            break;
+        }
+    }
+    let t = first.expect("p0 carries big datagrams");
+    net.nodes[1].tunnel.datagram_too_big(t);
+    assert_eq!(net.nodes[1].tunnel.drops().too_big, 1);
+    // From now on big ones avoid p0; small ones still use it.
+    let big: Vec<usize> = (100..140).map(|i| send(&mut net, i, 1200).socket).collect();
+    assert!(big.iter().all(|s| *s == 1), "{big:?}");
+    let small: Vec<usize> = (200..300).map(|i| send(&mut net, i, 100).socket).collect();
+    assert!(small.contains(&0), "{small:?}");
+}

@@ -5,7 +5,8 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use mlvpn_rs::proto::tunnel::{PathSpec, PeerSpec, Reconfig, REKEY_AFTER_TIME};
+use mlvpn_rs::proto::tunnel::{Event, PathSpec, PeerSpec, Reconfig, HEADROOM, OVERHEAD, REKEY_AFTER_TIME};
+use mlvpn_rs::proto::PathId;
 
 use crate::net::{ipv4_packet, packet_id, Net};
 use crate::{
@@ -215,4 +216,63 @@ fn a_server_forgets_paths_on_a_listening_socket_it_closed() {
     assert_eq!(states(&status(&net, 1)), ["up", "down"]);
     assert_eq!(status(&net, 0).peers[0].paths.len(), 1);
     assert_eq!(net.nodes[0].delivered.len(), 100);
+}
+
+/// Each path's stable id, by name, from the events `node` logged since the
+/// last call.
+fn path_ids_seen(net: &mut Net, node: usize) -> Vec<(String, PathId)> {
+    let mut seen = Vec::new();
+    while let Some(e) = net.nodes[node].tunnel.poll_event() {
+        if let Event::PathUp { path, path_id, .. } | Event::HandshakeCompleted { path, path_id, .. } = e {
+            if !seen.contains(&(path.clone(), path_id)) {
+                seen.push((path, path_id));
+            }
+        }
+    }
+    seen.sort();
+    seen
+}
+
+#[test]
+fn a_kept_path_keeps_its_id_through_a_reload_and_a_replaced_one_gets_a_new_one() {
+    let mut net = two_path_net();
+    send(&mut net, 0, 100);
+    let before = path_ids_seen(&mut net, 1);
+    assert_eq!(before.len(), 2, "{before:?}");
+    let (p0, p1) = (before[0].1, before[1].1);
+    assert_ne!(p0, p1);
+    net.nodes[1].tunnel.reconfigure(
+        reconfig(
+            client_peer(),
+            vec![path("p0", 0, "10.101.0.2:5080"), path("p1", 1, "10.101.0.2:5080")],
+            vec![Some(0), Some(1)],
+        ),
+        net.now,
+    );
+    send(&mut net, 100, 400);
+    net.run_for(Duration::from_millis(200));
+    let after = path_ids_seen(&mut net, 1);
+    let new_p1 = after
+        .iter()
+        .find(|(name, _)| name == "p1")
+        .expect("p1 handshook again")
+        .1;
+    assert!(new_p1 != p0 && new_p1 != p1, "a replaced path is a new path");
+    // Data goes out naming the path it is on: p0 (socket 0) by its old id.
+    let mut on: Vec<(usize, Option<PathId>)> = Vec::new();
+    for i in 0..40 {
+        let packet = ipv4_packet(CLIENT_IP, SERVER_IP, 1000 + i, 400);
+        let mut buf = vec![0u8; packet.len() + OVERHEAD];
+        buf[HEADROOM..HEADROOM + packet.len()].copy_from_slice(&packet);
+        let now = net.now;
+        let t = net.nodes[1]
+            .tunnel
+            .handle_tun_packet(&mut buf, packet.len(), now)
+            .expect("sent");
+        if !on.contains(&(t.socket, t.path)) {
+            on.push((t.socket, t.path));
+        }
+    }
+    on.sort();
+    assert_eq!(on, [(0, Some(p0)), (1, Some(new_p1))]);
 }

@@ -2,7 +2,6 @@
 //! and delivery rate from the peer's reports, the largest datagram that
 //! fits. The scheduler and the resequencer are fed from here.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::{Path, PathState, LOSSY_ENTER, LOSSY_LEAVE, LOSSY_PERSIST};
@@ -45,14 +44,12 @@ impl Path {
         e.rtt.queueing().saturating_sub(e.inbound.queueing())
     }
 
-    /// A datagram of `len` bytes from `socket` to `dest` did not fit: if it
-    /// was this path's, later datagrams of that size or more avoid it.
-    pub fn too_big(&mut self, socket: usize, dest: SocketAddr, len: usize) {
-        if self.socket == socket && self.endpoint == Some(dest) {
-            let limit = len.saturating_sub(1);
-            let max = &mut self.estimation.max_datagram;
-            *max = Some(max.map_or(limit, |m| m.min(limit)));
-        }
+    /// A datagram of `len` bytes sent on this path did not fit: later
+    /// datagrams of that size or more avoid it.
+    pub fn too_big(&mut self, len: usize) {
+        let limit = len.saturating_sub(1);
+        let max = &mut self.estimation.max_datagram;
+        *max = Some(max.map_or(limit, |m| m.min(limit)));
     }
 
     /// The peer's receive report (in a keepalive stamped `times`): loss and

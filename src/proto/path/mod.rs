@@ -21,6 +21,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::ids::PathId;
 use super::resend::InFlightLog;
 use super::scheduler::Candidate;
 use super::stats::PathStatus;
@@ -82,8 +83,10 @@ pub struct PathTimers {
 }
 
 pub struct Path {
+    /// Its stable name in this tunnel.
+    id: PathId,
     /// The client's index of this path (carried in the handshake).
-    id: u8,
+    wire_id: u8,
     name: String,
     /// Local socket the path sends from.
     socket: usize,
@@ -104,9 +107,10 @@ pub struct Path {
 }
 
 impl Path {
-    pub fn new(id: u8, name: String, socket: usize, endpoint: Option<SocketAddr>) -> Self {
+    pub fn new(id: PathId, wire_id: u8, name: String, socket: usize, endpoint: Option<SocketAddr>) -> Self {
         Path {
             id,
+            wire_id,
             name,
             socket,
             endpoint,
@@ -122,8 +126,13 @@ impl Path {
         }
     }
 
-    pub fn id(&self) -> u8 {
+    pub fn id(&self) -> PathId {
         self.id
+    }
+
+    /// The client's index of this path (carried in the handshake).
+    pub fn wire_id(&self) -> u8 {
+        self.wire_id
     }
 
     pub fn name(&self) -> &str {

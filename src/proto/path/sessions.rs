@@ -184,7 +184,7 @@ impl Path {
     pub fn init_payload(&self, unix_ns: u64) -> InitPayload {
         InitPayload {
             unix_ns,
-            path_id: self.id,
+            path_id: self.wire_id,
             path_name: self.name.chars().take(MAX_PATH_NAME).collect(),
         }
     }

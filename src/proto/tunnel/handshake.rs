@@ -72,7 +72,7 @@ impl Tunnel {
         };
         let payload = responder.payload.clone();
         let peer = &self.peers[peer_idx];
-        let path_idx = peer.paths.iter().position(|p| p.id() == payload.path_id);
+        let path_idx = peer.paths.iter().position(|p| p.wire_id() == payload.path_id);
         if let Some(i) = path_idx {
             if !peer.paths[i].initiation_is_new(payload.unix_ns) {
                 self.drops.handshake_replayed += 1;
@@ -95,12 +95,15 @@ impl Tunnel {
         let path_idx = match path_idx {
             Some(i) => i,
             None => {
+                let id = self.path_ids.fresh();
                 peer.paths.push(Path::new(
+                    id,
                     payload.path_id,
                     payload.path_name.clone(),
                     socket,
                     Some(from),
                 ));
+                self.path_at.insert(id, (peer_idx, peer.paths.len() - 1));
                 peer.paths.len() - 1
             }
         };
@@ -116,9 +119,11 @@ impl Tunnel {
                 path: path_idx,
             },
         );
+        let path = peer.paths[path_idx].id();
         self.push_pending(Pending::Raw {
             socket,
             dest: from,
+            path,
             bytes: response.to_vec(),
         });
     }
@@ -163,21 +168,20 @@ impl Tunnel {
         self.events.push_back(Event::HandshakeCompleted {
             peer: peer_key,
             path: name.clone(),
+            path_id: path.id(),
             rekey: done.rekey,
         });
         if came_up {
             self.events.push_back(Event::PathUp {
                 peer: peer_key,
                 path: name,
-                id: path.id(),
+                id: path.wire_id(),
+                path_id: path.id(),
             });
         }
         // Confirms the session to the responder right away.
-        self.push_pending(Pending::Keepalive {
-            peer: peer_idx,
-            path: path_idx,
-            reply: false,
-        });
+        let path = path.id();
+        self.push_pending(Pending::Keepalive { path, reply: false });
     }
 
     /// The server is under load and wants our initiation again with its
@@ -208,7 +212,7 @@ impl Tunnel {
         // server do not all come back in step.
         let jitter = wait.mul_f64(self.rng.gen_range(0.0..0.25));
         path.schedule_handshake(now + wait + jitter);
-        let (Some(dest), socket) = (path.endpoint(), path.socket()) else {
+        let (Some(dest), socket, id) = (path.endpoint(), path.socket(), path.id()) else {
             return;
         };
         let cookie = path.fresh_cookie(now);
@@ -230,6 +234,7 @@ impl Tunnel {
         self.push_pending(Pending::Raw {
             socket,
             dest,
+            path: id,
             bytes: msg.to_vec(),
         });
     }

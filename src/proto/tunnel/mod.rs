@@ -33,6 +33,7 @@ use rand::{Rng, SeedableRng};
 use super::clock::Clock;
 use super::cookie::CookieChecker;
 use super::frame::DATA_FRAME_HEADER_LEN;
+use super::ids::{PathId, PathIds};
 use super::mac::Mac1Key;
 use super::path::Path;
 use super::prefix_table::PrefixTable;
@@ -105,69 +106,81 @@ pub struct TunnelConfig {
 }
 
 /// A datagram to send: `buf[..len]` of the buffer passed in, from local
-/// socket `socket` to `dest`.
+/// socket `socket` to `dest`, on path `path` (`None`: a cookie reply,
+/// which belongs to no path).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit {
     pub socket: usize,
     pub dest: SocketAddr,
     pub len: usize,
+    pub path: Option<PathId>,
 }
 
 impl Transmit {
     /// A datagram already built: `bytes` copied into the caller's buffer.
-    fn copied(buf: &mut [u8], socket: usize, dest: SocketAddr, bytes: &[u8]) -> Self {
+    fn copied(buf: &mut [u8], socket: usize, dest: SocketAddr, path: Option<PathId>, bytes: &[u8]) -> Self {
         buf[..bytes.len()].copy_from_slice(bytes);
         Transmit {
             socket,
             dest,
             len: bytes.len(),
+            path,
         }
     }
 }
 
-/// Something worth a log line, drained by [`Tunnel::poll_event`].
+/// Something worth a log line, drained by [`Tunnel::poll_event`]. Each
+/// names its path by name, by the id the client gave it (`id`, on the
+/// wire) and by its stable id in this tunnel (`path_id`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     PathUp {
         peer: PublicKey,
         path: String,
         id: u8,
+        path_id: PathId,
     },
     PathDown {
         peer: PublicKey,
         path: String,
         id: u8,
+        path_id: PathId,
         reason: &'static str,
     },
     /// Demoted: losing too much to carry traffic while a good path exists.
     PathLossy {
         peer: PublicKey,
         path: String,
+        path_id: PathId,
         loss: f64,
     },
     /// A lossy path's loss fell back below the threshold.
     PathRecovered {
         peer: PublicKey,
         path: String,
+        path_id: PathId,
         loss: f64,
     },
     HandshakeCompleted {
         peer: PublicKey,
         path: String,
+        path_id: PathId,
         rekey: bool,
     },
     EndpointChanged {
         peer: PublicKey,
         path: String,
+        path_id: PathId,
         endpoint: SocketAddr,
     },
 }
 
 enum Pending {
-    /// A ready-made handshake message.
+    /// A ready-made message: a handshake, or data re-sent.
     Raw {
         socket: usize,
         dest: SocketAddr,
+        path: PathId,
         bytes: Vec<u8>,
     },
     /// A cookie reply (sent under load, one per flood datagram: no
@@ -178,7 +191,7 @@ enum Pending {
         msg: [u8; wire::COOKIE_REPLY_LEN],
     },
     /// A keepalive to encrypt at send time (so it carries fresh timestamps).
-    Keepalive { peer: usize, path: usize, reply: bool },
+    Keepalive { path: PathId, reply: bool },
 }
 
 struct Peer {
@@ -232,6 +245,10 @@ pub struct Tunnel {
     routes: PrefixTable<usize>,
     /// Peer position by public key (a handshake names its peer by key).
     by_key: HashMap<PublicKey, usize>,
+    /// Hands out the stable ids of new paths.
+    path_ids: PathIds,
+    /// Peer and path position by stable path id.
+    path_at: HashMap<PathId, (usize, usize)>,
     /// Peers whose timers need running (touched, or their deadline came).
     wakeups: Wakeups,
     /// Peers whose resequencing queue has released packets, in order.
@@ -255,10 +272,13 @@ impl Tunnel {
             .into_iter()
             .map(|spec| reconfigure::new_peer(spec, first_seq))
             .collect();
+        let mut path_ids = PathIds::default();
         if config.mode == Mode::Client {
             if let Some(peer) = peers.first_mut() {
                 for (i, spec) in config.paths.into_iter().enumerate().take(MAX_PATHS_PER_PEER) {
-                    peer.paths.push(reconfigure::new_client_path(i as u8, spec, now));
+                    let id = path_ids.fresh();
+                    peer.paths
+                        .push(reconfigure::new_client_path(id, i as u8, spec, now));
                 }
             }
         }
@@ -279,6 +299,8 @@ impl Tunnel {
             drops: Drops::default(),
             routes: PrefixTable::default(),
             by_key: HashMap::new(),
+            path_ids,
+            path_at: HashMap::new(),
             wakeups: Wakeups::default(),
             ready: VecDeque::new(),
             is_ready: Vec::new(),
@@ -298,8 +320,9 @@ impl Tunnel {
         self.clock.unix_ns(now) / 1000
     }
 
-    /// Rebuilds what is indexed by peer position (after `new` or a reload):
-    /// the key and prefix tables, the timer bookkeeping, the ready list.
+    /// Rebuilds what is indexed by peer or path position (after `new` or a
+    /// reload): the key, path id and prefix tables, the timer bookkeeping,
+    /// the ready list.
     fn peers_changed(&mut self) {
         self.by_key = self
             .peers
@@ -307,6 +330,12 @@ impl Tunnel {
             .enumerate()
             .map(|(i, p)| (p.public_key, i))
             .collect();
+        self.path_at.clear();
+        for (i, peer) in self.peers.iter().enumerate() {
+            for (j, path) in peer.paths.iter().enumerate() {
+                self.path_at.insert(path.id(), (i, j));
+            }
+        }
         self.routes.clear();
         // Config order decides only between identical prefixes, which
         // `check` refuses: the first peer keeps it.

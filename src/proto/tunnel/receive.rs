@@ -83,6 +83,7 @@ impl Tunnel {
             self.events.push_back(Event::EndpointChanged {
                 peer: peer.public_key,
                 path: path.name().to_string(),
+                path_id: path.id(),
                 endpoint: from,
             });
         }
@@ -90,7 +91,8 @@ impl Tunnel {
             self.events.push_back(Event::PathUp {
                 peer: peer.public_key,
                 path: path.name().to_string(),
-                id: path.id(),
+                id: path.wire_id(),
+                path_id: path.id(),
             });
         }
         let (times, seq, report) = match frame {
@@ -174,6 +176,7 @@ impl Tunnel {
         self.events.push_back(Event::HandshakeCompleted {
             peer: peer.public_key,
             path: path.name().to_string(),
+            path_id: path.id(),
             rekey: done.rekey,
         });
         true

@@ -3,17 +3,18 @@
 //! What did not change keeps its sessions, counters and estimates: a peer is
 //! the same peer if its public key is, a client path the same path if its
 //! name, socket and endpoint are. Everything else is added fresh or dropped
-//! (its keys zeroized with it). Indices into the peer and path lists move, so
-//! the session index table and the control queue are rebuilt from what is
-//! left.
+//! (its keys zeroized with it). Positions in the peer and path lists move,
+//! so the session index table is rebuilt from what is left; a kept path
+//! keeps its [`PathId`], so the control queue needs only its sockets
+//! renumbered.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use mlvpn_keys::PrivateKey;
 use rand::Rng;
 
 use super::{IndexEntry, Path, Peer, PeerSpec, Pending, Tunnel, MAX_PATHS_PER_PEER};
+use crate::proto::ids::{PathId, PathIds};
 use crate::proto::reorder::ResequencingQueue;
 use crate::proto::scheduler::Scheduler;
 use crate::proto::tunnel::PathSpec;
@@ -76,9 +77,10 @@ pub(super) fn new_peer(spec: PeerSpec, first_seq: u64) -> Peer {
     }
 }
 
-/// A client path as configured, never handshaken; due to handshake `now`.
-pub(super) fn new_client_path(id: u8, spec: PathSpec, now: Instant) -> Path {
-    let mut path = Path::new(id, spec.name, spec.socket, Some(spec.endpoint));
+/// A client path as configured (`wire_id`: its id in handshakes), never
+/// handshaken; due to handshake `now`.
+pub(super) fn new_client_path(id: PathId, wire_id: u8, spec: PathSpec, now: Instant) -> Path {
+    let mut path = Path::new(id, wire_id, spec.name, spec.socket, Some(spec.endpoint));
     path.set_limits(spec.bandwidth_up, spec.fallback);
     path.schedule_handshake(now);
     path
@@ -96,11 +98,9 @@ impl Tunnel {
         }
         let socket_after = |s: usize| config.sockets.get(s).copied().flatten();
 
-        // Peers, matched by public key; positions are remembered to remap
-        // the control queue.
+        // Peers, matched by public key.
         let mut old_peers: Vec<Option<Peer>> =
             std::mem::take(&mut self.peers).into_iter().map(Some).collect();
-        let mut peer_from = Vec::new();
         for spec in config.peers {
             let found = self
                 .by_key
@@ -112,11 +112,9 @@ impl Tunnel {
                     let mut peer = old_peers[i].take().expect("found");
                     peer.allowed_ips = spec.allowed_ips;
                     self.peers.push(peer);
-                    peer_from.push(Some(i));
                 }
                 None => {
                     self.peers.push(new_peer(spec, self.first_seq(now)));
-                    peer_from.push(None);
                     report.peers_added += 1;
                 }
             }
@@ -125,33 +123,30 @@ impl Tunnel {
         drop(old_peers);
 
         // Paths: sockets renumbered; a server forgets paths whose listening
-        // socket closed (the client re-handshakes on another one).
-        let mut path_from: Vec<Vec<Option<usize>>> = Vec::new();
+        // socket closed (the client re-handshakes on another one: its spec
+        // names the new socket, matched below).
+        let mut socket_closed: Vec<PathId> = Vec::new();
         for peer in &mut self.peers {
-            let mut from = Vec::new();
             let old_paths = std::mem::take(&mut peer.paths);
-            for (i, mut path) in old_paths.into_iter().enumerate() {
+            for mut path in old_paths {
                 match socket_after(path.socket()) {
                     Some(s) => {
                         path.move_to_socket(s);
                         peer.paths.push(path);
-                        from.push(Some(i));
                     }
                     None if self.mode == Mode::Client => {
-                        // Its spec names the new socket; matched below.
-                        path.move_to_socket(usize::MAX);
+                        socket_closed.push(path.id());
                         peer.paths.push(path);
-                        from.push(Some(i));
                     }
                     None => report.paths_removed.push(path.name().to_string()),
                 }
             }
-            path_from.push(from);
         }
 
         if self.mode == Mode::Client {
             if let Some(peer) = self.peers.first_mut() {
-                match_client_paths(peer, &mut path_from[0], config.paths, &mut report, now);
+                let specs = config.paths;
+                match_client_paths(peer, &socket_closed, &mut self.path_ids, specs, &mut report, now);
             }
         }
 
@@ -161,7 +156,7 @@ impl Tunnel {
             peer.candidates.clear();
         }
         self.rebuild_indices();
-        self.remap_pending(&peer_from, &path_from, &config.sockets);
+        self.renumber_pending_sockets(&config.sockets);
         self.peers_changed();
         report
     }
@@ -201,100 +196,86 @@ impl Tunnel {
         }
     }
 
-    /// Control messages queued before the reload follow their peer, path
-    /// and socket to their new positions, or are dropped with them.
-    fn remap_pending(
-        &mut self,
-        peer_from: &[Option<usize>],
-        path_from: &[Vec<Option<usize>>],
-        sockets: &[Option<usize>],
-    ) {
-        let mut where_now: HashMap<(usize, usize), (usize, usize)> = HashMap::new();
-        for (peer, old_peer) in peer_from.iter().enumerate() {
-            let Some(old_peer) = old_peer else { continue };
-            for (path, old_path) in path_from[peer].iter().enumerate() {
-                if let Some(old_path) = old_path {
-                    where_now.insert((*old_peer, *old_path), (peer, path));
-                }
-            }
-        }
+    /// Control messages queued before the reload follow their socket to
+    /// its new number, or are dropped with it. Keepalives name their path
+    /// by id: one a reload removed is skipped when its turn comes.
+    fn renumber_pending_sockets(&mut self, sockets: &[Option<usize>]) {
+        let socket_after = |s: usize| sockets.get(s).copied().flatten();
         let pending = std::mem::take(&mut self.pending);
         for p in pending {
-            match p {
-                Pending::Raw { socket, dest, bytes } => {
-                    if let Some(socket) = sockets.get(socket).copied().flatten() {
-                        self.pending.push_back(Pending::Raw { socket, dest, bytes });
-                    }
-                }
+            let p = match p {
+                Pending::Raw {
+                    socket,
+                    dest,
+                    path,
+                    bytes,
+                } => socket_after(socket).map(|socket| Pending::Raw {
+                    socket,
+                    dest,
+                    path,
+                    bytes,
+                }),
                 Pending::Cookie { socket, dest, msg } => {
-                    if let Some(socket) = sockets.get(socket).copied().flatten() {
-                        self.pending.push_back(Pending::Cookie { socket, dest, msg });
-                    }
+                    socket_after(socket).map(|socket| Pending::Cookie { socket, dest, msg })
                 }
-                Pending::Keepalive { peer, path, reply } => {
-                    if let Some(&(peer, path)) = where_now.get(&(peer, path)) {
-                        self.pending.push_back(Pending::Keepalive { peer, path, reply });
-                    }
-                }
-            }
+                Pending::Keepalive { path, reply } => Some(Pending::Keepalive { path, reply }),
+            };
+            self.pending.extend(p);
         }
     }
 }
 
 /// Client: matches the configured paths to the peer's current ones (same
-/// name, socket and endpoint: kept with their state; same name only:
-/// replaced under the old id; else added), in config order. `from` gives,
-/// for each path, its position before the reload; it is updated to the
-/// new order.
+/// name, socket and endpoint, on a socket still open: kept with their
+/// state and id; same name only: replaced under the old wire id, with a
+/// new [`PathId`]; else added), in config order. `socket_closed`: the
+/// paths whose socket the reload closed.
 fn match_client_paths(
     peer: &mut Peer,
-    from: &mut Vec<Option<usize>>,
+    socket_closed: &[PathId],
+    path_ids: &mut PathIds,
     specs: Vec<PathSpec>,
     report: &mut ReconfigReport,
     now: Instant,
 ) {
-    let mut old: Vec<Option<(Path, Option<usize>)>> = std::mem::take(&mut peer.paths)
-        .into_iter()
-        .zip(from.iter().copied())
-        .map(Some)
-        .collect();
-    let mut new_from = Vec::new();
+    let mut old: Vec<Option<Path>> = std::mem::take(&mut peer.paths).into_iter().map(Some).collect();
     let mut kept_ids: Vec<u8> = Vec::new();
     let mut fresh = Vec::new();
     for (pos, spec) in specs.into_iter().take(MAX_PATHS_PER_PEER).enumerate() {
         let same = old.iter().position(|o| {
-            o.as_ref().is_some_and(|(p, _)| {
-                p.name() == spec.name && p.socket() == spec.socket && p.endpoint() == Some(spec.endpoint)
+            o.as_ref().is_some_and(|p| {
+                !socket_closed.contains(&p.id())
+                    && p.name() == spec.name
+                    && p.socket() == spec.socket
+                    && p.endpoint() == Some(spec.endpoint)
             })
         });
         match same {
             Some(i) => {
-                let (mut path, f) = old[i].take().expect("found");
+                let mut path = old[i].take().expect("found");
                 if path.set_limits(spec.bandwidth_up, spec.fallback) {
                     report.paths_updated.push(path.name().to_string());
                 }
-                kept_ids.push(path.id());
+                kept_ids.push(path.wire_id());
                 peer.paths.push(path);
-                new_from.push(f);
             }
             None => {
                 // Changed bind or endpoint: a new path under the
                 // old name (the server sees a fresh handshake).
                 let reuse = old
                     .iter()
-                    .position(|o| o.as_ref().is_some_and(|(p, _)| p.name() == spec.name));
-                let id = reuse.and_then(|i| old[i].take()).map(|(p, _)| p.id());
+                    .position(|o| o.as_ref().is_some_and(|p| p.name() == spec.name));
+                let id = reuse.and_then(|i| old[i].take()).map(|p| p.wire_id());
                 if id.is_some() {
                     report.paths_replaced.push(spec.name.clone());
                 } else {
                     report.paths_added.push(spec.name.clone());
                 }
                 fresh.push((pos, id, spec));
-                new_from.push(None);
             }
         }
     }
-    for (path, _) in old.into_iter().flatten() {
+    for path in old.into_iter().flatten() {
         report.paths_removed.push(path.name().to_string());
     }
     // Fresh paths get their old id if they had one, else the
@@ -307,10 +288,9 @@ fn match_client_paths(
                 .expect("at most MAX_PATHS_PER_PEER ids in use")
         });
         kept_ids.push(id);
-        placed.push((pos, new_client_path(id, spec, now)));
+        placed.push((pos, new_client_path(path_ids.fresh(), id, spec, now)));
     }
     for (pos, path) in placed {
         peer.paths.insert(pos, path);
     }
-    *from = new_from;
 }

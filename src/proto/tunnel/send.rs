@@ -54,10 +54,8 @@ impl Tunnel {
     /// ACKs, still use it); the lost one is counted.
     pub fn datagram_too_big(&mut self, t: Transmit) {
         self.drops.too_big += 1;
-        for peer in &mut self.peers {
-            for path in &mut peer.paths {
-                path.too_big(t.socket, t.dest, t.len);
-            }
+        if let Some(&(peer, path)) = t.path.and_then(|id| self.path_at.get(&id)) {
+            self.peers[peer].paths[path].too_big(t.len);
         }
     }
 
@@ -95,6 +93,7 @@ impl Tunnel {
             self.push_pending(Pending::Raw {
                 socket: t.socket,
                 dest: t.dest,
+                path: self.peers[peer_idx].paths[to].id(),
                 bytes: buf,
             });
         }
@@ -116,6 +115,7 @@ impl Tunnel {
             socket: path.socket(),
             dest,
             len,
+            path: Some(path.id()),
         })
     }
 
@@ -125,18 +125,21 @@ impl Tunnel {
         while let Some(p) = self.pending.pop_front() {
             match p {
                 Pending::Cookie { socket, dest, msg } => {
-                    return Some(Transmit::copied(buf, socket, dest, &msg))
+                    return Some(Transmit::copied(buf, socket, dest, None, &msg))
                 }
-                Pending::Raw { socket, dest, bytes } => {
-                    return Some(Transmit::copied(buf, socket, dest, &bytes))
-                }
-                Pending::Keepalive { peer, path, reply } => {
-                    let Some(paths) = self.peers.get(peer).map(|p| &p.paths) else {
+                Pending::Raw {
+                    socket,
+                    dest,
+                    path,
+                    bytes,
+                } => return Some(Transmit::copied(buf, socket, dest, Some(path), &bytes)),
+                Pending::Keepalive { path, reply } => {
+                    // Gone if a reload removed the path.
+                    let Some(&(peer, path)) = self.path_at.get(&path) else {
                         continue;
                     };
-                    let Some(p) = paths.get(path) else {
-                        continue;
-                    };
+                    let paths = &self.peers[peer].paths;
+                    let p = &paths[path];
                     let no_data = !p.carries_data(any_normal_usable(paths));
                     let times = p.timestamps(self.clock, now);
                     let report = p.receive_report();

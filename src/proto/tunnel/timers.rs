@@ -100,12 +100,10 @@ impl Tunnel {
         }
         let paths = &mut self.peers[peer_idx].paths;
         let any_normal = any_normal_usable(paths);
-        if let Some(reply) = paths[path_idx].keepalive_now(self.keepalive, any_normal, now) {
-            self.push_pending(Pending::Keepalive {
-                peer: peer_idx,
-                path: path_idx,
-                reply,
-            });
+        let path = &mut paths[path_idx];
+        if let Some(reply) = path.keepalive_now(self.keepalive, any_normal, now) {
+            let path = path.id();
+            self.push_pending(Pending::Keepalive { path, reply });
         }
     }
 
@@ -118,7 +116,8 @@ impl Tunnel {
         self.events.push_back(Event::PathDown {
             peer: peer.public_key,
             path: path.name().to_string(),
-            id: path.id(),
+            id: path.wire_id(),
+            path_id: path.id(),
             reason,
         });
     }
@@ -142,11 +141,13 @@ impl Tunnel {
                 Some(LossVerdict::Lossy(loss)) => Event::PathLossy {
                     peer: peer.public_key,
                     path: path.name().to_string(),
+                    path_id: path.id(),
                     loss,
                 },
                 Some(LossVerdict::Recovered(loss)) => Event::PathRecovered {
                     peer: peer.public_key,
                     path: path.name().to_string(),
+                    path_id: path.id(),
                     loss,
                 },
                 None => continue,
