@@ -21,7 +21,9 @@ use mlvpn_rs::proto::cookie::CookieChecker;
 use mlvpn_rs::proto::frame::{self, Report, Timestamps};
 use mlvpn_rs::proto::wire::{self, MAC_LEN};
 
-use crate::targets::{self, op, Pair, SERVER_KEY, STRUCTURED_INIT};
+use crate::targets::nodes::{addr, public, CLIENT_SOCKETS, ROGUE_ADDR, SERVER_KEY, SERVER_SOCKETS};
+use crate::targets::responder::STRUCTURED_INIT;
+use crate::targets::transport::{op, run_ops, Pair};
 
 /// The seeds of one target: (file name without `seed-`, contents).
 pub type Seeds = Vec<(String, Vec<u8>)>;
@@ -79,12 +81,12 @@ impl Traffic {
             let mut ops = Ops::default();
             ops.genuine(40 + i * 50, true);
             ops.time(60);
-            targets::run_ops(&mut p, &ops.0);
+            run_ops(&mut p, &ops.0);
         }
         p.advance(Duration::from_millis(1500));
         let captured = p.capture.take().expect("capturing");
-        let server0 = targets::addr(targets::SERVER_SOCKETS[0]);
-        let rogue = targets::addr(targets::ROGUE_ADDR);
+        let server0 = addr(SERVER_SOCKETS[0]);
+        let rogue = addr(ROGUE_ADDR);
         let of = |kind: u8| captured.iter().filter(move |(_, _, b)| b[0] == kind);
         let keepalive = |b: &[u8]| b.len() == wire::DATA_HEADER_LEN + frame::KEEPALIVE_LEN + wire::TAG_LEN;
         let initiation = of(wire::TYPE_INITIATION)
@@ -115,8 +117,8 @@ impl Traffic {
         let sender = u32::from_le_bytes(initiation[4..8].try_into().expect("4 bytes"));
         let mac1_at = wire::INIT_LEN - 2 * MAC_LEN;
         let mac1: [u8; MAC_LEN] = initiation[mac1_at..mac1_at + MAC_LEN].try_into().expect("16");
-        let cookie_reply = CookieChecker::new(&targets::public(SERVER_KEY))
-            .reply(targets::addr(targets::CLIENT_SOCKETS[0]), sender, &mac1, p.now)
+        let cookie_reply = CookieChecker::new(&public(SERVER_KEY))
+            .reply(addr(CLIENT_SOCKETS[0]), sender, &mac1, p.now)
             .to_vec();
         Traffic {
             initiation,
