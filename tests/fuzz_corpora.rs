@@ -7,6 +7,10 @@
 #[path = "../fuzz/src/targets/mod.rs"]
 mod targets;
 
+/// The target bodies use them as `crate::fixtures`, as in the fuzz crate.
+#[path = "fixtures/mod.rs"]
+mod fixtures;
+
 #[path = "../fuzz/src/seeds.rs"]
 mod seeds;
 

@@ -13,7 +13,6 @@ use std::net::Ipv6Addr;
 use std::path::Path;
 use std::time::Duration;
 
-use mlvpn_keys::PrivateKey;
 use mlvpn_privsep::bulk::Chunks;
 use mlvpn_privsep::msg::{HookEvent, Reply, Request};
 use mlvpn_privsep::startup::{StartupFailure, StartupStep};
@@ -21,7 +20,10 @@ use mlvpn_rs::proto::cookie::CookieChecker;
 use mlvpn_rs::proto::frame::{self, Report, Timestamps};
 use mlvpn_rs::proto::wire::{self, MAC_LEN};
 
-use crate::targets::nodes::{addr, public, CLIENT_SOCKETS, ROGUE_ADDR, SERVER_KEY, SERVER_SOCKETS};
+use crate::fixtures::{
+    addr, ipv4_udp_packet, ipv6_udp_packet, public, CLIENT_SOCKETS, SERVER_KEY, SERVER_SOCKETS,
+};
+use crate::targets::nodes::ROGUE_ADDR;
 use crate::targets::responder::STRUCTURED_INIT;
 use crate::targets::transport::{op, run_ops, Pair};
 
@@ -161,26 +163,12 @@ fn times() -> Timestamps {
 
 /// An IPv4 packet of `len` bytes from `src` (UDP, zero payload).
 fn ipv4(src: [u8; 4], dst: [u8; 4], len: usize) -> Vec<u8> {
-    let mut p = vec![0u8; len.max(28)];
-    let n = p.len() as u16;
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&n.to_be_bytes());
-    p[8] = 64;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&src);
-    p[16..20].copy_from_slice(&dst);
-    p
+    ipv4_udp_packet(src.into(), dst.into(), len)
 }
 
+/// An IPv6 packet with `payload` bytes of UDP (zero payload).
 fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, payload: usize) -> Vec<u8> {
-    let mut p = vec![0u8; 40 + payload];
-    p[0] = 0x60;
-    p[4..6].copy_from_slice(&(payload as u16).to_be_bytes());
-    p[6] = 17;
-    p[7] = 64;
-    p[8..24].copy_from_slice(&src.octets());
-    p[24..40].copy_from_slice(&dst.octets());
-    p
+    ipv6_udp_packet(src, dst, 40 + payload)
 }
 
 fn data_frame(seq: u64, packet: &[u8]) -> Vec<u8> {
@@ -427,9 +415,9 @@ bind = "[::]:5081"
 "#;
 
 fn config(repo: &Path) -> Seeds {
-    let peer = PrivateKey::from_bytes([9; 32]).public_key().to_base64();
-    let peer2 = PrivateKey::from_bytes([10; 32]).public_key().to_base64();
-    let ours = PrivateKey::from_bytes([7; 32]).public_key().to_base64();
+    let peer = public(9).to_base64();
+    let peer2 = public(10).to_base64();
+    let ours = public(7).to_base64();
     let fill = |t: &str| t.replace("@PEER2@", &peer2).replace("@PEER@", &peer);
     let client = fill(CLIENT);
     let server = fill(SERVER);

@@ -5,12 +5,11 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use mlvpn_keys::PrivateKey;
 use mlvpn_rs::config::{Config, Mode};
 use mlvpn_rs::import_mlvpn;
 
 use super::findings::{TOLERATE_FINDING_2, TOLERATE_FINDING_6};
-use super::nodes::{public, SERVER_KEY};
+use crate::fixtures::{key, public, SERVER_KEY};
 
 /// A directory holding the private key file `k` (key `[7; 32]`, mode 0600):
 /// `$TMPDIR/mlvpn-rs-fuzz-UID`, made (or checked) once per process and
@@ -22,7 +21,7 @@ pub fn key_dir() -> &'static std::path::Path {
         let uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
         let dir = std::env::temp_dir().join(format!("mlvpn-rs-fuzz-{uid}"));
         let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
-        let key = PrivateKey::from_bytes([7; 32]);
+        let key = key(7);
         let file = dir.join("k");
         let current = mlvpn_keys::read_private_key_file(&file);
         if current.map_or(true, |k| k.public_key() != key.public_key()) {

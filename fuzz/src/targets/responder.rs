@@ -14,10 +14,8 @@ use mlvpn_rs::proto::wire::{self, Message, MAC_LEN, TAG_LEN};
 use mlvpn_rs::proto::Tunnel;
 
 use super::input::{u32_le, Cursor};
-use super::nodes::{
-    addr, fix_mac1, private, public, server_tunnel, CLIENT_KEY, CLIENT_SOCKETS, ROGUE_KEY, SERVER_KEY,
-    STRANGER_KEY,
-};
+use super::nodes::{fix_mac1, server_tunnel, ROGUE_KEY, STRANGER_KEY};
+use crate::fixtures::{addr, key, public, CLIENT_KEY, CLIENT_SOCKETS, SERVER_KEY};
 
 /// First byte of a `responder` input that describes an initiation to build
 /// (rather than the datagram itself). Not a message type.
@@ -245,7 +243,7 @@ fn structured_initiation(
     loaded: bool,
 ) -> bool {
     let mut c = Cursor::new(data);
-    let key = [CLIENT_KEY, ROGUE_KEY, STRANGER_KEY, SERVER_KEY][usize::from(c.byte() % 4)];
+    let initiator_key = [CLIENT_KEY, ROGUE_KEY, STRANGER_KEY, SERVER_KEY][usize::from(c.byte() % 4)];
     let path_id = c.byte();
     let unix_ns = c.u64();
     let name_len = usize::from(c.byte() % 48);
@@ -257,7 +255,8 @@ fn structured_initiation(
         path_id,
         path_name: name.clone(),
     };
-    let Ok((initiator, msg)) = Initiator::start(&private(key), &public(SERVER_KEY), sender, &payload, None)
+    let Ok((initiator, msg)) =
+        Initiator::start(&key(initiator_key), &public(SERVER_KEY), sender, &payload, None)
     else {
         return false;
     };
@@ -270,7 +269,7 @@ fn structured_initiation(
         let cookie = cookie::open_reply(&public(SERVER_KEY), &reply, &initiator.mac1)
             .expect("the cookie reply opens with the initiation's mac1");
         let Ok((i, m)) = Initiator::start(
-            &private(key),
+            &key(initiator_key),
             &public(SERVER_KEY),
             sender,
             &payload,
@@ -301,7 +300,7 @@ fn structured_initiation(
     let name_ok = wire_name
         .iter()
         .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c));
-    let configured = key == CLIENT_KEY || key == ROGUE_KEY;
+    let configured = initiator_key == CLIENT_KEY || initiator_key == ROGUE_KEY;
     // A fresh server has no path yet, so any timestamp is new (under load,
     // the server may have accepted one before: no verdict).
     let acceptable = configured && name_ok;
@@ -320,7 +319,7 @@ fn structured_initiation(
         unreachable!("checked in feed_initiation");
     };
     assert!(
-        Mac1Key::for_receiver(&public(key)).verify(r.mac1_covered, r.mac1),
+        Mac1Key::for_receiver(&public(initiator_key)).verify(r.mac1_covered, r.mac1),
         "response mac1 is not for the initiator"
     );
     let keys = initiator

@@ -8,7 +8,7 @@ use mlvpn_rs::proto::mac::Mac1Key;
 use mlvpn_rs::proto::wire::{self, Message, MAC_LEN};
 
 use super::input::u32_le;
-use super::nodes::{public, CLIENT_KEY, SERVER_KEY};
+use crate::fixtures::{public, CLIENT_KEY, SERVER_KEY};
 
 /// Outer datagrams (`wire::decode`), inner frames (`frame::decode`), the
 /// inner IP summary and `mac1`: decoding never panics, what decodes

@@ -3,10 +3,9 @@
 use std::time::Duration;
 
 use super::super::input::Cursor;
-use super::super::nodes::{
-    addr, fix_mac1, public, CLIENT_KEY, CLIENT_SOCKETS, ROGUE_ADDR, SERVER_KEY, SERVER_SOCKETS,
-};
+use super::super::nodes::{fix_mac1, ROGUE_ADDR};
 use super::Pair;
+use crate::fixtures::{addr, public, CLIENT_KEY, CLIENT_SOCKETS, SERVER_KEY, SERVER_SOCKETS};
 
 /// Most simulated time one input may let pass.
 const TIME_PER_INPUT: Duration = Duration::from_secs(1);

@@ -11,7 +11,7 @@ use mlvpn_rs::proto::frame::{self, Frame};
 use mlvpn_rs::proto::handshake::{InitPayload, Initiator};
 use mlvpn_rs::proto::ip;
 use mlvpn_rs::proto::session::Session;
-use mlvpn_rs::proto::tunnel::{Reconfig, HEADROOM, OVERHEAD, REKEY_AFTER_TIME};
+use mlvpn_rs::proto::tunnel::{HEADROOM, OVERHEAD};
 use mlvpn_rs::proto::wire::{self, Message, MAC_LEN, TAG_LEN};
 use mlvpn_rs::proto::Tunnel;
 
@@ -20,8 +20,10 @@ use super::super::findings::{
 };
 use super::super::input::u32_le;
 use super::super::nodes::{
-    addr, client_packet, client_tunnel, nets, private, public, server_peers, server_tunnel, CLIENT_SOCKETS,
-    ROGUE_ADDR, ROGUE_ALLOWED, ROGUE_KEY, SERVER_KEY, SERVER_SOCKETS, UNIX_NS,
+    client_packet, client_tunnel, server_peers, server_tunnel, ROGUE_ADDR, ROGUE_ALLOWED, ROGUE_KEY,
+};
+use crate::fixtures::{
+    addr, key, nets, public, reconfig, CLIENT_SOCKETS, SERVER_KEY, SERVER_SOCKETS, UNIX_NS,
 };
 
 /// The datagrams a [`Pair`] relayed (for the seed corpora).
@@ -266,15 +268,7 @@ impl Pair {
     pub fn reset_rogue(&mut self) {
         for with_rogue in [false, true] {
             let report = self.server.reconfigure(
-                Reconfig {
-                    keepalive: Duration::from_secs(1),
-                    path_timeout: Duration::from_secs(3),
-                    rekey_after: REKEY_AFTER_TIME,
-                    peers: server_peers(with_rogue),
-                    paths: vec![],
-                    sockets: vec![Some(0), Some(1)],
-                    private_key: None,
-                },
+                reconfig(server_peers(with_rogue), vec![], vec![Some(0), Some(1)]),
                 self.now,
             );
             assert_eq!(report.peers_added + report.peers_removed, 1, "{report:?}");
@@ -297,7 +291,7 @@ impl Pair {
             path_name: format!("rogue{path_id}"),
         };
         let (mut initiator, msg) =
-            Initiator::start(&private(ROGUE_KEY), &public(SERVER_KEY), sender, &payload, None)
+            Initiator::start(&key(ROGUE_KEY), &public(SERVER_KEY), sender, &payload, None)
                 .expect("initiation");
         let from = addr(ROGUE_ADDR);
         let mut bytes = msg.to_vec();
