@@ -530,7 +530,7 @@ fn parse_interface(cx: &Ctx<'_>, raw: RawInterface) -> Result<Interface, ConfigE
     let duration = |v: &Option<Spanned<toml::Value>>, key: &str, default: &str| match v {
         Some(s) => value_text(s.get_ref())
             .ok_or_else(|| "expected a duration such as \"250ms\" or \"3s\"".to_string())
-            .and_then(|t| parse_duration(&t))
+            .and_then(|t| parse_duration(&t).map_err(|e| e.to_string()))
             .or_else(|e| cx.err(s.span(), format!("interface.{key}: {e}"))),
         None => Ok(parse_duration(default).expect("valid default")),
     };
