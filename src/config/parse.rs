@@ -30,6 +30,14 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// The daemon and the command line report errors as text: a config error
+/// becomes its rendered `FILE:LINE: message`, so `?` works there.
+impl From<ConfigError> for String {
+    fn from(e: ConfigError) -> String {
+        e.to_string()
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
