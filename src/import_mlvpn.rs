@@ -142,9 +142,32 @@ pub fn convert(text: &str, file: &str) -> Result<String, ImportError> {
         return Err(ImportError::NoLinks(file.to_string()));
     }
     let g = general.expect("mode came from it");
-    let name = g.get("interface_name").unwrap_or("mlvpn0");
     let mut o = String::new();
     let mut notes = String::new();
+    write_interface(&mut o, &mut notes, file, mode, g);
+    note_general_keys(&mut notes, g);
+    if let Some(f) = sections.iter().find(|s| s.name == "filters") {
+        for (k, v) in &f.keys {
+            let _ = writeln!(
+                notes,
+                "# [filters] {k} = {v:?}: per-flow filters are not supported; not converted."
+            );
+        }
+    }
+    write_peer(&mut o, g, client);
+    for link in &links {
+        write_path(&mut o, link, client);
+    }
+    if !notes.is_empty() {
+        let _ = writeln!(o, "\n# Not converted:\n{notes}");
+    }
+    Ok(o)
+}
+
+/// The header, `mode` and the `[interface]` table from `[general]`; an
+/// MTU that is not a number goes to `notes`.
+fn write_interface(o: &mut String, notes: &mut String, file: &str, mode: &str, g: &Section) {
+    let name = g.get("interface_name").unwrap_or("mlvpn0");
     let _ = writeln!(
         o,
         "# Converted from {file} by `mlvpn-rs import-mlvpn`; review, then"
@@ -156,6 +179,28 @@ pub fn convert(text: &str, file: &str) -> Result<String, ImportError> {
     let _ = writeln!(o, "mode = {}", q(mode));
     let _ = writeln!(o, "\n[interface]");
     let _ = writeln!(o, "name = {}", q(name));
+    write_addresses(o, g);
+    let _ = writeln!(
+        o,
+        "# MLVPN's shared password has no equivalent: each side has a key pair."
+    );
+    let _ = writeln!(o, "#   umask 077; mlvpn-rs genkey > /etc/mlvpn-rs/{name}.key");
+    let _ = writeln!(
+        o,
+        "private_key_file = {}",
+        q(&format!("/etc/mlvpn-rs/{name}.key"))
+    );
+    if let Some(path) = g.get("control_unix_path").filter(|p| !p.is_empty()) {
+        let _ = writeln!(o, "control_socket = {}", q(path));
+    }
+    if let Some(mtu) = g.get("mtu") {
+        write_mtu(o, notes, mtu);
+    }
+}
+
+/// `address` from `ip4` and `ip6`, or a placeholder: MLVPN set them in a
+/// script.
+fn write_addresses(o: &mut String, g: &Section) {
     let addresses: Vec<String> = ["ip4", "ip6"]
         .iter()
         .filter_map(|k| g.get(k))
@@ -171,66 +216,33 @@ pub fn convert(text: &str, file: &str) -> Result<String, ImportError> {
     } else {
         let _ = writeln!(o, "address = [{}]", addresses.join(", "));
     }
-    let _ = writeln!(
-        o,
-        "# MLVPN's shared password has no equivalent: each side has a key pair."
-    );
-    let _ = writeln!(o, "#   umask 077; mlvpn-rs genkey > /etc/mlvpn-rs/{name}.key");
-    let _ = writeln!(
-        o,
-        "private_key_file = {}",
-        q(&format!("/etc/mlvpn-rs/{name}.key"))
-    );
-    if let Some(path) = g.get("control_unix_path").filter(|p| !p.is_empty()) {
-        let _ = writeln!(o, "control_socket = {}", q(path));
-    }
-    if let Some(mtu) = g.get("mtu") {
-        match mtu.parse::<u16>() {
-            Ok(m) => {
-                let _ = writeln!(
-                    o,
-                    "# MLVPN mtu = {m}; mlvpn-rs computes 1416/1396 (room for its 56-byte overhead"
-                );
-                let _ = writeln!(
-                    o,
-                    "# and an IPv6 outer header): keep the computed value unless you know better."
-                );
-                let _ = writeln!(o, "# mtu = {m}");
-            }
-            Err(_) => {
-                let _ = writeln!(notes, "# mtu = {mtu:?}: not a number; not converted.");
-            }
+}
+
+/// MLVPN's MTU, commented out: mlvpn-rs derives a better one.
+fn write_mtu(o: &mut String, notes: &mut String, mtu: &str) {
+    match mtu.parse::<u16>() {
+        Ok(m) => {
+            let _ = writeln!(
+                o,
+                "# MLVPN mtu = {m}; mlvpn-rs computes 1416/1396 (room for its 56-byte overhead"
+            );
+            let _ = writeln!(
+                o,
+                "# and an IPv6 outer header): keep the computed value unless you know better."
+            );
+            let _ = writeln!(o, "# mtu = {m}");
+        }
+        Err(_) => {
+            let _ = writeln!(notes, "# mtu = {mtu:?}: not a number; not converted.");
         }
     }
+}
+
+/// One note per `[general]` key that was not converted, saying why.
+fn note_general_keys(notes: &mut String, g: &Section) {
     for (k, v) in &g.keys {
-        let note = match k.as_str() {
-            "mode" | "interface_name" | "ip4" | "ip6" | "control_unix_path" | "mtu" | "ip4_gateway"
-            | "ip6_gateway" => continue,
-            "password" => "not used: keys replace it (see private_key_file and public_key)".to_string(),
-            "statuscommand" => format!(
-                "hooks get the event in the environment (MLVPN_EVENT = tunnel_up, path_up, \
-                 path_down, tunnel_down; MLVPN_PATH), not as arguments: adapt {v}, then set \
-                 up_script and down_script"
-            ),
-            "timeout" => "a path carrying data is declared down after max(3 x SRTT, 200 ms) \
-                          without a report; path_timeout (default 3s) covers idle paths"
-                .into(),
-            "reorder_buffer_size" => {
-                "resequencing is always on and adaptive (bounded at 4096 packets)".into()
-            }
-            "loss_tolerence" => "a path losing more than 20 % (and much more than the others) is \
-                                 demoted to lossy automatically"
-                .into(),
-            "latency_tolerence" => "the scheduler accounts for each path's delay; no threshold".into(),
-            "cleartext_data" => "traffic is always encrypted".into(),
-            "control_bind_host" | "control_bind_port" => {
-                "no TCP status listener: use `mlvpn-rs status --json` or `--prometheus`".into()
-            }
-            "tuntap" if v == "tap" => "layer 2 (tap) is not supported: mlvpn-rs is a layer-3 tunnel".into(),
-            "tuntap" => "mlvpn-rs always makes a tun (layer 3) device".into(),
-            "protocol" => "paths are always UDP".into(),
-            "loglevel" | "logfile" => "logs go to standard error; MLVPN_LOG sets the level".into(),
-            _ => "unknown MLVPN key; not converted".into(),
+        let Some(note) = general_key_note(k, v) else {
+            continue;
         };
         // A secret is never copied into the output.
         let shown = if k == "password" {
@@ -240,14 +252,42 @@ pub fn convert(text: &str, file: &str) -> Result<String, ImportError> {
         };
         let _ = writeln!(notes, "# [general] {k} = {shown}: {note}.");
     }
-    if let Some(f) = sections.iter().find(|s| s.name == "filters") {
-        for (k, v) in &f.keys {
-            let _ = writeln!(
-                notes,
-                "# [filters] {k} = {v:?}: per-flow filters are not supported; not converted."
-            );
+}
+
+/// Why a `[general]` key has no mlvpn-rs equivalent (`None`: converted).
+fn general_key_note(k: &str, v: &str) -> Option<String> {
+    Some(match k {
+        "mode" | "interface_name" | "ip4" | "ip6" | "control_unix_path" | "mtu" | "ip4_gateway"
+        | "ip6_gateway" => return None,
+        "password" => "not used: keys replace it (see private_key_file and public_key)".to_string(),
+        "statuscommand" => format!(
+            "hooks get the event in the environment (MLVPN_EVENT = tunnel_up, path_up, \
+             path_down, tunnel_down; MLVPN_PATH), not as arguments: adapt {v}, then set \
+             up_script and down_script"
+        ),
+        "timeout" => "a path carrying data is declared down after max(3 x SRTT, 200 ms) \
+                      without a report; path_timeout (default 3s) covers idle paths"
+            .into(),
+        "reorder_buffer_size" => "resequencing is always on and adaptive (bounded at 4096 packets)".into(),
+        "loss_tolerence" => "a path losing more than 20 % (and much more than the others) is \
+                             demoted to lossy automatically"
+            .into(),
+        "latency_tolerence" => "the scheduler accounts for each path's delay; no threshold".into(),
+        "cleartext_data" => "traffic is always encrypted".into(),
+        "control_bind_host" | "control_bind_port" => {
+            "no TCP status listener: use `mlvpn-rs status --json` or `--prometheus`".into()
         }
-    }
+        "tuntap" if v == "tap" => "layer 2 (tap) is not supported: mlvpn-rs is a layer-3 tunnel".into(),
+        "tuntap" => "mlvpn-rs always makes a tun (layer 3) device".into(),
+        "protocol" => "paths are always UDP".into(),
+        "loglevel" | "logfile" => "logs go to standard error; MLVPN_LOG sets the level".into(),
+        _ => "unknown MLVPN key; not converted".into(),
+    })
+}
+
+/// The `[[peer]]` table: a key placeholder, and allowed_ips from the
+/// gateways MLVPN knew.
+fn write_peer(o: &mut String, g: &Section, client: bool) {
     let _ = writeln!(o, "\n[[peer]]");
     let other = if client { "server" } else { "client" };
     let _ = writeln!(
@@ -255,92 +295,91 @@ pub fn convert(text: &str, file: &str) -> Result<String, ImportError> {
         "# The {other}'s key: `mlvpn-rs pubkey < its.key`, run on the {other}."
     );
     let _ = writeln!(o, "public_key = \"@PEER_PUBLIC_KEY@\"");
+    let gw: Vec<String> = [("ip4_gateway", 32), ("ip6_gateway", 128)]
+        .iter()
+        .filter_map(|(k, len)| g.get(k).map(|v| q(&format!("{v}/{len}"))))
+        .collect();
     if client {
         let _ = writeln!(
             o,
             "# allowed_ips defaults to everything (0.0.0.0/0, ::/0); routes for the"
         );
         let _ = writeln!(o, "# networks behind the server were MLVPN statuscommand's job:");
-        let gw: Vec<String> = [("ip4_gateway", 32), ("ip6_gateway", 128)]
-            .iter()
-            .filter_map(|(k, len)| g.get(k).map(|v| q(&format!("{v}/{len}"))))
-            .collect();
         if !gw.is_empty() {
             let _ = writeln!(o, "allowed_ips = [{}]", gw.join(", "));
         }
+    } else if gw.is_empty() {
+        let _ = writeln!(o, "allowed_ips = [\"@CLIENT_TUNNEL_ADDRESS@/32\"]");
     } else {
-        let gw: Vec<String> = [("ip4_gateway", 32), ("ip6_gateway", 128)]
-            .iter()
-            .filter_map(|(k, len)| g.get(k).map(|v| q(&format!("{v}/{len}"))))
-            .collect();
-        if gw.is_empty() {
-            let _ = writeln!(o, "allowed_ips = [\"@CLIENT_TUNNEL_ADDRESS@/32\"]");
-        } else {
+        let _ = writeln!(
+            o,
+            "allowed_ips = [{}]  # the client's tunnel address(es)",
+            gw.join(", ")
+        );
+    }
+}
+
+/// One `[[path]]` table per MLVPN link section.
+fn write_path(o: &mut String, link: &Section, client: bool) {
+    let _ = writeln!(o, "\n[[path]]  # MLVPN [{}] (line {})", link.name, link.line);
+    let _ = writeln!(o, "name = {}", q(&link.name.chars().take(32).collect::<String>()));
+    let host = link.get("bindhost").unwrap_or("0.0.0.0");
+    let port = link.get("bindport").unwrap_or(if client { "0" } else { "5080" });
+    let _ = writeln!(o, "bind = {}", q(&host_port(host, port)));
+    if client {
+        write_endpoint(o, link);
+    }
+    if let Some(bw) = link.get("bandwidth_upload").and_then(|b| b.parse::<u64>().ok()) {
+        if bw > 0 && client {
             let _ = writeln!(
                 o,
-                "allowed_ips = [{}]  # the client's tunnel address(es)",
-                gw.join(", ")
+                "# MLVPN bandwidth_upload = {bw} bytes/s was a round-robin weight; mlvpn-rs\n\
+                 # measures each path and this key only caps it. Uncomment to cap:\n\
+                 # bandwidth_up = \"{}kbit\"",
+                bw.saturating_mul(8) / 1000
             );
         }
     }
-    for link in &links {
-        let _ = writeln!(o, "\n[[path]]  # MLVPN [{}] (line {})", link.name, link.line);
-        let _ = writeln!(o, "name = {}", q(&link.name.chars().take(32).collect::<String>()));
-        let host = link.get("bindhost").unwrap_or("0.0.0.0");
-        let port = link.get("bindport").unwrap_or(if client { "0" } else { "5080" });
-        let _ = writeln!(o, "bind = {}", q(&host_port(host, port)));
+    if link.get("fallback_only").is_some_and(|v| v != "0") {
         if client {
-            match (link.get("remotehost"), link.get("remoteport")) {
-                (Some(h), Some(p)) => {
-                    if h.parse::<std::net::IpAddr>().is_err() {
-                        let _ = writeln!(
-                            o,
-                            "# MLVPN remotehost {h:?} is a name: mlvpn-rs needs an address."
-                        );
-                    }
-                    let _ = writeln!(o, "endpoint = {}", q(&host_port(h, p)));
-                }
-                _ => {
-                    let _ = writeln!(
-                        o,
-                        "endpoint = \"@SERVER_ADDRESS@:5080\"  # no remotehost/remoteport in MLVPN"
-                    );
-                }
-            }
+            let _ = writeln!(o, "fallback = true");
+        } else {
+            let _ = writeln!(o, "# MLVPN fallback_only: a client-side setting in mlvpn-rs.");
         }
-        if let Some(bw) = link.get("bandwidth_upload").and_then(|b| b.parse::<u64>().ok()) {
-            if bw > 0 && client {
+    }
+    for (k, v) in &link.keys {
+        let note = match k.as_str() {
+            "bindhost" | "bindport" | "remotehost" | "remoteport" | "bandwidth_upload" | "fallback_only" => {
+                continue
+            }
+            "timeout" => "failure detection is adaptive (see [general] timeout)",
+            "bindfib" => "no FIB selection: bind selects the uplink's source address",
+            _ => "unknown MLVPN key; not converted",
+        };
+        let _ = writeln!(o, "# {k} = {v:?}: {note}.");
+    }
+}
+
+/// A client path's `endpoint` from `remotehost`/`remoteport`, or a
+/// placeholder.
+fn write_endpoint(o: &mut String, link: &Section) {
+    match (link.get("remotehost"), link.get("remoteport")) {
+        (Some(h), Some(p)) => {
+            if h.parse::<std::net::IpAddr>().is_err() {
                 let _ = writeln!(
                     o,
-                    "# MLVPN bandwidth_upload = {bw} bytes/s was a round-robin weight; mlvpn-rs\n\
-                     # measures each path and this key only caps it. Uncomment to cap:\n\
-                     # bandwidth_up = \"{}kbit\"",
-                    bw.saturating_mul(8) / 1000
+                    "# MLVPN remotehost {h:?} is a name: mlvpn-rs needs an address."
                 );
             }
+            let _ = writeln!(o, "endpoint = {}", q(&host_port(h, p)));
         }
-        if link.get("fallback_only").is_some_and(|v| v != "0") {
-            if client {
-                let _ = writeln!(o, "fallback = true");
-            } else {
-                let _ = writeln!(o, "# MLVPN fallback_only: a client-side setting in mlvpn-rs.");
-            }
-        }
-        for (k, v) in &link.keys {
-            let note = match k.as_str() {
-                "bindhost" | "bindport" | "remotehost" | "remoteport" | "bandwidth_upload"
-                | "fallback_only" => continue,
-                "timeout" => "failure detection is adaptive (see [general] timeout)",
-                "bindfib" => "no FIB selection: bind selects the uplink's source address",
-                _ => "unknown MLVPN key; not converted",
-            };
-            let _ = writeln!(o, "# {k} = {v:?}: {note}.");
+        _ => {
+            let _ = writeln!(
+                o,
+                "endpoint = \"@SERVER_ADDRESS@:5080\"  # no remotehost/remoteport in MLVPN"
+            );
         }
     }
-    if !notes.is_empty() {
-        let _ = writeln!(o, "\n# Not converted:\n{notes}");
-    }
-    Ok(o)
 }
 
 #[cfg(test)]

@@ -15,3 +15,7 @@ pub mod status_table;
 pub mod terminal_text;
 #[cfg(test)]
 mod test_support;
+/// Lets the shared test fixtures (`tests/fixtures`, included by
+/// `test_support`) name this crate as every other user of them does.
+#[cfg(test)]
+extern crate self as mlvpn_rs;

@@ -199,25 +199,29 @@ fn print_routes(c: &Config) {
     use mlvpn_rs::io::policy_routing::{MARK, TABLE};
     let plan = plan_routes(c);
     let list = |nets: Vec<ipnet::IpNet>| nets.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ");
+    // A fleet's thousands of routes would make one unreadable line; the
+    // peer lines above list every prefix.
+    let some = |nets: Vec<ipnet::IpNet>| {
+        let n = nets.len();
+        let shown = list(nets.into_iter().take(8).collect());
+        if n > 8 {
+            format!("{shown} and {} more", n - 8)
+        } else {
+            shown
+        }
+    };
     let main: Vec<_> = [false, true]
         .iter()
         .flat_map(|&v6| plan.in_table(Table::Main, v6))
         .collect();
     if !main.is_empty() {
-        println!("  routes via {}: {}", c.interface.name, list(main));
+        println!("  routes via {}: {}", c.interface.name, some(main));
     }
     if !plan.connected.is_empty() {
-        let n = plan.connected.len();
-        let shown: Vec<_> = plan.connected.iter().take(8).copied().collect();
-        let more = if n > 8 {
-            format!(" and {} more", n - 8)
-        } else {
-            String::new()
-        };
         println!(
-            "  routed by {}'s own network (no route added): {}{more}",
+            "  routed by {}'s own network (no route added): {}",
             c.interface.name,
-            list(shown)
+            some(plan.connected.clone())
         );
     }
     for (v6, family) in [(false, "IPv4"), (true, "IPv6")] {

@@ -8,7 +8,7 @@
 
 use std::fmt::Write;
 
-use crate::proto::stats::Status;
+use crate::proto::stats::{PathStatus, PeerStatus, Status};
 use crate::terminal_text::is_unsafe;
 
 /// Escapes a label value (backslash, double quote, newline, as the format
@@ -45,117 +45,194 @@ fn family(name: &'static str, kind: &'static str, help: &'static str) -> Family 
     }
 }
 
-/// Renders every metric of `s`.
-pub fn render(s: &Status) -> String {
-    let iface = format!("interface=\"{}\"", esc(&s.interface));
-    let mut state = family(
+/// A per-path metric: name, type, help, and its value for a path (`None`:
+/// not measured yet, no sample).
+type PathMetric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&PathStatus) -> Option<f64>,
+);
+
+/// The per-path families, in output order.
+const PATH_METRICS: [PathMetric; 13] = [
+    (
         "mlvpn_path_up",
         "gauge",
         "1 if the path is up (carries traffic), else 0.",
-    );
-    let mut lossy = family("mlvpn_path_lossy", "gauge", "1 if the path is demoted for loss.");
-    let mut srtt = family("mlvpn_path_srtt_seconds", "gauge", "Smoothed round-trip time.");
-    let mut rttvar = family("mlvpn_path_rttvar_seconds", "gauge", "Round-trip time variation.");
-    let mut loss = family(
+        |p| Some(f64::from(u8::from(p.state == "up"))),
+    ),
+    (
+        "mlvpn_path_lossy",
+        "gauge",
+        "1 if the path is demoted for loss.",
+        |p| Some(f64::from(u8::from(p.state == "lossy"))),
+    ),
+    (
+        "mlvpn_path_srtt_seconds",
+        "gauge",
+        "Smoothed round-trip time.",
+        |p| p.srtt_ms.map(|v| v / 1e3),
+    ),
+    (
+        "mlvpn_path_rttvar_seconds",
+        "gauge",
+        "Round-trip time variation.",
+        |p| p.rttvar_ms.map(|v| v / 1e3),
+    ),
+    (
         "mlvpn_path_loss_ratio",
         "gauge",
         "Loss rate from the peer's receive reports.",
-    );
-    let mut rate = family(
+        |p| p.loss,
+    ),
+    (
         "mlvpn_path_delivery_rate_bits_per_second",
         "gauge",
         "Highest delivery rate measured in the last second.",
-    );
-    let mut txb = family(
+        |p| p.rate_mbps.map(|v| v * 1e6),
+    ),
+    (
         "mlvpn_path_transmit_bytes_total",
         "counter",
         "Datagram bytes sent.",
-    );
-    let mut rxb = family(
+        |p| Some(p.tx_bytes as f64),
+    ),
+    (
         "mlvpn_path_receive_bytes_total",
         "counter",
         "Datagram bytes received.",
-    );
-    let mut txp = family("mlvpn_path_transmit_packets_total", "counter", "Datagrams sent.");
-    let mut rxp = family(
+        |p| Some(p.rx_bytes as f64),
+    ),
+    (
+        "mlvpn_path_transmit_packets_total",
+        "counter",
+        "Datagrams sent.",
+        |p| Some(p.tx_packets as f64),
+    ),
+    (
         "mlvpn_path_receive_packets_total",
         "counter",
         "Datagrams received.",
-    );
-    let mut hs = family("mlvpn_path_handshakes_total", "counter", "Completed handshakes.");
-    let mut hs_age = family(
+        |p| Some(p.rx_packets as f64),
+    ),
+    (
+        "mlvpn_path_handshakes_total",
+        "counter",
+        "Completed handshakes.",
+        |p| Some(p.handshakes as f64),
+    ),
+    (
         "mlvpn_path_last_handshake_age_seconds",
         "gauge",
         "Time since the last completed handshake.",
-    );
-    let mut moved = family(
+        |p| p.last_handshake_ago_ms.map(|ms| ms as f64 / 1e3),
+    ),
+    (
         "mlvpn_path_endpoint_changes_total",
         "counter",
         "Authenticated packets that moved the path's endpoint.",
-    );
+        |p| Some(p.endpoint_changes as f64),
+    ),
+];
+
+/// A per-peer metric with one sample per peer.
+type PeerMetric = (&'static str, &'static str, &'static str, fn(&PeerStatus) -> f64);
+
+/// The per-peer families after the reorder outcomes, in output order.
+const PEER_METRICS: [PeerMetric; 6] = [
+    (
+        "mlvpn_peer_reorder_held_packets",
+        "gauge",
+        "Packets held for resequencing now.",
+        |p| p.reorder.held as f64,
+    ),
+    (
+        "mlvpn_peer_reorder_hold_timeout_seconds",
+        "gauge",
+        "Current adaptive hold timeout.",
+        |p| p.reorder.hold_timeout_ms / 1e3,
+    ),
+    (
+        "mlvpn_peer_reorder_overflows_total",
+        "counter",
+        "Times the resequencing queue was full.",
+        |p| p.reorder.overflows as f64,
+    ),
+    (
+        "mlvpn_peer_reorder_timeouts_total",
+        "counter",
+        "Holes skipped because the hold timeout expired.",
+        |p| p.reorder.timeouts as f64,
+    ),
+    (
+        "mlvpn_peer_reorder_resyncs_total",
+        "counter",
+        "Times the peer's sequence started over (a restart).",
+        |p| p.reorder.resyncs as f64,
+    ),
+    (
+        "mlvpn_peer_resent_packets_total",
+        "counter",
+        "Packets re-sent on a live path because theirs died.",
+        |p| p.resent as f64,
+    ),
+];
+
+/// Renders every metric of `s`: the path families, the peer families,
+/// then drops.
+pub fn render(s: &Status) -> String {
+    let iface = format!("interface=\"{}\"", esc(&s.interface));
+    let mut out = String::new();
+    for f in path_families(s, &iface)
+        .into_iter()
+        .chain(peer_families(s, &iface))
+        .chain([drop_family(s, &iface)])
+    {
+        write_family(&mut out, f);
+    }
+    out
+}
+
+/// `interface="…",peer="…"`: the labels of a peer's samples.
+fn peer_labels(iface: &str, peer: &PeerStatus) -> String {
+    format!("{iface},peer=\"{}\"", esc(&peer.public_key))
+}
+
+/// One family per [`PATH_METRICS`] entry, a sample per path of every peer.
+fn path_families(s: &Status, iface: &str) -> Vec<Family> {
+    let mut families: Vec<Family> = PATH_METRICS
+        .iter()
+        .map(|&(name, kind, help, _)| family(name, kind, help))
+        .collect();
+    for peer in &s.peers {
+        let pl = peer_labels(iface, peer);
+        for p in &peer.paths {
+            let l = format!("{pl},path=\"{}\"", esc(&p.name));
+            for (f, (_, _, _, value)) in families.iter_mut().zip(&PATH_METRICS) {
+                if let Some(v) = value(p) {
+                    f.samples.push((l.clone(), v));
+                }
+            }
+        }
+    }
+    families
+}
+
+/// The reorder outcomes (one sample per outcome and peer), then one family
+/// per [`PEER_METRICS`] entry.
+fn peer_families(s: &Status, iface: &str) -> Vec<Family> {
     let mut reorder = family(
         "mlvpn_peer_reorder_packets_total",
         "counter",
         "Packets through the resequencing queue, by outcome.",
     );
-    let mut held = family(
-        "mlvpn_peer_reorder_held_packets",
-        "gauge",
-        "Packets held for resequencing now.",
-    );
-    let mut hold = family(
-        "mlvpn_peer_reorder_hold_timeout_seconds",
-        "gauge",
-        "Current adaptive hold timeout.",
-    );
-    let mut overflows = family(
-        "mlvpn_peer_reorder_overflows_total",
-        "counter",
-        "Times the resequencing queue was full.",
-    );
-    let mut timeouts = family(
-        "mlvpn_peer_reorder_timeouts_total",
-        "counter",
-        "Holes skipped because the hold timeout expired.",
-    );
-    let mut resyncs = family(
-        "mlvpn_peer_reorder_resyncs_total",
-        "counter",
-        "Times the peer's sequence started over (a restart).",
-    );
-    let mut resent = family(
-        "mlvpn_peer_resent_packets_total",
-        "counter",
-        "Packets re-sent on a live path because theirs died.",
-    );
-    let mut drops = family(
-        "mlvpn_drops_total",
-        "counter",
-        "Datagrams and packets dropped, by reason.",
-    );
+    let mut rest: Vec<Family> = PEER_METRICS
+        .iter()
+        .map(|&(name, kind, help, _)| family(name, kind, help))
+        .collect();
     for peer in &s.peers {
-        let pl = format!("{iface},peer=\"{}\"", esc(&peer.public_key));
-        for p in &peer.paths {
-            let l = format!("{pl},path=\"{}\"", esc(&p.name));
-            let put = |f: &mut Family, v: Option<f64>| {
-                if let Some(v) = v {
-                    f.samples.push((l.clone(), v));
-                }
-            };
-            put(&mut state, Some(f64::from(u8::from(p.state == "up"))));
-            put(&mut lossy, Some(f64::from(u8::from(p.state == "lossy"))));
-            put(&mut srtt, p.srtt_ms.map(|v| v / 1e3));
-            put(&mut rttvar, p.rttvar_ms.map(|v| v / 1e3));
-            put(&mut loss, p.loss);
-            put(&mut rate, p.rate_mbps.map(|v| v * 1e6));
-            put(&mut txb, Some(p.tx_bytes as f64));
-            put(&mut rxb, Some(p.rx_bytes as f64));
-            put(&mut txp, Some(p.tx_packets as f64));
-            put(&mut rxp, Some(p.rx_packets as f64));
-            put(&mut hs, Some(p.handshakes as f64));
-            put(&mut hs_age, p.last_handshake_ago_ms.map(|ms| ms as f64 / 1e3));
-            put(&mut moved, Some(p.endpoint_changes as f64));
-        }
+        let pl = peer_labels(iface, peer);
         let r = &peer.reorder;
         for (outcome, v) in [
             ("in_order", r.in_order),
@@ -168,13 +245,20 @@ pub fn render(s: &Status) -> String {
                 .samples
                 .push((format!("{pl},outcome=\"{outcome}\""), v as f64));
         }
-        held.samples.push((pl.clone(), r.held as f64));
-        hold.samples.push((pl.clone(), r.hold_timeout_ms / 1e3));
-        overflows.samples.push((pl.clone(), r.overflows as f64));
-        timeouts.samples.push((pl.clone(), r.timeouts as f64));
-        resyncs.samples.push((pl.clone(), r.resyncs as f64));
-        resent.samples.push((pl, peer.resent as f64));
+        for (f, (_, _, _, value)) in rest.iter_mut().zip(&PEER_METRICS) {
+            f.samples.push((pl.clone(), value(peer)));
+        }
     }
+    std::iter::once(reorder).chain(rest).collect()
+}
+
+/// Drops by reason, the reasons being the fields of [`Status::drops`].
+fn drop_family(s: &Status, iface: &str) -> Family {
+    let mut drops = family(
+        "mlvpn_drops_total",
+        "counter",
+        "Datagrams and packets dropped, by reason.",
+    );
     let d = serde_json::to_value(s.drops).unwrap_or_default();
     for (reason, v) in d.as_object().into_iter().flatten() {
         let v = v.as_u64().unwrap_or(0) as f64;
@@ -182,18 +266,16 @@ pub fn render(s: &Status) -> String {
             .samples
             .push((format!("{iface},reason=\"{}\"", esc(reason)), v));
     }
-    let mut out = String::new();
-    for f in [
-        state, lossy, srtt, rttvar, loss, rate, txb, rxb, txp, rxp, hs, hs_age, moved, reorder, held, hold,
-        overflows, timeouts, resyncs, resent, drops,
-    ] {
-        let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
-        let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
-        for (labels, v) in f.samples {
-            let _ = writeln!(out, "{}{{{labels}}} {v}", f.name);
-        }
+    drops
+}
+
+/// `# HELP`, `# TYPE` and the samples of one family.
+fn write_family(out: &mut String, f: Family) {
+    let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
+    let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
+    for (labels, v) in f.samples {
+        let _ = writeln!(out, "{}{{{labels}}} {v}", f.name);
     }
-    out
 }
 
 #[cfg(test)]

@@ -1,5 +1,10 @@
 //! Helpers shared by unit tests.
 
+/// Keys, tunnel configs and packets shared with the simulation and fuzz
+/// tests (its module doc says why it is included this way).
+#[path = "../tests/fixtures/mod.rs"]
+pub mod fixtures;
+
 /// chown needs root; under CI=true not being root fails the test instead of
 /// skipping it, so a green CI means it ran.
 pub fn can_chown(test: &str) -> bool {

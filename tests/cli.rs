@@ -161,6 +161,44 @@ fn check_shows_the_full_tunnel_rules_and_a_servers_skipped_default() {
     assert!(!text.contains("full tunnel"), "{text}");
 }
 
+/// A concentrator's `check`: every peer on its own line, the routes in one
+/// readable line (it was one line of every prefix: 200 KB at 10 000 peers).
+#[test]
+fn check_of_a_fleet_lists_every_peer_and_abbreviates_its_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = key_pair(dir.path(), "k");
+    let mut text = std::fs::read_to_string(repo("conf/server.toml"))
+        .unwrap()
+        .replace("/etc/mlvpn-rs/server.key", key.to_str().unwrap());
+    let (head, tail) = text.split_once("[[peer]]").unwrap();
+    let mut fleet = head.to_string();
+    for i in 0..20u8 {
+        let public = mlvpn_keys::PublicKey([i + 1; 32]).to_base64();
+        fleet += &format!("[[peer]]\npublic_key = \"{public}\"\nallowed_ips = [\"10.200.0.{i}/32\"]\n");
+    }
+    text = format!("{fleet}[[peer]]{tail}").replace(
+        "@CLIENT_PUBLIC_KEY@",
+        &mlvpn_keys::PublicKey([99; 32]).to_base64(),
+    );
+    let file = dir.path().join("server.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = check(&file);
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("  peer ")).count(),
+        21,
+        "{out}"
+    );
+    let routes = out
+        .lines()
+        .find(|l| l.starts_with("  routes via mlvpn0: "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(
+        routes,
+        "  routes via mlvpn0: 10.200.0.0/32, 10.200.0.1/32, 10.200.0.2/32, 10.200.0.3/32, \
+         10.200.0.4/32, 10.200.0.5/32, 10.200.0.6/32, 10.200.0.7/32 and 12 more"
+    );
+}
+
 /// `check` (like `run`) refuses a config, key or hook script that another
 /// user could write: root would act on it. The message says what to do.
 #[test]

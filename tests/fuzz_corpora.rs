@@ -1,11 +1,15 @@
 //! The fuzz corpora as regression tests, on stable `cargo test`: every
 //! file of `fuzz/corpus/<target>/` (the minimized corpus, seeds included)
 //! and `fuzz/artifacts/<target>/` (inputs that once broke something) is
-//! run through the same target body libFuzzer runs (`fuzz/src/targets.rs`).
+//! run through the same target body libFuzzer runs (`fuzz/src/targets/`).
 //! A body panics when an invariant breaks. See docs/fuzzing.md.
 
-#[path = "../fuzz/src/targets.rs"]
+#[path = "../fuzz/src/targets/mod.rs"]
 mod targets;
+
+/// The target bodies use them as `crate::fixtures`, as in the fuzz crate.
+#[path = "fixtures/mod.rs"]
+mod fixtures;
 
 #[path = "../fuzz/src/seeds.rs"]
 mod seeds;

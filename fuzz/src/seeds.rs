@@ -13,7 +13,6 @@ use std::net::Ipv6Addr;
 use std::path::Path;
 use std::time::Duration;
 
-use mlvpn_keys::PrivateKey;
 use mlvpn_privsep::bulk::Chunks;
 use mlvpn_privsep::msg::{HookEvent, Reply, Request};
 use mlvpn_privsep::startup::{StartupFailure, StartupStep};
@@ -21,7 +20,12 @@ use mlvpn_rs::proto::cookie::CookieChecker;
 use mlvpn_rs::proto::frame::{self, Report, Timestamps};
 use mlvpn_rs::proto::wire::{self, MAC_LEN};
 
-use crate::targets::{self, op, Pair, SERVER_KEY, STRUCTURED_INIT};
+use crate::fixtures::{
+    addr, ipv4_udp_packet, ipv6_udp_packet, public, CLIENT_SOCKETS, SERVER_KEY, SERVER_SOCKETS,
+};
+use crate::targets::nodes::ROGUE_ADDR;
+use crate::targets::responder::STRUCTURED_INIT;
+use crate::targets::transport::{op, run_ops, Pair};
 
 /// The seeds of one target: (file name without `seed-`, contents).
 pub type Seeds = Vec<(String, Vec<u8>)>;
@@ -79,12 +83,12 @@ impl Traffic {
             let mut ops = Ops::default();
             ops.genuine(40 + i * 50, true);
             ops.time(60);
-            targets::run_ops(&mut p, &ops.0);
+            run_ops(&mut p, &ops.0);
         }
         p.advance(Duration::from_millis(1500));
         let captured = p.capture.take().expect("capturing");
-        let server0 = targets::addr(targets::SERVER_SOCKETS[0]);
-        let rogue = targets::addr(targets::ROGUE_ADDR);
+        let server0 = addr(SERVER_SOCKETS[0]);
+        let rogue = addr(ROGUE_ADDR);
         let of = |kind: u8| captured.iter().filter(move |(_, _, b)| b[0] == kind);
         let keepalive = |b: &[u8]| b.len() == wire::DATA_HEADER_LEN + frame::KEEPALIVE_LEN + wire::TAG_LEN;
         let initiation = of(wire::TYPE_INITIATION)
@@ -115,8 +119,8 @@ impl Traffic {
         let sender = u32::from_le_bytes(initiation[4..8].try_into().expect("4 bytes"));
         let mac1_at = wire::INIT_LEN - 2 * MAC_LEN;
         let mac1: [u8; MAC_LEN] = initiation[mac1_at..mac1_at + MAC_LEN].try_into().expect("16");
-        let cookie_reply = CookieChecker::new(&targets::public(SERVER_KEY), [3; 32])
-            .reply(targets::addr(targets::CLIENT_SOCKETS[0]), sender, &mac1, p.now)
+        let cookie_reply = CookieChecker::new(&public(SERVER_KEY), [3; 32])
+            .reply(addr(CLIENT_SOCKETS[0]), sender, &mac1, p.now)
             .to_vec();
         Traffic {
             initiation,
@@ -159,26 +163,12 @@ fn times() -> Timestamps {
 
 /// An IPv4 packet of `len` bytes from `src` (UDP, zero payload).
 fn ipv4(src: [u8; 4], dst: [u8; 4], len: usize) -> Vec<u8> {
-    let mut p = vec![0u8; len.max(28)];
-    let n = p.len() as u16;
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&n.to_be_bytes());
-    p[8] = 64;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&src);
-    p[16..20].copy_from_slice(&dst);
-    p
+    ipv4_udp_packet(src.into(), dst.into(), len)
 }
 
+/// An IPv6 packet with `payload` bytes of UDP (zero payload).
 fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, payload: usize) -> Vec<u8> {
-    let mut p = vec![0u8; 40 + payload];
-    p[0] = 0x60;
-    p[4..6].copy_from_slice(&(payload as u16).to_be_bytes());
-    p[6] = 17;
-    p[7] = 64;
-    p[8..24].copy_from_slice(&src.octets());
-    p[24..40].copy_from_slice(&dst.octets());
-    p
+    ipv6_udp_packet(src, dst, 40 + payload)
 }
 
 fn data_frame(seq: u64, packet: &[u8]) -> Vec<u8> {
@@ -425,9 +415,9 @@ bind = "[::]:5081"
 "#;
 
 fn config(repo: &Path) -> Seeds {
-    let peer = PrivateKey::from_bytes([9; 32]).public_key().to_base64();
-    let peer2 = PrivateKey::from_bytes([10; 32]).public_key().to_base64();
-    let ours = PrivateKey::from_bytes([7; 32]).public_key().to_base64();
+    let peer = public(9).to_base64();
+    let peer2 = public(10).to_base64();
+    let ours = public(7).to_base64();
     let fill = |t: &str| t.replace("@PEER2@", &peer2).replace("@PEER@", &peer);
     let client = fill(CLIENT);
     let server = fill(SERVER);

@@ -63,8 +63,7 @@ pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> nix::Result<(usize, Vec<Own
     for c in msg.cmsgs()? {
         if let ControlMessageOwned::ScmRights(raw) = c {
             for fd in raw {
-                // SAFETY: the kernel just installed this descriptor for us; we
-                // are its only owner.
+                // SAFETY: the kernel just installed this descriptor for us; nothing else owns it.
                 fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
             }
         }

@@ -117,7 +117,9 @@ pub fn verify(id: Identity) -> Result<(), DropError> {
     Ok(())
 }
 
+// Unsafe: prctl(2) and capset(2) have no safe wrapper for what is done here.
 #[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
 mod os {
     use caps::CapSet;
 
@@ -181,8 +183,7 @@ mod os {
             permitted: 0,
             inheritable: 0,
         }; 2];
-        // SAFETY: a version-3 header and the two data words capset(2) reads
-        // for it, both alive for the call.
+        // SAFETY: a version-3 header and the two data words capset(2) reads for it, alive for the call.
         let r = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, empty.as_ptr()) };
         if r != 0 {
             return Err(last_error(StartupStep::ClearCapabilities));

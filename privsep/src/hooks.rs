@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,12 +20,36 @@ use crate::hook_queue::{Dropped, HookKey, HookLimits, HookQueue};
 use crate::log_limit::{suppressed_note, LogLimit};
 use crate::trusted_file;
 
+/// Why a hook did not run to a successful end: one line for the log.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// The script (or a directory above it) is not root's own.
+    #[error("not run: {0}")]
+    NotRun(#[source] trusted_file::Untrusted),
+    #[error("{}: {source}", .script.display())]
+    Start {
+        script: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} exited with {status}", .script.display())]
+    Failed { script: PathBuf, status: ExitStatus },
+    #[error("{}: {source}", .script.display())]
+    Wait {
+        script: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} did not finish within {limit:?}; killed", .script.display())]
+    TimedOut { script: PathBuf, limit: Duration },
+}
+
 /// Runs `script` with exactly `env` (plus a fixed PATH), waits at most
-/// `limit`, kills it past that. Returns a one-line outcome for the log.
+/// `limit`, kills it past that. The error is a one-line outcome for the log.
 /// A script (or a directory above it) that another user owns or could
 /// write is not run: root would run their code.
-pub async fn run(script: &Path, env: &[(String, String)], limit: Duration) -> Result<(), String> {
-    trusted_file::check_path("hook script", script).map_err(|e| format!("not run: {e}"))?;
+pub async fn run(script: &Path, env: &[(String, String)], limit: Duration) -> Result<(), HookError> {
+    trusted_file::check_path("hook script", script).map_err(HookError::NotRun)?;
     let mut cmd = tokio::process::Command::new(script);
     cmd.env_clear()
         .env(
@@ -35,17 +59,18 @@ pub async fn run(script: &Path, env: &[(String, String)], limit: Duration) -> Re
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| format!("{}: {e}", script.display()))?;
+    let script = script.to_path_buf();
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(source) => return Err(HookError::Start { script, source }),
+    };
     match tokio::time::timeout(limit, child.wait()).await {
         Ok(Ok(st)) if st.success() => Ok(()),
-        Ok(Ok(st)) => Err(format!("{} exited with {st}", script.display())),
-        Ok(Err(e)) => Err(format!("{}: {e}", script.display())),
+        Ok(Ok(status)) => Err(HookError::Failed { script, status }),
+        Ok(Err(source)) => Err(HookError::Wait { script, source }),
         Err(_) => {
             let _ = child.kill().await;
-            Err(format!(
-                "{} did not finish within {limit:?}; killed",
-                script.display()
-            ))
+            Err(HookError::TimedOut { script, limit })
         }
     }
 }
@@ -69,7 +94,7 @@ impl HookJob {
 
 /// What carries a hook out: [`run`] in the daemon, a fake in tests.
 pub type Runner =
-    Arc<dyn Fn(HookJob) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+    Arc<dyn Fn(HookJob) -> Pin<Box<dyn Future<Output = Result<(), HookError>> + Send>> + Send + Sync>;
 
 /// The daemon's runner: [`run`], outcome logged.
 pub fn process_runner() -> Runner {
@@ -213,7 +238,10 @@ mod tests {
         std::fs::write(&script, format!("#!/bin/sh\ntouch {}\n", ran.display())).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let e = run(&script, &[], Duration::from_secs(5)).await.unwrap_err();
+        let e = run(&script, &[], Duration::from_secs(5))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("not run: hook script") && e.contains("chmod go-w"),
             "{e}"

@@ -14,7 +14,7 @@ use tracing::warn;
 
 use crate::channel::{buffer, AsyncChannel};
 use crate::log_limit::{suppressed_note, LogLimit};
-use crate::msg::{HookEvent, Reply, Request};
+use crate::msg::{HookEvent, MsgError, Reply, Request};
 use crate::startup::StartupFailure;
 
 /// What the configuration allows.
@@ -36,34 +36,48 @@ pub trait Privileged {
     fn rebind(&mut self, path: u8) -> Result<OwnedFd, String>;
 }
 
+/// Why the parent refuses a worker's request; its text goes back to the
+/// worker in [`Reply::Refused`] and into the parent's log.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("request carried {0} descriptors; the worker sends none")]
+    Descriptors(usize),
+    #[error("malformed request: {0}")]
+    Malformed(#[source] MsgError),
+    #[error("path index {path} is not a configured client path (have {paths})")]
+    UnknownPath { path: u8, paths: usize },
+    #[error("no up_script configured")]
+    NoUpScript,
+    #[error("no down_script configured")]
+    NoDownScript,
+}
+
 /// Decodes and checks one request.
-pub fn check(policy: &Policy, bytes: &[u8], fds: usize) -> Result<Request, String> {
+pub fn check(policy: &Policy, bytes: &[u8], fds: usize) -> Result<Request, Refusal> {
     if fds > 0 {
-        return Err(format!(
-            "request carried {fds} descriptors; the worker sends none"
-        ));
+        return Err(Refusal::Descriptors(fds));
     }
-    let req = Request::decode(bytes).map_err(|e| format!("malformed request: {e}"))?;
+    let req = Request::decode(bytes).map_err(Refusal::Malformed)?;
     let path = match req {
         Request::RunHook { path, .. } | Request::Rebind { path } => path,
         // The worker's last word, on a server too: asks for nothing.
         Request::StartupFailed(_) => return Ok(req),
     };
     if usize::from(path) >= policy.paths {
-        return Err(format!(
-            "path index {path} is not a configured client path (have {})",
-            policy.paths
-        ));
+        return Err(Refusal::UnknownPath {
+            path,
+            paths: policy.paths,
+        });
     }
     match req {
         Request::RunHook {
             event: HookEvent::PathUp,
             ..
-        } if !policy.up_script => Err("no up_script configured".into()),
+        } if !policy.up_script => Err(Refusal::NoUpScript),
         Request::RunHook {
             event: HookEvent::PathDown,
             ..
-        } if !policy.down_script => Err("no down_script configured".into()),
+        } if !policy.down_script => Err(Refusal::NoDownScript),
         r => Ok(r),
     }
 }
@@ -149,6 +163,7 @@ pub fn answer(
             Err(e) => Reply::Refused(format!("rebind failed: {e}")),
         },
         Err(why) => {
+            let why = why.to_string();
             log.refused(&why);
             Reply::Refused(why)
         }

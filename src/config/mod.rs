@@ -106,13 +106,17 @@ impl Config {
     /// The hook scripts exist and are root's own (owner root or us, not
     /// writable by others, nor their directories): the parent runs them as
     /// root. Checked by `check`, at start and before each run (a script may
-    /// change after start).
-    pub fn check_hook_scripts(&self) -> Result<(), String> {
+    /// change after start). The error names the file, not a line: it is
+    /// about the script, not the text.
+    pub fn check_hook_scripts(&self) -> Result<(), ConfigError> {
         let i = &self.interface;
         for (key, script) in [("up_script", &i.up_script), ("down_script", &i.down_script)] {
             if let Some(p) = script {
-                mlvpn_privsep::trusted_file::check_path("hook script", p)
-                    .map_err(|e| format!("{}: interface.{key}: {e}", self.file.display()))?;
+                mlvpn_privsep::trusted_file::check_path("hook script", p).map_err(|e| ConfigError {
+                    file: self.file.clone(),
+                    line: None,
+                    message: format!("interface.{key}: {e}"),
+                })?;
             }
         }
         Ok(())

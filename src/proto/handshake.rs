@@ -221,9 +221,10 @@ impl Responder {
 mod tests {
     use super::*;
     use crate::proto::wire::{decode, Message};
+    use crate::test_support::fixtures::key;
 
     fn keys() -> (PrivateKey, PrivateKey) {
-        (PrivateKey::from_bytes([7; 32]), PrivateKey::from_bytes([9; 32]))
+        (key(7), key(9))
     }
 
     #[test]
@@ -291,7 +292,7 @@ mod tests {
     #[test]
     fn wrong_responder_key_fails() {
         let (client, server) = keys();
-        let other = PrivateKey::from_bytes([5; 32]);
+        let other = key(5);
         let payload = InitPayload {
             unix_ns: 1,
             path_id: 0,

@@ -47,14 +47,11 @@ pub fn summarize(p: &[u8]) -> Option<IpSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::fixtures::{ipv4_udp_packet, ipv6_udp_packet};
 
     #[test]
     fn ipv4_and_garbage() {
-        let mut p = [0u8; 28];
-        p[0] = 0x45;
-        p[3] = 28;
-        p[12..16].copy_from_slice(&[10, 0, 0, 1]);
-        p[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        let mut p = ipv4_udp_packet(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2), 28);
         let s = summarize(&p).unwrap();
         assert_eq!(s.len, 28);
         assert_eq!(s.dst, IpAddr::from([10, 0, 0, 2]));
@@ -63,5 +60,15 @@ mod tests {
         assert_eq!(summarize(&[]), None);
         p[0] = 0x41;
         assert_eq!(summarize(&p), None);
+    }
+
+    #[test]
+    fn ipv6_length_from_the_payload_length() {
+        let src: Ipv6Addr = "fd42::6".parse().unwrap();
+        let dst: Ipv6Addr = "fd42::1".parse().unwrap();
+        let p = ipv6_udp_packet(src, dst, 60);
+        let s = summarize(&p).unwrap();
+        assert_eq!((s.src, s.dst, s.len), (src.into(), dst.into(), 60));
+        assert_eq!(summarize(&p[..59]), None);
     }
 }

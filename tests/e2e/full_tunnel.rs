@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -281,22 +282,36 @@ fn full_tunnel_carries_all_traffic_and_paths_keep_to_their_uplinks() {
     t.start("client", &a, &c);
     t.wait_paths("client", &["up", "up"], Duration::from_secs(15));
 
-    // Traffic to the internet host, both families, captured on the uplinks.
-    let capture = Capture::start(&t, &a);
-    let tunnel_tx = t.counter(&a, "mlvpn0", "tx_bytes");
+    all_traffic_goes_through_the_tunnel_on_its_own_uplinks(&mut t, &a, &inet);
+    the_rules_and_the_table_are_in_place(&t, &a);
+    a_dead_worker_leaves_the_routing_as_found(&mut t, &a, &before);
+    a_killed_parent_leaves_rules_that_refuse_until_a_restart_replaces_them(&mut t, &a, &c);
+    a_reload_switches_between_full_and_split_tunnel(&t, &a, &c);
+
+    // A clean stop leaves the routing as it found it.
+    t.signal("client", Signal::SIGTERM);
+    assert!(t.wait_exit("client", Duration::from_secs(10)).success());
+    assert_eq!(routing_state(&t, &a), before, "after the client stopped");
+}
+
+/// Traffic to the internet host, both families, captured on the uplinks:
+/// it crosses them only as each uplink's own path datagrams.
+fn all_traffic_goes_through_the_tunnel_on_its_own_uplinks(t: &mut Topo, a: &str, inet: &str) {
+    let capture = Capture::start(t, a);
+    let tunnel_tx = t.counter(a, "mlvpn0", "tx_bytes");
     assert!(
-        ping(&t, HOST_V4),
+        ping(t, HOST_V4),
         "ping {HOST_V4} through the tunnel and the server's NAT"
     );
     assert!(
-        ping(&t, HOST_V6),
+        ping(t, HOST_V6),
         "ping {HOST_V6} through the tunnel and the server's NAT"
     );
-    t.iperf_server_at(&inet, HOST_V4);
+    t.iperf_server_at(inet, HOST_V4);
     let got = received_bytes(&iperf_result(t.iperf_client_to(HOST_V4, &["-t", "3"])));
     let frames = capture.stop();
     assert!(got > 1_000_000, "TCP transfer moved only {got} bytes");
-    let seen = judge_uplinks(&t, &frames);
+    let seen = judge_uplinks(t, &frames);
     eprintln!(
         "transfer {got} bytes; {} frames on A; own path datagrams per uplink: {:?}",
         frames.len(),
@@ -322,15 +337,18 @@ fn full_tunnel_carries_all_traffic_and_paths_keep_to_their_uplinks() {
         "the paths carried the transfer ({path_bytes} bytes)"
     );
     assert!(
-        t.counter(&a, "mlvpn0", "tx_bytes") > tunnel_tx + got / 50,
+        t.counter(a, "mlvpn0", "tx_bytes") > tunnel_tx + got / 50,
         "the client sent it into its TUN"
     );
+}
 
-    // What the operator sees: the rules and the table.
+/// What the operator sees: the rules and the table; and why each path
+/// names its device.
+fn the_rules_and_the_table_are_in_place(t: &Topo, a: &str) {
     for family in ["-4", "-6"] {
-        eprintln!("$ ip {family} rule\n{}", stdout(&t, &a, &["ip", family, "rule"]));
-        assert_eq!(rule_counts(&t, &a, family), (1, 1), "ip {family} rule");
-        let table = stdout(&t, &a, &["ip", family, "route", "show", "table", TABLE]);
+        eprintln!("$ ip {family} rule\n{}", stdout(t, a, &["ip", family, "rule"]));
+        assert_eq!(rule_counts(t, a, family), (1, 1), "ip {family} rule");
+        let table = stdout(t, a, &["ip", family, "route", "show", "table", TABLE]);
         eprintln!("$ ip {family} route show table {TABLE}\n{table}");
         assert!(table.contains("default dev mlvpn0"), "{table}");
         assert!(table.contains("unreachable default"), "{table}");
@@ -349,71 +367,80 @@ fn full_tunnel_carries_all_traffic_and_paths_keep_to_their_uplinks() {
             MARK,
         ];
         args.extend_from_slice(extra);
-        stdout(&t, &a, &args)
+        stdout(t, a, &args)
     };
     let by_destination = lte_route(&[]);
     assert!(by_destination.contains("dev up1"), "{by_destination}");
     // ... and the socket tied to up2 (SO_BINDTODEVICE) uses up2's gateway.
     let tied = lte_route(&["oif", "up2"]);
     assert!(tied.contains("via 10.202.0.1 dev up2"), "{tied}");
+}
 
-    // A worker that dies: the parent exits non-zero and removes what it added.
+/// A worker that dies: the parent exits non-zero and removes what it added.
+fn a_dead_worker_leaves_the_routing_as_found(t: &mut Topo, a: &str, before: &str) {
     let (_, worker) = t.pids("client");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(worker as i32), Signal::SIGKILL).unwrap();
     assert!(!t.wait_exit("client", Duration::from_secs(15)).success());
-    assert_eq!(routing_state(&t, &a), before, "after a worker crash");
+    assert_eq!(routing_state(t, a), before, "after a worker crash");
+}
 
-    // A parent killed outright leaves its rules: the site's traffic is then
-    // refused (not sent in the clear) until the next start, which replaces
-    // them instead of failing or adding a second set.
-    t.start("client", &a, &c);
+/// A parent killed outright leaves its rules: the site's traffic is then
+/// refused (not sent in the clear) until the next start, which replaces
+/// them instead of failing or adding a second set.
+fn a_killed_parent_leaves_rules_that_refuse_until_a_restart_replaces_them(t: &mut Topo, a: &str, c: &Path) {
+    t.start("client", a, c);
     t.wait_paths("client", &["up", "up"], Duration::from_secs(15));
+    let (_, worker) = t.pids("client");
     t.signal("client", Signal::SIGKILL);
     t.wait_exit("client", Duration::from_secs(5));
-    wait_until("the worker closed the TUN", Duration::from_secs(10), || {
-        !t.ns_cmd(&a, &["ip", "link", "show", "mlvpn0"]).status.success()
+    // The orphaned worker exits when its channel closes; until then it
+    // still holds the TUN and answers on the control socket (a start
+    // would rightly say "another daemon is running").
+    wait_until("the worker exited", Duration::from_secs(10), || {
+        !Path::new(&format!("/proc/{worker}")).exists()
     });
-    assert_rules(&t, &a, (1, 1), "left by a killed parent");
-    let refused = t.ns_cmd(&a, &["ip", "route", "get", HOST_V4]);
+    assert!(
+        !t.ns_cmd(a, &["ip", "link", "show", "mlvpn0"]).status.success(),
+        "the TUN went with the worker"
+    );
+    assert_rules(t, a, (1, 1), "left by a killed parent");
+    let refused = t.ns_cmd(a, &["ip", "route", "get", HOST_V4]);
     assert!(
         !refused.status.success(),
         "{}",
-        stdout(&t, &a, &["ip", "route", "get", HOST_V4])
+        stdout(t, a, &["ip", "route", "get", HOST_V4])
     );
     // The server keeps running: the restarted client's data sequence is
     // ahead of its old instance's, and the server's resequencer starts over.
-    t.start("client", &a, &c);
+    t.start("client", a, c);
     t.wait_paths("client", &["up", "up"], Duration::from_secs(15));
-    assert_rules(&t, &a, (1, 1), "after a restart");
-    assert!(ping(&t, HOST_V4), "tunnel after a restart over stale rules");
+    assert_rules(t, a, (1, 1), "after a restart");
+    assert!(ping(t, HOST_V4), "tunnel after a restart over stale rules");
+}
 
-    // A reload to a split tunnel removes the policy routing; back to a full
-    // tunnel puts it back.
-    let reloads = |t: &Topo| t.log_text("client").matches("reloaded:").count();
-    let reload = |t: &Topo, from: &str, to: &str| {
-        let n = reloads(t);
-        t.edit_config(&c, from, to);
-        t.signal("client", Signal::SIGHUP);
-        wait_until("reload", Duration::from_secs(10), || reloads(t) > n);
-    };
+/// A reload to a split tunnel removes the policy routing; back to a full
+/// tunnel puts it back. A path that does not name its device is then
+/// reloaded: the daemon warns, with the fix.
+fn a_reload_switches_between_full_and_split_tunnel(t: &Topo, a: &str, c: &Path) {
     let full = "[\"0.0.0.0/0\", \"::/0\"]";
     let split = "[\"10.42.0.0/30\", \"fd42::/64\", \"203.0.113.80/32\"]";
-    reload(&t, full, split);
-    assert_rules(&t, &a, (0, 0), "after the reload");
-    let main = stdout(&t, &a, &["ip", "route", "show", "table", "main"]);
+    reload(t, c, full, split);
+    assert_rules(t, a, (0, 0), "after the reload");
+    let main = stdout(t, a, &["ip", "route", "show", "table", "main"]);
     assert!(main.contains("203.0.113.80 dev mlvpn0"), "{main}");
-    assert!(ping(&t, HOST_V4), "split tunnel after the reload");
-    reload(&t, split, full);
-    assert_rules(&t, &a, (1, 1), "after the reload back");
-    let main = stdout(&t, &a, &["ip", "route", "show", "table", "main"]);
+    assert!(ping(t, HOST_V4), "split tunnel after the reload");
+    reload(t, c, split, full);
+    assert_rules(t, a, (1, 1), "after the reload back");
+    let main = stdout(t, a, &["ip", "route", "show", "table", "main"]);
     assert!(!main.contains("203.0.113.80"), "{main}");
-    assert!(ping(&t, HOST_V4), "full tunnel after the reload back");
+    assert!(ping(t, HOST_V4), "full tunnel after the reload back");
     // A path that does not name its device is sent by the main table's
     // choice (up1); the daemon says so, with the fix.
     let warning = "would leave through up1, not up2 which holds that address";
     assert!(!t.log_text("client").contains(warning));
     reload(
-        &t,
+        t,
+        c,
         "bind = \"10.202.0.2:0\"\ndevice = \"up2\"",
         "bind = \"10.202.0.2:0\"",
     );
@@ -422,9 +449,14 @@ fn full_tunnel_carries_all_traffic_and_paths_keep_to_their_uplinks() {
         log.contains(warning) && log.contains("set device = \"up2\""),
         "{log}"
     );
+}
 
-    // A clean stop leaves the routing as it found it.
-    t.signal("client", Signal::SIGTERM);
-    assert!(t.wait_exit("client", Duration::from_secs(10)).success());
-    assert_eq!(routing_state(&t, &a), before, "after the client stopped");
+/// Edits the client's config and sends SIGHUP; returns once the client
+/// logged one more reload.
+fn reload(t: &Topo, c: &Path, from: &str, to: &str) {
+    let reloads = |t: &Topo| t.log_text("client").matches("reloaded:").count();
+    let n = reloads(t);
+    t.edit_config(c, from, to);
+    t.signal("client", Signal::SIGHUP);
+    wait_until("reload", Duration::from_secs(10), || reloads(t) > n);
 }

@@ -1,6 +1,9 @@
 //! Deterministic simulation tests of the protocol core: two (or three)
 //! tunnels exchanging datagrams over simulated paths, in simulated time.
 
+#[path = "../fixtures/mod.rs"]
+mod fixtures;
+
 mod dos;
 mod forgery;
 mod net;
@@ -11,65 +14,30 @@ mod routing;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use ipnet::IpNet;
-use mlvpn_keys::{PrivateKey, PublicKey};
-use mlvpn_rs::proto::clock::Clock;
+use fixtures::{
+    addr, client_config, key, path, peer, server_config, tunnel, CLIENT_IP, SERVER_IP, SERVER_KEY,
+    SERVER_SOCKETS,
+};
+use mlvpn_keys::PublicKey;
 use mlvpn_rs::proto::stats::Status;
-use mlvpn_rs::proto::tunnel::{PathSpec, PeerSpec, REKEY_AFTER_TIME};
-use mlvpn_rs::proto::Mode;
-use mlvpn_rs::proto::{Tunnel, TunnelConfig};
+use mlvpn_rs::proto::tunnel::{PathSpec, REKEY_AFTER_TIME};
+use mlvpn_rs::proto::Tunnel;
 use net::{ipv4_packet, packet_id, Net};
-
-const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 42, 0, 2);
-const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 42, 0, 1);
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn key(b: u8) -> PrivateKey {
-    PrivateKey::from_bytes([b; 32])
-}
 
 /// Server sockets: 10.101.0.2:5080 (isp1), 10.102.0.2:5081 (isp2).
 fn server_sockets() -> Vec<SocketAddr> {
-    vec![addr("10.101.0.2:5080"), addr("10.102.0.2:5081")]
+    SERVER_SOCKETS.map(addr).to_vec()
 }
 
 fn server(net_start: Instant, peers: Vec<(PublicKey, &str)>) -> Tunnel {
     server_started(net_start, net_start, peers)
 }
 
-/// The fixed seed of node `node`'s core, started `started` into the run:
-/// every run of a test draws the same numbers.
-fn rng_seed(node: u64, started: Duration) -> [u8; 32] {
-    let mut seed = [0u8; 32];
-    seed[..8].copy_from_slice(&node.to_le_bytes());
-    seed[8..24].copy_from_slice(&started.as_nanos().to_le_bytes());
-    seed
-}
-
 /// A server process started at `now` on a network whose clock began at
 /// `net_start` (a restart: same wall clock, fresh state).
 fn server_started(net_start: Instant, now: Instant, peers: Vec<(PublicKey, &str)>) -> Tunnel {
-    let cfg = TunnelConfig {
-        mode: Mode::Server,
-        private_key: key(1),
-        keepalive: Duration::from_secs(1),
-        path_timeout: Duration::from_secs(3),
-        rekey_after: REKEY_AFTER_TIME,
-        peers: peers
-            .into_iter()
-            .map(|(k, ip)| PeerSpec {
-                public_key: k,
-                allowed_ips: vec![ip.parse::<IpNet>().unwrap()],
-            })
-            .collect(),
-        paths: vec![],
-        // A restarted server draws other session indices than its old self.
-        rng_seed: rng_seed(1, now - net_start),
-    };
-    Tunnel::new(cfg, Clock::new(net_start, 1_700_000_000_000_000_000), now)
+    let peers = peers.into_iter().map(|(k, ip)| peer(k, &[ip])).collect();
+    tunnel(server_config(SERVER_KEY, peers), net_start, now)
 }
 
 /// A server whose peers are the clients with keys `clients`, client `k`
@@ -104,30 +72,14 @@ fn client_with_fallback(
     fallback: &[bool],
 ) -> (Tunnel, Vec<SocketAddr>) {
     let srv = server_sockets();
-    let cfg = TunnelConfig {
-        mode: Mode::Client,
-        private_key: key(k),
-        keepalive: Duration::from_secs(1),
-        path_timeout: Duration::from_secs(3),
-        rekey_after: REKEY_AFTER_TIME,
-        peers: vec![PeerSpec {
-            public_key: key(1).public_key(),
-            allowed_ips: vec!["10.42.0.0/24".parse().unwrap()],
-        }],
-        paths: locals
-            .iter()
-            .enumerate()
-            .map(|(i, _)| PathSpec {
-                name: format!("p{i}"),
-                socket: i,
-                endpoint: srv[i % 2],
-                bandwidth_up: bandwidth.get(i).copied().flatten(),
-                fallback: fallback.get(i).copied().unwrap_or(false),
-            })
-            .collect(),
-        rng_seed: rng_seed(u64::from(k), Duration::ZERO),
-    };
-    let t = Tunnel::new(cfg, Clock::new(net_start, 1_700_000_000_000_000_000), net_start);
+    let paths = (0..locals.len())
+        .map(|i| PathSpec {
+            bandwidth_up: bandwidth.get(i).copied().flatten(),
+            fallback: fallback.get(i).copied().unwrap_or(false),
+            ..path(&format!("p{i}"), i, srv[i % 2])
+        })
+        .collect();
+    let t = tunnel(client_config(k, paths), net_start, net_start);
     (t, locals.iter().map(|a| addr(a)).collect())
 }
 

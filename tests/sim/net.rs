@@ -6,7 +6,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mlvpn_rs::proto::tunnel::{Transmit, HEADROOM, OVERHEAD};
@@ -274,21 +274,5 @@ impl Net {
     }
 }
 
-/// A minimal IPv4/UDP packet from `src` to `dst` whose payload is `id`.
-pub fn ipv4_packet(src: Ipv4Addr, dst: Ipv4Addr, id: u64, len: usize) -> Vec<u8> {
-    let len = len.max(28 + 8);
-    let mut p = vec![0u8; len];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-    p[8] = 64;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&src.octets());
-    p[16..20].copy_from_slice(&dst.octets());
-    p[28..36].copy_from_slice(&id.to_be_bytes());
-    p
-}
-
-/// The id written by [`ipv4_packet`].
-pub fn packet_id(p: &[u8]) -> u64 {
-    u64::from_be_bytes(p[28..36].try_into().unwrap())
-}
+/// The tests' packets: IPv4/UDP whose payload starts with an id.
+pub use crate::fixtures::{ipv4_packet, packet_id};

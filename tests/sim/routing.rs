@@ -11,8 +11,9 @@ use mlvpn_rs::proto::tunnel::{PathSpec, PeerSpec, Reconfig, REKEY_AFTER_TIME};
 use mlvpn_rs::proto::Mode;
 use mlvpn_rs::proto::{Tunnel, TunnelConfig};
 
+use crate::fixtures::rng_seed;
 use crate::net::{ipv4_packet, packet_id, Net};
-use crate::{client, key, rng_seed, server, server_sockets, states, status, SERVER_IP};
+use crate::{client, key, server, server_sockets, states, status, SERVER_IP};
 
 #[test]
 fn the_longest_prefix_routes_whatever_the_config_order() {
@@ -86,9 +87,11 @@ fn fleet_peers(n: usize) -> Vec<PeerSpec> {
 
 /// A one-path client for fleet member `i`, on its own address.
 fn fleet_client(start: Instant, i: usize) -> (Tunnel, Vec<SocketAddr>) {
+    let private_key = fleet_key(i);
     let cfg = TunnelConfig {
         mode: Mode::Client,
-        private_key: fleet_key(i),
+        rng_seed: rng_seed(&private_key),
+        private_key,
         keepalive: Duration::from_secs(1),
         path_timeout: Duration::from_secs(3),
         rekey_after: REKEY_AFTER_TIME,
@@ -103,7 +106,6 @@ fn fleet_client(start: Instant, i: usize) -> (Tunnel, Vec<SocketAddr>) {
             bandwidth_up: None,
             fallback: false,
         }],
-        rng_seed: rng_seed(0x1_0000 + i as u64, Duration::ZERO),
     };
     let local: SocketAddr = format!("10.201.{}.{}:40000", i >> 8, i & 255).parse().unwrap();
     let t = Tunnel::new(cfg, Clock::new(start, 1_700_000_000_000_000_000), start);
@@ -125,7 +127,7 @@ fn a_server_with_10000_peers_handshakes_hundreds_at_once_routes_each_and_reloads
             rekey_after: REKEY_AFTER_TIME,
             peers: fleet_peers(FLEET),
             paths: vec![],
-            rng_seed: rng_seed(1, Duration::ZERO),
+            rng_seed: rng_seed(&key(1)),
         },
         Clock::new(start, 1_700_000_000_000_000_000),
         start,
