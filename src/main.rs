@@ -195,8 +195,7 @@ fn check(file: &Path) -> Result<(), String> {
 
 /// `check`'s account of the routes and rules `run` would install.
 fn print_routes(c: &Config) {
-    use mlvpn_rs::io::netconf::{plan_routes, Table};
-    use mlvpn_rs::io::policy_routing::{MARK, TABLE};
+    use mlvpn_rs::daemon::route_plan::{plan_routes, Table};
     let plan = plan_routes(c);
     let list = |nets: Vec<ipnet::IpNet>| nets.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ");
     let main: Vec<_> = [false, true]
@@ -224,10 +223,10 @@ fn print_routes(c: &Config) {
         let full = plan.in_table(Table::FullTunnel, v6);
         if !full.is_empty() {
             println!(
-                "  full tunnel {family}: {} via {} in table {TABLE}; rules \"not fwmark {MARK:#x} lookup {TABLE}\" \
-                 and \"lookup main suppress_prefixlength 0\"; path sockets marked {MARK:#x}",
+                "  full tunnel {family}: {} via {} {}",
                 list(full),
-                c.interface.name
+                c.interface.name,
+                mlvpn_rs::platform::full_tunnel_mechanism()
             );
         }
     }

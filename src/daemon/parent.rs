@@ -22,12 +22,12 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tracing::{debug, error, info, warn};
 
+use super::installed_routes::InstalledRoutes;
 use super::reload;
 use super::setup::{ReloadSetup, WorkerSetup};
 use super::WORKER_ARG;
+use super::{path_socket, resources, rp_filter_check, uplink_check};
 use crate::config::{Config, Mode};
-use crate::io::installed_routes::InstalledRoutes;
-use crate::io::{driver, policy_routing, rp_filter_check, sockets, uplink_check};
 
 /// The privileged operations, bounded by the config (replaced on reload),
 /// and the routes installed for it.
@@ -105,8 +105,7 @@ impl Privileged for Ops {
 
     fn rebind(&mut self, path: u8) -> Result<OwnedFd, String> {
         let p = self.config.paths.get(usize::from(path)).ok_or("no such path")?;
-        let s =
-            sockets::bind_path(p, policy_routing::path_mark(self.config.mode)).map_err(|e| e.to_string())?;
+        let s = path_socket::bind_path(p, self.config.mode).map_err(|e| e.to_string())?;
         info!(path = %p.name, "re-bound path socket for the worker");
         Ok(OwnedFd::from(s))
     }
@@ -117,7 +116,7 @@ pub fn run(config: Config) -> Result<(), String> {
     config.check_hook_scripts()?;
     let identity = drop::lookup(&config.interface.user).map_err(|e| format!("interface.user: {e}"))?;
     super::chroot_dir::prepare(&config.interface.chroot)?;
-    let res = driver::open_resources(&config).map_err(|e| e.to_string())?;
+    let res = resources::open_resources(&config).map_err(|e| e.to_string())?;
     // Removed when dropped: on every way out of this function.
     let routes = InstalledRoutes::install(&config).map_err(|e| e.to_string())?;
     uplink_check::warn_misrouted_paths(&config);
@@ -271,8 +270,7 @@ async fn reload(ops: &mut Ops, chan: &AsyncChannel) -> Result<(), String> {
     let mut fresh = Vec::new();
     for (p, keep) in plan.config.paths.iter().zip(&plan.keep) {
         if keep.is_none() {
-            let s = sockets::bind_path(p, policy_routing::path_mark(plan.config.mode))
-                .map_err(|e| e.to_string())?;
+            let s = path_socket::bind_path(p, plan.config.mode).map_err(|e| e.to_string())?;
             info!(path = %p.name, local = ?s.local_addr().ok(), "reload: path socket bound");
             fresh.push(OwnedFd::from(s));
         }

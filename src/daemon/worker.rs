@@ -90,11 +90,10 @@ pub fn run(fd_arg: &str) -> Result<(), String> {
         let (reload_tx, reload_rx) = mpsc::unbounded_channel();
         let signalled = super::shutdown_signal();
         // Last step before the event loop reads its first datagram.
-        #[cfg(target_os = "linux")]
-        {
-            mlvpn_privsep::seccomp::restrict_worker()
-                .map_err(|e| fail(StartError::new(StartupStep::Seccomp, 0, e.to_string())))?;
-            info!("worker: seccomp filter installed");
+        let sandbox = crate::platform::restrict_worker()
+            .map_err(|e| fail(StartError::new(StartupStep::Seccomp, 0, e.to_string())))?;
+        if let Some(what) = sandbox {
+            info!("worker: {what} installed");
         }
         tokio::spawn(forward_hooks(chan.clone(), hook_rx, hook_flags.clone()));
         let parent_gone = watch_parent(chan.clone(), reload_tx, hook_flags);
