@@ -6,10 +6,12 @@
 //! per system is behind [`crate::platform`].
 
 mod chroot_dir;
+mod daemon_error;
 pub mod installed_routes;
 pub mod parent;
 pub mod path_socket;
 pub mod reload;
+mod reload_error;
 pub mod resources;
 pub mod route_plan;
 pub mod rp_filter_check;
@@ -18,6 +20,7 @@ pub mod uplink_check;
 // Taking over the channel descriptor the parent passed on the command line.
 #[allow(unsafe_code)]
 pub mod worker;
+mod worker_error;
 
 /// Hidden subcommand the parent execs the worker with.
 pub const WORKER_ARG: &str = "__worker";
