@@ -26,10 +26,10 @@ struct StartError {
 }
 
 impl StartError {
-    fn new(step: StartupStep, errno: u32, message: impl Into<String>) -> StartError {
+    fn new(step: StartupStep, errno: u32, message: impl std::fmt::Display) -> StartError {
         StartError {
             failure: StartupFailure { step, errno },
-            message: format!("worker: {}", message.into()),
+            message: format!("worker: {message}"),
         }
     }
 
@@ -69,12 +69,7 @@ pub fn run(fd_arg: &str) -> Result<(), WorkerError> {
     };
     let tunnel_config = match setup.tunnel_config() {
         Ok(c) => c,
-        Err(e) => {
-            return Err(report(
-                chan.as_fd(),
-                StartError::new(StartupStep::Settings, 0, e.to_string()),
-            ))
-        }
+        Err(e) => return Err(report(chan.as_fd(), StartError::new(StartupStep::Settings, 0, e))),
     };
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
