@@ -10,6 +10,7 @@ mod daemon_error;
 pub mod installed_routes;
 pub mod parent;
 pub mod path_socket;
+mod privileged_ops;
 pub mod reload;
 mod reload_error;
 pub mod resources;
