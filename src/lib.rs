@@ -2,12 +2,19 @@
 //!
 //! - [`proto`]: the sans-IO protocol core (no sockets, no clocks).
 //! - [`io`]: the tokio driver that moves bytes between TUN, sockets and core.
+//! - [`daemon`]: the privileged parent, its set-up, and the worker.
+//! - [`platform`]: what differs per operating system.
 //! - [`config`]: the validated configuration.
+//!
+//! `unsafe` is denied here and allowed, by name, only in the modules that
+//! take over raw descriptors or call `setsockopt` directly.
+#![deny(unsafe_code)]
 
 pub mod config;
 pub mod daemon;
 pub mod import_mlvpn;
 pub mod io;
+pub mod platform;
 pub mod prometheus;
 pub mod proto;
 pub mod status_json;

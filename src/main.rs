@@ -1,4 +1,5 @@
 //! `mlvpn-rs`: the command-line front end.
+#![deny(unsafe_code)]
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -7,8 +8,41 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use mlvpn_keys::PrivateKey;
 use mlvpn_rs::config::Config;
+use mlvpn_rs::daemon::parent::DaemonError;
+use mlvpn_rs::import_mlvpn::ImportError;
 use mlvpn_rs::io::control;
 use mlvpn_rs::proto::stats::Status;
+
+/// What a command could not do; printed as one line on stderr (scripts
+/// and tests read these texts). Errors of other crates keep their message.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error("mlvpn-rs: missing -c FILE (see mlvpn-rs --help)")]
+    MissingConfig,
+    /// The config file does not load (its own message names the file).
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    HookScripts(String),
+    #[error("{file}: {error}")]
+    ReadImport { file: String, error: std::io::Error },
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    #[error("mlvpn-rs genkey: {0}")]
+    Genkey(std::io::Error),
+    #[error("mlvpn-rs pubkey: reading stdin: {0}")]
+    PubkeyRead(std::io::Error),
+    #[error("mlvpn-rs pubkey: expected a private key on stdin")]
+    PubkeyMissing,
+    #[error("mlvpn-rs pubkey: stdin: {0}")]
+    PubkeyInvalid(String),
+    #[error("mlvpn-rs status: {0}")]
+    Status(std::io::Error),
+    #[error("mlvpn-rs status: bad answer: {0}")]
+    BadAnswer(String),
+    #[error("mlvpn-rs: {0}")]
+    Daemon(#[from] DaemonError),
+}
 
 #[derive(Parser)]
 #[command(
@@ -83,38 +117,42 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => {
-            eprintln!("{msg}");
+        Err(e) => {
+            eprintln!("{e}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn with_config(file: Option<PathBuf>, f: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), String> {
+fn with_config(file: Option<PathBuf>, f: impl FnOnce(&Path) -> Result<(), CliError>) -> Result<(), CliError> {
     match file {
         Some(f_) => f(&f_),
-        None => Err("mlvpn-rs: missing -c FILE (see mlvpn-rs --help)".into()),
+        None => Err(CliError::MissingConfig),
     }
 }
 
-fn import_mlvpn(file: &Path) -> Result<(), String> {
+fn import_mlvpn(file: &Path) -> Result<(), CliError> {
     let name = file.display().to_string();
-    let meta = std::fs::metadata(file).map_err(|e| format!("{name}: {e}"))?;
+    let unreadable = |error| CliError::ReadImport {
+        file: name.clone(),
+        error,
+    };
+    let meta = std::fs::metadata(file).map_err(unreadable)?;
     if meta.len() > mlvpn_rs::import_mlvpn::MAX_INPUT as u64 {
-        return Err(mlvpn_rs::import_mlvpn::ImportError::TooLarge(name).to_string());
+        return Err(ImportError::TooLarge(name).into());
     }
-    let text = std::fs::read_to_string(file).map_err(|e| format!("{name}: {e}"))?;
-    let toml = mlvpn_rs::import_mlvpn::convert(&text, &name).map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(file).map_err(unreadable)?;
+    let toml = mlvpn_rs::import_mlvpn::convert(&text, &name)?;
     print!("{toml}");
     Ok(())
 }
 
-fn genkey() -> Result<(), String> {
+fn genkey() -> Result<(), CliError> {
     let key = PrivateKey::generate();
     let stdout = std::io::stdout();
     restrict_stdout_file();
     let mut out = stdout.lock();
-    writeln!(out, "{}", &*key.to_base64()).map_err(|e| format!("mlvpn-rs genkey: {e}"))
+    writeln!(out, "{}", &*key.to_base64()).map_err(CliError::Genkey)
 }
 
 /// When stdout is a regular file (`genkey > client.key`), make it 0600: the
@@ -131,23 +169,24 @@ fn restrict_stdout_file() {
     }
 }
 
-fn pubkey() -> Result<(), String> {
+fn pubkey() -> Result<(), CliError> {
     let mut text = zeroize::Zeroizing::new(String::new());
     std::io::stdin()
         .take(4096)
         .read_to_string(&mut text)
-        .map_err(|e| format!("mlvpn-rs pubkey: reading stdin: {e}"))?;
+        .map_err(CliError::PubkeyRead)?;
     if std::io::stdin().is_terminal() && text.is_empty() {
-        return Err("mlvpn-rs pubkey: expected a private key on stdin".into());
+        return Err(CliError::PubkeyMissing);
     }
-    let key = PrivateKey::from_base64(&text).map_err(|e| format!("mlvpn-rs pubkey: stdin: {e}"))?;
+    let key = PrivateKey::from_base64(&text).map_err(|e| CliError::PubkeyInvalid(e.to_string()))?;
     println!("{}", key.public_key());
     Ok(())
 }
 
-fn check(file: &Path) -> Result<(), String> {
-    let c = Config::load(file).map_err(|e| e.to_string())?;
-    c.check_hook_scripts()?;
+fn check(file: &Path) -> Result<(), CliError> {
+    let c = Config::load(file).map_err(|e| CliError::Config(e.to_string()))?;
+    c.check_hook_scripts()
+        .map_err(|e| CliError::HookScripts(e.to_string()))?;
     println!("{}: ok", file.display());
     println!(
         "  {} mode, interface {} ({}), mtu {}",
@@ -195,8 +234,7 @@ fn check(file: &Path) -> Result<(), String> {
 
 /// `check`'s account of the routes and rules `run` would install.
 fn print_routes(c: &Config) {
-    use mlvpn_rs::io::netconf::{plan_routes, Table};
-    use mlvpn_rs::io::policy_routing::{MARK, TABLE};
+    use mlvpn_rs::daemon::route_plan::{plan_routes, Table};
     let plan = plan_routes(c);
     let list = |nets: Vec<ipnet::IpNet>| nets.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ");
     // A fleet's thousands of routes would make one unreadable line; the
@@ -228,10 +266,10 @@ fn print_routes(c: &Config) {
         let full = plan.in_table(Table::FullTunnel, v6);
         if !full.is_empty() {
             println!(
-                "  full tunnel {family}: {} via {} in table {TABLE}; rules \"not fwmark {MARK:#x} lookup {TABLE}\" \
-                 and \"lookup main suppress_prefixlength 0\"; path sockets marked {MARK:#x}",
+                "  full tunnel {family}: {} via {} {}",
                 list(full),
-                c.interface.name
+                c.interface.name,
+                mlvpn_rs::platform::full_tunnel_mechanism()
             );
         }
     }
@@ -240,10 +278,10 @@ fn print_routes(c: &Config) {
     }
 }
 
-fn run(file: &Path) -> Result<(), String> {
-    let config = Config::load(file).map_err(|e| e.to_string())?;
+fn run(file: &Path) -> Result<(), CliError> {
+    let config = Config::load(file).map_err(|e| CliError::Config(e.to_string()))?;
     init_logging();
-    mlvpn_rs::daemon::parent::run(config).map_err(|e| format!("mlvpn-rs: {e}"))
+    Ok(mlvpn_rs::daemon::parent::run(config)?)
 }
 
 fn init_logging() {
@@ -256,19 +294,19 @@ fn init_logging() {
         .init();
 }
 
-fn status(file: &Path, json: bool, prometheus: bool) -> Result<(), String> {
-    let socket = mlvpn_rs::config::control_socket_of(file).map_err(|e| e.to_string())?;
-    let text = control::query(&socket, "status").map_err(|e| format!("mlvpn-rs status: {e}"))?;
+fn status(file: &Path, json: bool, prometheus: bool) -> Result<(), CliError> {
+    let socket = mlvpn_rs::config::control_socket_of(file).map_err(|e| CliError::Config(e.to_string()))?;
+    let text = control::query(&socket, "status").map_err(CliError::Status)?;
     if json {
         // Checked and re-escaped: the worker's text never reaches the
         // terminal as it came.
-        let safe = mlvpn_rs::terminal_text::safe_json(&text)
-            .map_err(|e| format!("mlvpn-rs status: bad answer: {e}"))?;
+        let safe =
+            mlvpn_rs::terminal_text::safe_json(&text).map_err(|e| CliError::BadAnswer(e.to_string()))?;
         println!("{safe}");
         return Ok(());
     }
     let s: Status =
-        mlvpn_rs::status_json::from_json(&text).map_err(|e| format!("mlvpn-rs status: bad answer: {e}"))?;
+        mlvpn_rs::status_json::from_json(&text).map_err(|e| CliError::BadAnswer(e.to_string()))?;
     if prometheus {
         print!("{}", mlvpn_rs::prometheus::render(&s));
     } else {

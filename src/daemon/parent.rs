@@ -8,262 +8,255 @@
 //! (systemd `Restart=on-failure`), which re-opens the TUN and sockets from a
 //! clean state (and replaces rules a killed parent could not remove).
 
+use std::future::Future;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
 use mlvpn_privsep::channel::{self, AsyncChannel};
 use mlvpn_privsep::drop;
-use mlvpn_privsep::hook_queue::{HookKey, HookLimits};
-use mlvpn_privsep::hooks::{self, HookJob, HookScheduler};
-use mlvpn_privsep::msg::{HookEvent, Reply, Request};
-use mlvpn_privsep::policy::{self, AnswerLog, Answered, Policy, Privileged};
+use mlvpn_privsep::hook_queue::HookLimits;
+use mlvpn_privsep::hooks::{self, HookScheduler};
+use mlvpn_privsep::msg::{Reply, Request};
+use mlvpn_privsep::policy::{self, AnswerLog, Answered};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use tokio::process::Child;
+use tokio::signal::unix::Signal as SignalStream;
 use tracing::{debug, error, info, warn};
 
-use super::reload;
+pub use super::daemon_error::DaemonError;
+use super::installed_routes::InstalledRoutes;
+use super::privileged_ops::Ops;
+use super::reload::{self, ReloadError};
 use super::setup::{ReloadSetup, WorkerSetup};
-use super::WORKER_ARG;
-use crate::config::{Config, Mode};
-use crate::io::installed_routes::InstalledRoutes;
-use crate::io::{driver, policy_routing, rp_filter_check, sockets, uplink_check};
+use super::{path_socket, resources, rp_filter_check, uplink_check, WORKER_ARG};
+use crate::config::Config;
+use crate::io::driver::Resources;
 
-/// The privileged operations, bounded by the config (replaced on reload),
-/// and the routes installed for it.
-struct Ops {
-    config: Config,
+/// What the parent opened before the worker exists.
+struct Opened {
+    identity: drop::Identity,
+    resources: Resources,
+    /// Removed when dropped: on every way out of [`run`].
     routes: InstalledRoutes,
-    /// Hooks run in the background within fixed limits.
-    hooks: HookScheduler,
-}
-
-impl Ops {
-    fn policy(&self) -> Policy {
-        Policy {
-            paths: if self.config.mode == Mode::Client {
-                self.config.paths.len()
-            } else {
-                0
-            },
-            up_script: self.config.interface.up_script.is_some(),
-            down_script: self.config.interface.down_script.is_some(),
-        }
-    }
-
-    fn env(&self, event: &str) -> Vec<(String, String)> {
-        let i = &self.config.interface;
-        let addresses: Vec<String> = i.address.iter().map(|a| a.to_string()).collect();
-        vec![
-            ("MLVPN_EVENT".into(), event.into()),
-            ("MLVPN_DEVICE".into(), i.name.clone()),
-            ("MLVPN_ADDRESSES".into(), addresses.join(" ")),
-            ("MLVPN_MTU".into(), self.config.tun_mtu().to_string()),
-            (
-                "MLVPN_MODE".into(),
-                if self.config.mode == Mode::Client {
-                    "client"
-                } else {
-                    "server"
-                }
-                .into(),
-            ),
-        ]
-    }
-
-    fn tunnel_hook(&self, up: bool) -> Option<(PathBuf, Vec<(String, String)>)> {
-        let i = &self.config.interface;
-        let script = if up {
-            i.up_script.clone()?
-        } else {
-            i.down_script.clone()?
-        };
-        Some((script, self.env(if up { "tunnel_up" } else { "tunnel_down" })))
-    }
-}
-
-impl Privileged for Ops {
-    fn run_hook(&mut self, event: HookEvent, path: u8) {
-        let i = &self.config.interface;
-        let (script, name, state) = match event {
-            HookEvent::PathUp => (i.up_script.clone(), "path_up", "up"),
-            HookEvent::PathDown => (i.down_script.clone(), "path_down", "down"),
-        };
-        let (Some(script), Some(p)) = (script, self.config.paths.get(usize::from(path))) else {
-            return;
-        };
-        let mut env = self.env(name);
-        env.push(("MLVPN_PATH".into(), p.name.clone()));
-        env.push(("MLVPN_PATH_STATE".into(), state.into()));
-        let job = HookJob {
-            script,
-            env,
-            limit: i.hook_timeout,
-        };
-        self.hooks.submit(HookKey::Path(path), job);
-    }
-
-    fn rebind(&mut self, path: u8) -> Result<OwnedFd, String> {
-        let p = self.config.paths.get(usize::from(path)).ok_or("no such path")?;
-        let s =
-            sockets::bind_path(p, policy_routing::path_mark(self.config.mode)).map_err(|e| e.to_string())?;
-        info!(path = %p.name, "re-bound path socket for the worker");
-        Ok(OwnedFd::from(s))
-    }
 }
 
 /// Runs the daemon: parent here, worker in a new process.
-pub fn run(config: Config) -> Result<(), String> {
-    config.check_hook_scripts()?;
-    let identity = drop::lookup(&config.interface.user).map_err(|e| format!("interface.user: {e}"))?;
-    super::chroot_dir::prepare(&config.interface.chroot)?;
-    let res = driver::open_resources(&config).map_err(|e| e.to_string())?;
-    // Removed when dropped: on every way out of this function.
-    let routes = InstalledRoutes::install(&config).map_err(|e| e.to_string())?;
-    uplink_check::warn_misrouted_paths(&config);
-    rp_filter_check::warn_strict_rp_filter(&config);
-    let (parent_end, worker_end) = channel::pair().map_err(|e| format!("socketpair: {e}"))?;
+pub fn run(config: Config) -> Result<(), DaemonError> {
+    let opened = open(&config)?;
+    let (parent_end, worker_end) = channel::pair().map_err(DaemonError::Socketpair)?;
     nix::fcntl::fcntl(
         &worker_end,
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
     )
-    .map_err(|e| format!("socketpair: {e}"))?;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
+    .map_err(DaemonError::Socketpair)?;
+    let exe = std::env::current_exe().map_err(DaemonError::OwnExecutable)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("runtime: {e}"))?;
-    rt.block_on(async move {
-        // Before the worker exists: a SIGHUP must never kill the daemon.
-        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .map_err(|e| format!("SIGHUP handler: {e}"))?;
-        let mut worker = tokio::process::Command::new(&exe)
-            .arg(WORKER_ARG)
-            .arg(worker_end.as_raw_fd().to_string())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start worker: {e}"))?;
-        drop(worker_end);
-        let worker_pid = worker.id().map(|p| Pid::from_raw(p as i32));
-        info!(pid = ?worker_pid, "worker started");
-        let chan = AsyncChannel::new(parent_end).map_err(|e| format!("channel: {e}"))?;
-        let mut shutdown = std::pin::pin!(super::shutdown_signal());
-        let mut buf = channel::buffer();
-        // The hand-over may be megabytes (a fleet of peers): it goes in
-        // chunks as fast as the worker reads them, and neither a worker that
-        // dies nor a SIGTERM is missed meanwhile. Ok(false): stopped.
-        let handed_over = {
-            let setup = WorkerSetup::new(&config, identity).encode();
-            debug!(bytes = setup.len(), descriptors = 2 + res.sockets.len(), "hand-over");
-            let mut fds = vec![res.tun.as_fd(), res.control.as_fd()];
-            fds.extend(res.sockets.iter().map(|s| s.as_fd()));
-            tokio::select! {
-                r = chan.send_bulk(|len| Reply::Handover { len }, &setup, &fds) => {
-                    r.map(|_| true).map_err(|e| format!("hand-over: {e}"))
-                }
-                st = worker.wait() => Err(worker_exit(&chan, &mut buf, st)),
-                _ = &mut shutdown => Ok(false),
-            }
-        };
-        // The parent keeps none of them: the TUN disappears with the worker.
-        drop(res);
-        let hook_timeout = config.interface.hook_timeout;
-        let mut ops = Ops {
-            config,
-            routes,
-            hooks: HookScheduler::start(HookLimits::default(), hooks::process_runner()),
-        };
-        if handed_over == Ok(true) {
-            if let Some((script, env)) = ops.tunnel_hook(true) {
-                let job = HookJob {
-                    script,
-                    env,
-                    limit: hook_timeout,
-                };
-                ops.hooks.submit(HookKey::Tunnel, job);
-            }
-        }
-        let mut answers = AnswerLog::default();
-        let outcome = match handed_over {
-            Ok(true) => loop {
-                tokio::select! {
-                    st = worker.wait() => break Err(worker_exit(&chan, &mut buf, st)),
-                    _ = &mut shutdown => break Ok(()),
-                    _ = hangup.recv() => {
-                        info!("SIGHUP: reloading {}", ops.config.file.display());
-                        // A reload may be megabytes too: keep watching the
-                        // worker and SIGTERM while the worker takes it.
-                        tokio::select! {
-                            r = reload(&mut ops, &chan) => if let Err(e) = r {
-                                error!("reload refused, the running configuration stays: {e}");
-                            },
-                            st = worker.wait() => break Err(worker_exit(&chan, &mut buf, st)),
-                            _ = &mut shutdown => break Ok(()),
-                        }
-                    }
-                    r = chan.recv(&mut buf) => match r {
-                        Ok((0, fds)) if fds.is_empty() => break Err("worker closed the privsep channel".to_string()),
-                        Ok((n, fds)) => {
-                            let policy = ops.policy();
-                            match policy::answer(&chan, &policy, &mut ops, &buf[..n], fds, &mut answers) {
-                                Ok(Answered::Done) => {}
-                                Ok(Answered::WorkerFailed(f)) => break Err(f.to_string()),
-                                Err(e) => break Err(format!("privsep channel: {e}")),
-                            }
-                        }
-                        Err(e) => break Err(format!("privsep channel: {e}")),
-                    },
-                }
-            },
-            stopped_or_failed => stopped_or_failed.map(|_| ()),
-        };
-        if let Some(pid) = worker_pid {
-            let _ = kill(pid, Signal::SIGTERM);
-        }
-        if tokio::time::timeout(Duration::from_secs(5), worker.wait()).await.is_err() {
-            let _ = worker.kill().await;
-        }
-        // The worker and its TUN are gone: the policy rules go too, before
-        // the down hook runs.
-        ops.routes.remove();
-        if let Some((script, env)) = ops.tunnel_hook(false) {
-            if let Err(e) = hooks::run(&script, &env, ops.config.interface.hook_timeout).await {
-                error!("down hook: {e}");
-            }
-        }
-        let _ = std::fs::remove_file(&ops.config.interface.control_socket);
-        if let Err(e) = &outcome {
-            error!("{e}");
-        }
-        info!("stopped");
-        outcome
+        .map_err(DaemonError::Runtime)?;
+    rt.block_on(supervise(config, opened, &exe, parent_end, worker_end))
+}
+
+/// The privileged set-up: the worker's user and chroot, its descriptors,
+/// the routes, and the warnings about the host's uplinks.
+fn open(config: &Config) -> Result<Opened, DaemonError> {
+    config
+        .check_hook_scripts()
+        .map_err(|e| DaemonError::HookScripts(e.to_string()))?;
+    let identity = drop::lookup(&config.interface.user).map_err(|e| DaemonError::User(e.to_string()))?;
+    super::chroot_dir::prepare(&config.interface.chroot)?;
+    let resources = resources::open_resources(config).map_err(DaemonError::Resources)?;
+    let routes = InstalledRoutes::install(config).map_err(DaemonError::Routes)?;
+    uplink_check::warn_misrouted_paths(config);
+    rp_filter_check::warn_strict_rp_filter(config);
+    Ok(Opened {
+        identity,
+        resources,
+        routes,
     })
+}
+
+/// Starts the worker, hands it over, serves it until it exits or a signal
+/// stops the daemon, then stops it and cleans up.
+async fn supervise(
+    config: Config,
+    opened: Opened,
+    exe: &Path,
+    parent_end: OwnedFd,
+    worker_end: OwnedFd,
+) -> Result<(), DaemonError> {
+    // Before the worker exists: a SIGHUP must never kill the daemon.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(DaemonError::HangupHandler)?;
+    let mut worker = tokio::process::Command::new(exe)
+        .arg(WORKER_ARG)
+        .arg(worker_end.as_raw_fd().to_string())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(DaemonError::StartWorker)?;
+    drop(worker_end);
+    let worker_pid = worker.id().map(|p| Pid::from_raw(p as i32));
+    info!(pid = ?worker_pid, "worker started");
+    let chan = AsyncChannel::new(parent_end).map_err(DaemonError::Channel)?;
+    let mut shutdown = std::pin::pin!(super::shutdown_signal());
+    let mut buf = channel::buffer();
+    let Opened {
+        identity,
+        resources,
+        routes,
+    } = opened;
+    let setup = WorkerSetup::new(&config, identity).encode();
+    let handed_over = hand_over(&chan, &setup, &resources, &mut worker, &mut buf, &mut shutdown).await;
+    drop(setup);
+    // The parent keeps none of them: the TUN disappears with the worker.
+    drop(resources);
+    let mut ops = Ops {
+        config,
+        routes,
+        hooks: HookScheduler::start(HookLimits::default(), hooks::process_runner()),
+    };
+    let outcome = match handed_over {
+        Ok(true) => {
+            ops.submit_tunnel_up();
+            serve(&mut ops, &chan, &mut worker, &mut buf, &mut shutdown, &mut hangup).await
+        }
+        stopped_or_failed => stopped_or_failed.map(|_| ()),
+    };
+    stop(&mut ops, worker, worker_pid).await;
+    if let Err(e) = &outcome {
+        error!("{e}");
+    }
+    info!("stopped");
+    outcome
+}
+
+/// Sends the worker its settings and descriptors. The hand-over may be
+/// megabytes (a fleet of peers): it goes in chunks as fast as the worker
+/// reads them, and neither a worker that dies nor a SIGTERM is missed
+/// meanwhile. `Ok(false)`: stopped.
+async fn hand_over(
+    chan: &AsyncChannel,
+    setup: &[u8],
+    res: &Resources,
+    worker: &mut Child,
+    buf: &mut [u8],
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+) -> Result<bool, DaemonError> {
+    debug!(
+        bytes = setup.len(),
+        descriptors = 2 + res.sockets.len(),
+        "hand-over"
+    );
+    let mut fds = vec![res.tun.as_fd(), res.control.as_fd()];
+    fds.extend(res.sockets.iter().map(|s| s.as_fd()));
+    tokio::select! {
+        r = chan.send_bulk(|len| Reply::Handover { len }, setup, &fds) => {
+            r.map(|_| true).map_err(DaemonError::Handover)
+        }
+        st = worker.wait() => Err(worker_exit(chan, buf, st)),
+        _ = shutdown => Ok(false),
+    }
+}
+
+/// Answers the running worker's requests and reloads on SIGHUP, until the
+/// worker exits or fails (an error) or SIGTERM/SIGINT (`Ok`).
+async fn serve(
+    ops: &mut Ops,
+    chan: &AsyncChannel,
+    worker: &mut Child,
+    buf: &mut [u8],
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+    hangup: &mut SignalStream,
+) -> Result<(), DaemonError> {
+    let mut answers = AnswerLog::default();
+    loop {
+        tokio::select! {
+            st = worker.wait() => return Err(worker_exit(chan, buf, st)),
+            _ = &mut *shutdown => return Ok(()),
+            _ = hangup.recv() => {
+                info!("SIGHUP: reloading {}", ops.config.file.display());
+                // A reload may be megabytes too: keep watching the worker
+                // and SIGTERM while the worker takes it.
+                tokio::select! {
+                    r = reload(ops, chan) => if let Err(e) = r {
+                        error!("reload refused, the running configuration stays: {e}");
+                    },
+                    st = worker.wait() => return Err(worker_exit(chan, buf, st)),
+                    _ = &mut *shutdown => return Ok(()),
+                }
+            }
+            r = chan.recv(buf) => match r {
+                Ok((0, fds)) if fds.is_empty() => return Err(DaemonError::ChannelClosed),
+                Ok((n, fds)) => {
+                    let policy = ops.policy();
+                    match policy::answer(chan, &policy, ops, &buf[..n], fds, &mut answers) {
+                        Ok(Answered::Done) => {}
+                        Ok(Answered::WorkerFailed(f)) => return Err(DaemonError::WorkerFailed(f.to_string())),
+                        Err(e) => return Err(DaemonError::Privsep(e)),
+                    }
+                }
+                Err(e) => return Err(DaemonError::Privsep(e)),
+            },
+        }
+    }
+}
+
+/// SIGTERM to the worker (SIGKILL after 5 s), then the policy rules go,
+/// the down hook runs and the control socket is removed.
+async fn stop(ops: &mut Ops, mut worker: Child, worker_pid: Option<Pid>) {
+    if let Some(pid) = worker_pid {
+        let _ = kill(pid, Signal::SIGTERM);
+    }
+    if tokio::time::timeout(Duration::from_secs(5), worker.wait())
+        .await
+        .is_err()
+    {
+        let _ = worker.kill().await;
+    }
+    // The worker and its TUN are gone: the policy rules go too, before
+    // the down hook runs.
+    ops.routes.remove();
+    if let Some((script, env)) = ops.tunnel_hook(false) {
+        if let Err(e) = hooks::run(&script, &env, ops.config.interface.hook_timeout).await {
+            error!("down hook: {e}");
+        }
+    }
+    let _ = std::fs::remove_file(&ops.config.interface.control_socket);
 }
 
 /// Why the worker exited: the start-up failure it reported if one is still
 /// waiting in the channel (its exit and its report race), else its status.
-fn worker_exit(chan: &AsyncChannel, buf: &mut [u8], st: std::io::Result<std::process::ExitStatus>) -> String {
+fn worker_exit(
+    chan: &AsyncChannel,
+    buf: &mut [u8],
+    st: std::io::Result<std::process::ExitStatus>,
+) -> DaemonError {
     let status = st.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
     // Bounded: the socket buffer holds few messages; a report comes last.
     for _ in 0..256 {
         match chan.try_recv(buf) {
             Ok(Some((n, _))) if n > 0 => {
                 if let Ok(Request::StartupFailed(f)) = Request::decode(&buf[..n]) {
-                    return format!("{f} (worker {status})");
+                    return DaemonError::WorkerStartFailed {
+                        failure: f.to_string(),
+                        status,
+                    };
                 }
             }
             _ => break,
         }
     }
-    format!("worker exited unexpectedly ({status})")
+    DaemonError::WorkerExited { status }
 }
 
 /// SIGHUP: re-reads the config file, binds sockets for new or moved paths,
 /// tells the worker, adjusts routes, and makes the new config the one in
 /// force. Any failure before the worker is told leaves everything as it was.
-async fn reload(ops: &mut Ops, chan: &AsyncChannel) -> Result<(), String> {
+async fn reload(ops: &mut Ops, chan: &AsyncChannel) -> Result<(), ReloadError> {
     let old = &ops.config;
-    let new = Config::load(&old.file).map_err(|e| e.to_string())?;
+    let new = Config::load(&old.file).map_err(|e| ReloadError::Load(e.to_string()))?;
     let plan = reload::plan(old, new)?;
     for what in &plan.needs_restart {
         warn!("reload: {what} changed; that needs a restart, keeping the running value");
@@ -271,8 +264,7 @@ async fn reload(ops: &mut Ops, chan: &AsyncChannel) -> Result<(), String> {
     let mut fresh = Vec::new();
     for (p, keep) in plan.config.paths.iter().zip(&plan.keep) {
         if keep.is_none() {
-            let s = sockets::bind_path(p, policy_routing::path_mark(plan.config.mode))
-                .map_err(|e| e.to_string())?;
+            let s = path_socket::bind_path(p, plan.config.mode).map_err(ReloadError::Bind)?;
             info!(path = %p.name, local = ?s.local_addr().ok(), "reload: path socket bound");
             fresh.push(OwnedFd::from(s));
         }
@@ -281,7 +273,7 @@ async fn reload(ops: &mut Ops, chan: &AsyncChannel) -> Result<(), String> {
     let fds: Vec<_> = fresh.iter().map(|f| f.as_fd()).collect();
     chan.send_bulk(|len| Reply::Reload { len }, &msg, &fds)
         .await
-        .map_err(|e| format!("telling the worker: {e}"))?;
+        .map_err(ReloadError::TellWorker)?;
     drop(fresh);
     if let Err(e) = ops.routes.update(&plan.config) {
         error!("reload: {e}");

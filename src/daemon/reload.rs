@@ -10,6 +10,7 @@
 
 use std::collections::HashSet;
 
+pub use super::reload_error::ReloadError;
 use crate::config::{Config, Mode};
 
 /// What the parent does with a re-read config.
@@ -25,9 +26,9 @@ pub struct ReloadPlan {
 }
 
 /// Compares the running `old` config with the freshly loaded `new` one.
-pub fn plan(old: &Config, mut new: Config) -> Result<ReloadPlan, String> {
+pub fn plan(old: &Config, mut new: Config) -> Result<ReloadPlan, ReloadError> {
     if new.mode != old.mode {
-        return Err("mode changed: that needs a restart".into());
+        return Err(ReloadError::ModeChanged);
     }
     let mut needs_restart = Vec::new();
     let (o, n) = (&old.interface, &mut new.interface);

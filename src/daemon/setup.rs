@@ -15,6 +15,24 @@ use crate::proto::tunnel::{PathSpec, PeerSpec, Reconfig};
 use crate::proto::TunnelConfig;
 use mlvpn_privsep::drop::Identity;
 
+/// A hand-over or reload message the worker cannot use.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("bad hand-over: {0}")]
+    BadHandover(serde_json::Error),
+    /// The key's own message (keys crate).
+    #[error("hand-over key: {0}")]
+    HandoverKey(String),
+    #[error("hand-over peer: {0}")]
+    HandoverPeer(String),
+    #[error("bad reload message: {0}")]
+    BadReload(serde_json::Error),
+    #[error("bad reload message: one socket entry per path expected")]
+    ReloadSockets,
+    #[error("reload key: {0}")]
+    ReloadKey(String),
+}
+
 #[derive(Serialize, Deserialize)]
 pub struct SetupPeer {
     pub public_key: String,
@@ -83,8 +101,8 @@ impl WorkerSetup {
         out
     }
 
-    pub fn decode(b: &[u8]) -> Result<WorkerSetup, String> {
-        serde_json::from_slice(b).map_err(|e| format!("bad hand-over: {e}"))
+    pub fn decode(b: &[u8]) -> Result<WorkerSetup, SetupError> {
+        serde_json::from_slice(b).map_err(SetupError::BadHandover)
     }
 
     pub fn identity(&self) -> Identity {
@@ -94,8 +112,9 @@ impl WorkerSetup {
         }
     }
 
-    pub fn tunnel_config(&self) -> Result<TunnelConfig, String> {
-        let key = PrivateKey::from_base64(&self.private_key).map_err(|e| format!("hand-over key: {e}"))?;
+    pub fn tunnel_config(&self) -> Result<TunnelConfig, SetupError> {
+        let key =
+            PrivateKey::from_base64(&self.private_key).map_err(|e| SetupError::HandoverKey(e.to_string()))?;
         let peers = peer_specs(&self.peers)?;
         let paths = if self.client {
             path_specs(&self.paths)
@@ -153,13 +172,13 @@ fn setup_paths(config: &Config) -> Vec<SetupPath> {
         .collect()
 }
 
-fn peer_specs(peers: &[SetupPeer]) -> Result<Vec<PeerSpec>, String> {
+fn peer_specs(peers: &[SetupPeer]) -> Result<Vec<PeerSpec>, SetupError> {
     peers
         .iter()
         .map(|p| {
             Ok(PeerSpec {
                 public_key: PublicKey::from_base64(&p.public_key)
-                    .map_err(|e| format!("hand-over peer: {e}"))?,
+                    .map_err(|e| SetupError::HandoverPeer(e.to_string()))?,
                 allowed_ips: p.allowed_ips.clone(),
             })
         })
@@ -228,17 +247,18 @@ impl ReloadSetup {
         Zeroizing::new(serde_json::to_vec(self).expect("plain data serializes"))
     }
 
-    pub fn decode(b: &[u8]) -> Result<ReloadSetup, String> {
-        let r: ReloadSetup = serde_json::from_slice(b).map_err(|e| format!("bad reload message: {e}"))?;
+    pub fn decode(b: &[u8]) -> Result<ReloadSetup, SetupError> {
+        let r: ReloadSetup = serde_json::from_slice(b).map_err(SetupError::BadReload)?;
         if r.keep.len() != r.paths.len() {
-            return Err("bad reload message: one socket entry per path expected".into());
+            return Err(SetupError::ReloadSockets);
         }
         Ok(r)
     }
 
     /// The core's view; `sockets` (old index to new) is the driver's to fill.
-    pub fn reconfig(&self) -> Result<Reconfig, String> {
-        let key = PrivateKey::from_base64(&self.private_key).map_err(|e| format!("reload key: {e}"))?;
+    pub fn reconfig(&self) -> Result<Reconfig, SetupError> {
+        let key =
+            PrivateKey::from_base64(&self.private_key).map_err(|e| SetupError::ReloadKey(e.to_string()))?;
         Ok(Reconfig {
             private_key: Some(key),
             keepalive: Duration::from_millis(self.keepalive_ms),

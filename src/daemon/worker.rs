@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use zeroize::Zeroize;
 
 use super::setup::{ReloadSetup, WorkerSetup};
+pub use super::worker_error::WorkerError;
 use crate::io::driver::{self, Reload, Resources};
 
 /// A start-up step that failed: what the parent is told, and the worker's
@@ -25,10 +26,10 @@ struct StartError {
 }
 
 impl StartError {
-    fn new(step: StartupStep, errno: u32, message: impl Into<String>) -> StartError {
+    fn new(step: StartupStep, errno: u32, message: impl std::fmt::Display) -> StartError {
         StartError {
             failure: StartupFailure { step, errno },
-            message: format!("worker: {}", message.into()),
+            message: format!("worker: {message}"),
         }
     }
 
@@ -41,19 +42,19 @@ impl StartError {
 }
 
 /// Tells the parent which start-up step failed (best effort: the worker
-/// exits next either way), and returns the worker's own message.
-fn report(chan: BorrowedFd<'_>, e: StartError) -> String {
+/// exits next either way), and returns the worker's own error.
+fn report(chan: BorrowedFd<'_>, e: StartError) -> WorkerError {
     let _ = channel::send(chan, &Request::StartupFailed(e.failure).encode(), &[]);
-    e.message
+    WorkerError::Startup(e.message)
 }
 
 /// Runs the worker on the channel descriptor the parent passed as `fd_arg`.
-pub fn run(fd_arg: &str) -> Result<(), String> {
+pub fn run(fd_arg: &str) -> Result<(), WorkerError> {
     let raw: RawFd = fd_arg
         .parse()
         .ok()
         .filter(|fd| *fd > 2)
-        .ok_or_else(|| format!("worker: bad channel descriptor {fd_arg:?}"))?;
+        .ok_or_else(|| WorkerError::BadChannelDescriptor(fd_arg.to_string()))?;
     // SAFETY: the parent created this descriptor for us and named it on our
     // command line; nothing else in this fresh process owns it.
     let chan = unsafe { OwnedFd::from_raw_fd(raw) };
@@ -61,7 +62,7 @@ pub fn run(fd_arg: &str) -> Result<(), String> {
         &chan,
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     )
-    .map_err(|e| format!("worker: {e}"))?;
+    .map_err(WorkerError::ChannelDescriptor)?;
     let (setup, res) = match receive_and_drop(&chan) {
         Ok(r) => r,
         Err(e) => return Err(report(chan.as_fd(), e)),
@@ -77,7 +78,7 @@ pub fn run(fd_arg: &str) -> Result<(), String> {
     rt.block_on(async move {
         let chan = match AsyncChannel::new(chan) {
             Ok(c) => Arc::new(c),
-            Err(e) => return Err(format!("worker: channel: {e}")),
+            Err(e) => return Err(WorkerError::Channel(e)),
         };
         // Until the event loop runs, a failure is reported to the parent.
         let fail = |e: StartError| report(chan.as_fd(), e);
@@ -90,11 +91,10 @@ pub fn run(fd_arg: &str) -> Result<(), String> {
         let (reload_tx, reload_rx) = mpsc::unbounded_channel();
         let signalled = super::shutdown_signal();
         // Last step before the event loop reads its first datagram.
-        #[cfg(target_os = "linux")]
-        {
-            mlvpn_privsep::seccomp::restrict_worker()
-                .map_err(|e| fail(StartError::new(StartupStep::Seccomp, 0, e.to_string())))?;
-            info!("worker: seccomp filter installed");
+        let sandbox = crate::platform::restrict_worker()
+            .map_err(|e| fail(StartError::new(StartupStep::Seccomp, 0, e.to_string())))?;
+        if let Some(what) = sandbox {
+            info!("worker: {what} installed");
         }
         tokio::spawn(forward_hooks(chan.clone(), hook_rx, hook_flags.clone()));
         let parent_gone = watch_parent(chan.clone(), reload_tx, hook_flags);
@@ -113,7 +113,7 @@ pub fn run(fd_arg: &str) -> Result<(), String> {
             reload_rx,
         )
         .await
-        .map_err(|e| format!("worker: {e}"))
+        .map_err(WorkerError::Tunnel)
     })
 }
 
@@ -130,7 +130,7 @@ fn receive_and_drop(chan: &OwnedFd) -> Result<(WorkerSetup, Resources), StartErr
     // Wiped on drop (it holds the private key); recv_chunks wipes `buf`.
     let json = channel::recv_chunks(chan.as_fd(), len, &mut buf)
         .map_err(|e| StartError::io(StartupStep::Handover, &e))?;
-    let setup = WorkerSetup::decode(&json).map_err(handover);
+    let setup = WorkerSetup::decode(&json).map_err(|e| handover(e.to_string()));
     drop(json);
     let setup = setup?;
     if fds.len() != 2 + setup.paths.len() {

@@ -18,11 +18,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::control::{self, ControlRequest};
-use super::netconf;
-use super::policy_routing;
-use super::sockets;
-use super::tun_device::{self, TunDevice};
-use crate::config::Config;
+use super::tun_device::TunDevice;
 use crate::proto::clock::Clock;
 use crate::proto::tunnel::{Event, Reconfig, Transmit, HEADROOM, OVERHEAD};
 use crate::proto::{Tunnel, TunnelConfig};
@@ -72,35 +68,12 @@ fn unix_now_ns() -> u64 {
 }
 
 /// Descriptors the tunnel needs; opened by the privileged parent
-/// ([`open_resources`]) and handed to the worker.
+/// ([`crate::daemon::resources::open_resources`]) and handed to the worker.
 pub struct Resources {
     pub tun: OwnedFd,
     pub control: std::os::unix::net::UnixListener,
     /// One per configured path, in config order.
     pub sockets: Vec<std::net::UdpSocket>,
-}
-
-/// Creates the TUN device (addresses, MTU), the control socket and every
-/// path's socket. Needs root; nothing here reads network input. Routes are
-/// the parent's ([`super::installed_routes`]): it keeps them up to date.
-pub fn open_resources(config: &Config) -> io::Result<Resources> {
-    let mtu = config.tun_mtu();
-    let name = &config.interface.name;
-    let tun = tun_device::create(name, mtu)?;
-    netconf::set_addresses(name, &config.interface.address)?;
-    let mut sockets = Vec::new();
-    for p in &config.paths {
-        let s = sockets::bind_path(p, policy_routing::path_mark(config.mode))?;
-        info!(path = %p.name, local = ?s.local_addr().ok(), endpoint = ?p.endpoint, "path socket bound");
-        sockets.push(s);
-    }
-    let control = control::bind(&config.interface.control_socket)?;
-    info!(interface = %name, mtu, mode = ?config.mode, paths = config.paths.len(), peers = config.peers.len(), "resources open");
-    Ok(Resources {
-        tun,
-        control,
-        sockets,
-    })
 }
 
 /// Hook requests the event loop sends to the privileged parent (client path

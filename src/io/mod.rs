@@ -1,14 +1,12 @@
-//! The IO driver: moves bytes between the TUN device, the path sockets and
-//! the sans-IO core. No protocol decisions are made here.
+//! The worker's IO: the event loop ([`driver`]) that moves bytes between
+//! the TUN device, the path sockets and the sans-IO core, the TUN reads and
+//! writes, and the control socket. No protocol decisions are made here;
+//! what the privileged parent sets up is in `daemon`.
 
 pub mod control;
 pub mod driver;
-pub mod installed_routes;
-pub mod netconf;
-pub mod policy_routing;
-pub mod rp_filter_check;
-pub mod sockets;
+// Registering the TUN descriptor with tokio's reactor.
+#[allow(unsafe_code)]
 pub mod tun_device;
-pub mod uplink_check;
 
 pub use driver::run;

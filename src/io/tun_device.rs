@@ -1,24 +1,11 @@
-//! The TUN device: created with the `tun` crate (privileged, in the parent),
-//! then read and written as a plain descriptor without blocking through
-//! tokio's `AsyncFd` (in the worker).
+//! The TUN device in the worker: the descriptor the parent created
+//! ([`crate::platform::create_tun`]), read and written without blocking
+//! through tokio's `AsyncFd`.
 
 use std::io;
-use std::os::fd::{AsFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
-
-/// Creates (or attaches to) the TUN device `name` with `mtu`, up, and
-/// returns its descriptor (close-on-exec).
-pub fn create(name: &str, mtu: u16) -> io::Result<OwnedFd> {
-    let mut cfg = tun::Configuration::default();
-    cfg.tun_name(name).mtu(mtu).up();
-    let dev =
-        tun::create(&cfg).map_err(|e| io::Error::other(format!("cannot create TUN device {name}: {e}")))?;
-    // SAFETY: into_raw_fd hands over the only owner of this open descriptor.
-    let fd = unsafe { OwnedFd::from_raw_fd(dev.into_raw_fd()) };
-    nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
-    Ok(fd)
-}
 
 /// An open TUN device (layer 3, no packet-information header).
 pub struct TunDevice {
@@ -27,7 +14,8 @@ pub struct TunDevice {
 }
 
 impl TunDevice {
-    /// Wraps a TUN descriptor made by [`create`] (possibly in another process).
+    /// Wraps a TUN descriptor made by [`crate::platform::create_tun`]
+    /// (possibly in another process).
     pub fn from_fd(fd: OwnedFd, name: &str) -> io::Result<TunDevice> {
         nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))?;
         // SAFETY: OwnedFd keeps the same open descriptor until the AsyncFd drops it.

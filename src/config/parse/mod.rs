@@ -38,14 +38,6 @@ pub struct ConfigError {
     pub message: String,
 }
 
-/// The daemon and the command line report errors as text: a config error
-/// becomes its rendered `FILE:LINE: message`, so `?` works there.
-impl From<ConfigError> for String {
-    fn from(e: ConfigError) -> String {
-        e.to_string()
-    }
-}
-
 /// Default keepalive interval and path timeout (documented in the man page).
 pub const DEFAULT_KEEPALIVE: &str = "1s";
 pub const DEFAULT_PATH_TIMEOUT: &str = "3s";

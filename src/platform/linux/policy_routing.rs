@@ -1,5 +1,5 @@
 //! The `ip` commands that install, change and remove a [`RoutePlan`]:
-//! pure argument lists, run by [`super::installed_routes`].
+//! pure argument lists, run by [`super::routes`].
 //!
 //! A full tunnel is wg-quick's policy routing. The client's path sockets
 //! carry fwmark [`MARK`] (set by the parent). In each address family with
@@ -21,8 +21,7 @@
 
 use ipnet::IpNet;
 
-use super::netconf::{RoutePlan, Table};
-use crate::config::Mode;
+use crate::daemon::route_plan::{RoutePlan, Table};
 
 /// fwmark of every client path socket ("ml" in ASCII), and the number of
 /// the full tunnel's routing table.
@@ -32,11 +31,13 @@ pub const TABLE: u32 = MARK;
 /// how a start finds the rules a crashed run left, and how removal leaves
 /// an identical rule of someone else's (wg-quick's) alone.
 pub const RULE_PROTOCOL: u8 = 109;
-/// The fwmark of a path socket. A client's are always marked: a reload may
-/// turn a full tunnel on, and another client's full tunnel on the same host
-/// then leaves this one's datagrams alone too. A server installs no rules.
-pub fn path_mark(mode: Mode) -> Option<u32> {
-    (mode == Mode::Client).then_some(MARK)
+
+/// How a full tunnel is routed, for `check`.
+pub fn full_tunnel_mechanism() -> String {
+    format!(
+        "in table {TABLE}; rules \"not fwmark {MARK:#x} lookup {TABLE}\" and \"lookup main \
+         suppress_prefixlength 0\"; path sockets marked {MARK:#x}"
+    )
 }
 
 /// Metric of the unreachable routes: after any real route. Not the largest
@@ -120,7 +121,7 @@ fn main_route(op: &str, dev: &str, net: &IpNet) -> Vec<String> {
 /// Commands that install `plan` on device `dev` from any earlier state: the
 /// rules and table of a run that died without removing them are replaced,
 /// never doubled.
-pub fn install(dev: &str, plan: &RoutePlan) -> Vec<IpStep> {
+pub(super) fn install(dev: &str, plan: &RoutePlan) -> Vec<IpStep> {
     let mut steps = teardown(false);
     steps.extend(teardown(true));
     steps.extend(update(dev, &RoutePlan::default(), plan));
@@ -130,7 +131,7 @@ pub fn install(dev: &str, plan: &RoutePlan) -> Vec<IpStep> {
 /// Commands that change the installed `old` plan into `new` (a reload).
 /// Additions come first and the rules stay in place while a family keeps a
 /// full tunnel, so no packet leaves in the clear during the change.
-pub fn update(dev: &str, old: &RoutePlan, new: &RoutePlan) -> Vec<IpStep> {
+pub(super) fn update(dev: &str, old: &RoutePlan, new: &RoutePlan) -> Vec<IpStep> {
     let mut adds = Vec::new();
     let mut removes = Vec::new();
     for v6 in [false, true] {
@@ -173,7 +174,7 @@ pub fn update(dev: &str, old: &RoutePlan, new: &RoutePlan) -> Vec<IpStep> {
 
 /// Commands that remove the rules and the table at exit (routes in the main
 /// table went with the TUN device). Also what a crashed run left.
-pub fn remove() -> Vec<IpStep> {
+pub(super) fn remove() -> Vec<IpStep> {
     let mut steps = teardown(false);
     steps.extend(teardown(true));
     steps

@@ -1,53 +1,37 @@
-//! One UDP socket per configured path.
+//! The privileged options of a path socket: fwmark (SO_MARK), a device
+//! (SO_BINDTODEVICE), buffers past the sysctl limit (SO_*BUFFORCE), and
+//! Don't Fragment (IP_MTU_DISCOVER).
 
 use std::io;
 use std::net::UdpSocket as StdUdpSocket;
 
-use crate::config::PathConfig;
+use super::policy_routing::MARK;
+use crate::config::Mode;
 
-/// Binds `path.bind`, on `path.device` if set (non-blocking, for tokio),
-/// with fwmark `mark` if given (a client's: see
-/// [`super::policy_routing`]). Errors name the path.
-pub fn bind_path(path: &PathConfig, mark: Option<u32>) -> io::Result<StdUdpSocket> {
-    let bound = match &path.device {
-        None => StdUdpSocket::bind(path.bind),
-        Some(dev) => bind_on_device(path.bind, dev),
-    };
-    let std = bound.map_err(|e| {
-        let on = path
-            .device
-            .as_ref()
-            .map(|d| format!(" on {d}"))
-            .unwrap_or_default();
-        io::Error::new(
-            e.kind(),
-            format!("path {}: cannot bind {}{on}: {e}", path.name, path.bind),
-        )
-    })?;
-    if let Some(mark) = mark {
-        set_mark(&std, mark)
-            .map_err(|e| io::Error::new(e.kind(), format!("path {}: fwmark {mark:#x}: {e}", path.name)))?;
+/// A client's path sockets are always marked: a reload may turn a full
+/// tunnel on, and another client's full tunnel on the same host then leaves
+/// this one's datagrams alone too. A server installs no rules.
+pub fn mark_path_socket(s: &StdUdpSocket, mode: Mode) -> io::Result<()> {
+    if mode != Mode::Client {
+        return Ok(());
     }
-    std.set_nonblocking(true)?;
-    grow_buffers(&std);
-    forbid_fragments(&std, path.bind.is_ipv6());
-    Ok(std)
+    set_mark(s, MARK).map_err(|e| io::Error::new(e.kind(), format!("fwmark {MARK:#x}: {e}")))
+}
+
+/// Large buffers and Don't Fragment (best effort).
+pub fn tune_path_socket(s: &StdUdpSocket, v6: bool) {
+    grow_buffers(s);
+    forbid_fragments(s, v6);
 }
 
 /// Marks everything the socket sends (SO_MARK, needs CAP_NET_ADMIN: the
 /// parent binds), so that policy routing tells the paths' own datagrams
 /// from the traffic they carry. Unlike the buffers, not best effort: an
 /// unmarked path socket would send its datagrams into a full tunnel.
-#[cfg(target_os = "linux")]
 fn set_mark(s: &StdUdpSocket, mark: u32) -> io::Result<()> {
     use nix::sys::socket::{setsockopt, sockopt};
     setsockopt(s, sockopt::Mark, &mark)?;
     Ok(())
-}
-
-#[cfg(not(target_os = "linux"))]
-fn set_mark(_s: &StdUdpSocket, _mark: u32) -> io::Result<()> {
-    Err(io::Error::new(io::ErrorKind::Unsupported, "fwmark is Linux only"))
 }
 
 /// Sets Don't Fragment on everything the path sends (IP_PMTUDISC_DO): a
@@ -55,7 +39,6 @@ fn set_mark(_s: &StdUdpSocket, _mark: u32) -> io::Result<()> {
 /// "fragmentation needed" taught the kernel) then fails with EMSGSIZE
 /// instead of leaving in fragments, and the core stops sending that size on
 /// the path. Best effort.
-#[cfg(target_os = "linux")]
 fn forbid_fragments(s: &StdUdpSocket, v6: bool) {
     use std::os::fd::AsRawFd;
     let on: libc::c_int = if v6 {
@@ -81,14 +64,10 @@ fn forbid_fragments(s: &StdUdpSocket, v6: bool) {
     };
 }
 
-#[cfg(not(target_os = "linux"))]
-fn forbid_fragments(_s: &StdUdpSocket, _v6: bool) {}
-
 /// A UDP socket tied to network interface `dev` (SO_BINDTODEVICE, needs
 /// CAP_NET_RAW: the parent binds), then bound to `addr`. Its traffic leaves
 /// through `dev` with whatever address `dev` has now.
-#[cfg(target_os = "linux")]
-fn bind_on_device(addr: std::net::SocketAddr, dev: &str) -> io::Result<StdUdpSocket> {
+pub fn bind_on_device(addr: std::net::SocketAddr, dev: &str) -> io::Result<StdUdpSocket> {
     use nix::sys::socket::{
         bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage,
     };
@@ -102,14 +81,6 @@ fn bind_on_device(addr: std::net::SocketAddr, dev: &str) -> io::Result<StdUdpSoc
     setsockopt(&fd, sockopt::BindToDevice, &std::ffi::OsString::from(dev))?;
     bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
     Ok(StdUdpSocket::from(fd))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn bind_on_device(_addr: std::net::SocketAddr, _dev: &str) -> io::Result<StdUdpSocket> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "path.device is Linux only",
-    ))
 }
 
 /// Socket buffer size asked for: bursts from a fast TUN must not overflow

@@ -1,38 +1,20 @@
-//! Does each client path leave through the interface that holds its bind
-//! address? The routing tables choose by destination: with two uplinks
-//! each with its own default gateway, every path without a `device` leaves
-//! through the same one (the other path's datagrams then carry a source
-//! address its ISP drops, or bond nothing). The parent asks the kernel, as
-//! the path's marked datagrams would, and warns with the fix.
+//! Which interface a client path's datagrams would leave through, asked
+//! of the kernel with `ip route get` as the path's marked datagrams would
+//! be routed, against the interface holding its bind address.
 
 use std::net::IpAddr;
 
-use tracing::{debug, warn};
+use super::ip_command::ip_output;
+use super::policy_routing::MARK;
+use crate::config::{Mode, PathConfig};
 
-use super::netconf::ip_output;
-use super::policy_routing;
-use crate::config::{Config, PathConfig};
-
-/// Logs a warning for every client path whose datagrams would leave
-/// through another interface than the one holding its bind address.
-/// Paths tied to a device, bound to a wildcard address or without an
-/// endpoint are not checked; a failed lookup is only logged at debug level.
-pub fn warn_misrouted_paths(config: &Config) {
-    let Some(mark) = policy_routing::path_mark(config.mode) else {
-        return;
-    };
-    for path in &config.paths {
-        match misrouted(path, mark) {
-            Ok(Some((holder, via))) => warn!(
-                path = %path.name,
-                "its datagrams from {} would leave through {via}, not {holder} which holds that \
-                 address: set device = \"{holder}\" on the path (see FULL TUNNEL in mlvpn-rs(8))",
-                path.bind.ip()
-            ),
-            Ok(None) => {}
-            Err(e) => debug!(path = %path.name, "uplink check: {e}"),
-        }
+/// For a client's path: the interfaces when they differ (see
+/// [`crate::platform::misrouted_path`]).
+pub fn misrouted_path(path: &PathConfig, mode: Mode) -> std::io::Result<Option<(String, String)>> {
+    if mode != Mode::Client {
+        return Ok(None);
     }
+    misrouted(path, MARK)
 }
 
 /// `Some((interface holding the bind address, interface the route uses))`
