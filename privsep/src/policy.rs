@@ -33,7 +33,7 @@ pub trait Privileged {
     /// Starts the hook for `event` on `path` (must not block).
     fn run_hook(&mut self, event: HookEvent, path: u8);
     /// Binds a fresh socket for `path`.
-    fn rebind(&mut self, path: u8) -> Result<OwnedFd, String>;
+    fn rebind(&mut self, path: u8) -> std::io::Result<OwnedFd>;
 }
 
 /// Why the parent refuses a worker's request; its text goes back to the

@@ -22,7 +22,7 @@ impl Privileged for Mock {
     fn run_hook(&mut self, event: HookEvent, path: u8) {
         self.0.lock().unwrap().hooks.push((event, path));
     }
-    fn rebind(&mut self, path: u8) -> Result<OwnedFd, String> {
+    fn rebind(&mut self, path: u8) -> std::io::Result<OwnedFd> {
         self.0.lock().unwrap().rebinds.push(path);
         Ok(OwnedFd::from(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()))
     }

@@ -101,9 +101,13 @@ impl Privileged for Ops {
         self.hooks.submit(HookKey::Path(path), job);
     }
 
-    fn rebind(&mut self, path: u8) -> Result<OwnedFd, String> {
-        let p = self.config.paths.get(usize::from(path)).ok_or("no such path")?;
-        let s = path_socket::bind_path(p, self.config.mode).map_err(|e| e.to_string())?;
+    fn rebind(&mut self, path: u8) -> std::io::Result<OwnedFd> {
+        let p = self
+            .config
+            .paths
+            .get(usize::from(path))
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no such path"))?;
+        let s = path_socket::bind_path(p, self.config.mode)?;
         info!(path = %p.name, "re-bound path socket for the worker");
         Ok(OwnedFd::from(s))
     }
