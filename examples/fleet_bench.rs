@@ -17,7 +17,7 @@ use mlvpn_keys::PrivateKey;
 use mlvpn_rs::proto::clock::Clock;
 use mlvpn_rs::proto::tunnel::{PathSpec, PeerSpec, HEADROOM, OVERHEAD, REKEY_AFTER_TIME};
 use mlvpn_rs::proto::Mode;
-use mlvpn_rs::proto::{Tunnel, TunnelConfig};
+use mlvpn_rs::proto::{SocketId, Tunnel, TunnelConfig};
 
 /// Packets per batch, as the IO driver reads them.
 const BATCH: usize = 64;
@@ -91,7 +91,7 @@ fn pair(fleet: u64) -> Pair {
             }],
             paths: vec![PathSpec {
                 name: "wan".into(),
-                socket: 0,
+                socket: SocketId::new(0),
                 endpoint: server_addr,
                 bandwidth_up: None,
                 fallback: false,
@@ -126,11 +126,11 @@ impl Pair {
         let mut buf = vec![0u8; 2048];
         while let Some(t) = self.client.poll_transmit(&mut buf, self.now) {
             self.server
-                .handle_datagram(0, self.client_addr, &mut buf[..t.len], self.now);
+                .handle_datagram(SocketId::new(0), self.client_addr, &mut buf[..t.len], self.now);
         }
         while let Some(t) = self.server.poll_transmit(&mut buf, self.now) {
             self.client
-                .handle_datagram(0, self.server_addr, &mut buf[..t.len], self.now);
+                .handle_datagram(SocketId::new(0), self.server_addr, &mut buf[..t.len], self.now);
         }
     }
 
@@ -187,7 +187,7 @@ fn one_way(
 ) {
     buf[HEADROOM..HEADROOM + packet.len()].copy_from_slice(packet);
     let t = from.handle_tun_packet(buf, packet.len(), now).expect("sent");
-    to.handle_datagram(0, from_addr, &mut buf[..t.len], now)
+    to.handle_datagram(SocketId::new(0), from_addr, &mut buf[..t.len], now)
         .expect("delivered");
     while to.poll_deliver(out).is_some() {}
 }

@@ -33,11 +33,14 @@ use super::setup::{ReloadSetup, WorkerSetup};
 use super::{path_socket, resources, rp_filter_check, uplink_check, WORKER_ARG};
 use crate::config::Config;
 use crate::io::driver::Resources;
+use crate::proto::ids::{SocketId, SocketIds};
 
 /// What the parent opened before the worker exists.
 struct Opened {
     identity: drop::Identity,
     resources: Resources,
+    /// Gave the resources' sockets their ids; gives the next ones.
+    socket_ids: SocketIds,
     /// Removed when dropped: on every way out of [`run`].
     routes: InstalledRoutes,
 }
@@ -67,13 +70,15 @@ fn open(config: &Config) -> Result<Opened, DaemonError> {
         .map_err(|e| DaemonError::HookScripts(e.to_string()))?;
     let identity = drop::lookup(&config.interface.user).map_err(|e| DaemonError::User(e.to_string()))?;
     super::chroot_dir::prepare(&config.interface.chroot)?;
-    let resources = resources::open_resources(config).map_err(DaemonError::Resources)?;
+    let mut socket_ids = SocketIds::default();
+    let resources = resources::open_resources(config, &mut socket_ids).map_err(DaemonError::Resources)?;
     let routes = InstalledRoutes::install(config).map_err(DaemonError::Routes)?;
     uplink_check::warn_misrouted_paths(config);
     rp_filter_check::warn_strict_rp_filter(config);
     Ok(Opened {
         identity,
         resources,
+        socket_ids,
         routes,
     })
 }
@@ -105,15 +110,19 @@ async fn supervise(
     let Opened {
         identity,
         resources,
+        socket_ids,
         routes,
     } = opened;
-    let setup = WorkerSetup::new(&config, identity).encode();
+    let sockets: Vec<SocketId> = resources.sockets.iter().map(|(id, _)| *id).collect();
+    let setup = WorkerSetup::new(&config, &sockets, identity).encode();
     let handed_over = hand_over(&chan, &setup, &resources, &mut worker, &mut buf, &mut shutdown).await;
     drop(setup);
     // The parent keeps none of them: the TUN disappears with the worker.
     drop(resources);
     let mut ops = Ops {
         config,
+        sockets,
+        socket_ids,
         routes,
         hooks: HookScheduler::start(HookLimits::default(), hooks::process_runner()),
     };
@@ -150,7 +159,7 @@ async fn hand_over(
         "hand-over"
     );
     let mut fds = vec![res.tun.as_fd(), res.control.as_fd()];
-    fds.extend(res.sockets.iter().map(|s| s.as_fd()));
+    fds.extend(res.sockets.iter().map(|(_, s)| s.as_fd()));
     tokio::select! {
         r = chan.send_bulk(|len| Reply::Handover { len }, setup, &fds) => {
             r.map(|_| true).map_err(DaemonError::Handover)
@@ -257,20 +266,29 @@ fn worker_exit(
 async fn reload(ops: &mut Ops, chan: &AsyncChannel) -> Result<(), ReloadError> {
     let old = &ops.config;
     let new = Config::load(&old.file).map_err(|e| ReloadError::Load(e.to_string()))?;
-    let plan = reload::plan(old, new)?;
+    let plan = reload::plan(old, &ops.sockets, new)?;
     for what in &plan.needs_restart {
         warn!("reload: {what} changed; that needs a restart, keeping the running value");
     }
+    // Each path's socket: the one it keeps, or a new one with a fresh id.
+    let mut sockets = Vec::new();
     let mut fresh = Vec::new();
     for (p, keep) in plan.config.paths.iter().zip(&plan.keep) {
-        if keep.is_none() {
-            let s = path_socket::bind_path(p, plan.config.mode).map_err(ReloadError::Bind)?;
-            info!(path = %p.name, local = ?s.local_addr().ok(), "reload: path socket bound");
-            fresh.push(OwnedFd::from(s));
-        }
+        let id = match keep {
+            Some(id) => *id,
+            None => {
+                let s = path_socket::bind_path(p, plan.config.mode).map_err(ReloadError::Bind)?;
+                info!(path = %p.name, local = ?s.local_addr().ok(), "reload: path socket bound");
+                let id = ops.socket_ids.fresh();
+                fresh.push((id, OwnedFd::from(s)));
+                id
+            }
+        };
+        sockets.push(id);
     }
-    let msg = ReloadSetup::new(&plan.config, plan.keep.clone()).encode();
-    let fds: Vec<_> = fresh.iter().map(|f| f.as_fd()).collect();
+    let fresh_ids: Vec<SocketId> = fresh.iter().map(|(id, _)| *id).collect();
+    let msg = ReloadSetup::new(&plan.config, &sockets, &fresh_ids).encode();
+    let fds: Vec<_> = fresh.iter().map(|(_, f)| f.as_fd()).collect();
     chan.send_bulk(|len| Reply::Reload { len }, &msg, &fds)
         .await
         .map_err(ReloadError::TellWorker)?;
@@ -282,5 +300,6 @@ async fn reload(ops: &mut Ops, chan: &AsyncChannel) -> Result<(), ReloadError> {
     rp_filter_check::warn_strict_rp_filter(&plan.config);
     info!("reloaded: {}", reload::describe(old, &plan));
     ops.config = plan.config;
+    ops.sockets = sockets;
     Ok(())
 }

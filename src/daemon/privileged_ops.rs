@@ -14,11 +14,17 @@ use tracing::info;
 use super::installed_routes::InstalledRoutes;
 use super::path_socket;
 use crate::config::{Config, Mode};
+use crate::proto::ids::{SocketId, SocketIds};
 
 /// The privileged operations, bounded by the config (replaced on reload),
 /// and the routes installed for it.
 pub(super) struct Ops {
     pub(super) config: Config,
+    /// The socket of each path of `config` (in order), by the id the worker
+    /// knows it by.
+    pub(super) sockets: Vec<SocketId>,
+    /// Hands out the ids of the sockets bound from now on.
+    pub(super) socket_ids: SocketIds,
     pub(super) routes: InstalledRoutes,
     /// Hooks run in the background within fixed limits.
     pub(super) hooks: HookScheduler,

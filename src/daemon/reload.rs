@@ -12,21 +12,23 @@ use std::collections::HashSet;
 
 pub use super::reload_error::ReloadError;
 use crate::config::{Config, Mode};
+use crate::proto::SocketId;
 
 /// What the parent does with a re-read config.
 pub struct ReloadPlan {
     /// The config now in force: the new file, with restart-only settings
     /// kept as they were.
     pub config: Config,
-    /// For each path of `config` (in order): the index of the running path
-    /// whose socket it keeps, or `None`: it needs a new socket.
-    pub keep: Vec<Option<usize>>,
+    /// For each path of `config` (in order): the running socket it keeps,
+    /// or `None`: it needs a new socket.
+    pub keep: Vec<Option<SocketId>>,
     /// Restart-only settings that differ in the file (left as they were).
     pub needs_restart: Vec<&'static str>,
 }
 
-/// Compares the running `old` config with the freshly loaded `new` one.
-pub fn plan(old: &Config, mut new: Config) -> Result<ReloadPlan, ReloadError> {
+/// Compares the running `old` config, whose path `i` is on socket
+/// `old_sockets[i]`, with the freshly loaded `new` one.
+pub fn plan(old: &Config, old_sockets: &[SocketId], mut new: Config) -> Result<ReloadPlan, ReloadError> {
     if new.mode != old.mode {
         return Err(ReloadError::ModeChanged);
     }
@@ -58,7 +60,10 @@ pub fn plan(old: &Config, mut new: Config) -> Result<ReloadPlan, ReloadError> {
         needs_restart.push("interface.mtu (configured or derived from the paths' address families)");
         new.interface.mtu = Some(old_mtu);
     }
-    let keep = keep_sockets(old, &new);
+    let keep = keep_sockets(old, &new)
+        .into_iter()
+        .map(|i| i.and_then(|i| old_sockets.get(i).copied()))
+        .collect();
     Ok(ReloadPlan {
         config: new,
         keep,
@@ -69,6 +74,7 @@ pub fn plan(old: &Config, mut new: Config) -> Result<ReloadPlan, ReloadError> {
 /// A path keeps its socket when it binds the same way: first the same name,
 /// else (for a fixed port, which a second socket could not bind while the
 /// old one is open) any path of the old config with that bind and device.
+/// For each path of `new`, the old path whose socket it keeps.
 fn keep_sockets(old: &Config, new: &Config) -> Vec<Option<usize>> {
     let mut taken = vec![false; old.paths.len()];
     let same_bind = |a: &crate::config::PathConfig, b: &crate::config::PathConfig| {
@@ -158,6 +164,12 @@ mod tests {
         format!("[[path]]\nname = \"{name}\"\nbind = \"{bind}\"\n")
     }
 
+    /// The running sockets of a config with `n` paths: ids that are not
+    /// positions.
+    fn sockets(n: u32) -> Vec<SocketId> {
+        (10..10 + n).map(SocketId::new).collect()
+    }
+
     fn dir() -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
         write_private_key_file(&d.path().join("k"), &PrivateKey::from_bytes([7; 32])).unwrap();
@@ -179,9 +191,9 @@ mod tests {
                 "",
             ),
         );
-        let p = plan(&old, new).unwrap();
+        let p = plan(&old, &sockets(2), new).unwrap();
         // b by name, a2 by its fixed bind (renamed), c is new.
-        assert_eq!(p.keep, [None, Some(1), Some(0)]);
+        assert_eq!(p.keep, [None, Some(SocketId::new(11)), Some(SocketId::new(10))]);
         assert!(p.needs_restart.is_empty());
         let line = describe(&old, &p);
         assert!(
@@ -195,7 +207,7 @@ mod tests {
         let d = dir();
         let old = config(d.path(), &server(&path("a", "10.0.0.1:5080"), ""));
         let new = config(d.path(), &server(&path("a", "10.0.0.9:5080"), ""));
-        let p = plan(&old, new).unwrap();
+        let p = plan(&old, &sockets(1), new).unwrap();
         assert_eq!(p.keep, [None]);
         assert!(describe(&old, &p).contains("changed [\"a\"]"));
     }
@@ -211,7 +223,7 @@ mod tests {
         .replace("mlvpn0", "mlvpn7")
         .replace("10.42.0.1/30", "10.43.0.1/30")
         .replace("\"k\"", "\"k2\"");
-        let p = plan(&old, config(d.path(), &text)).unwrap();
+        let p = plan(&old, &sockets(1), config(d.path(), &text)).unwrap();
         assert_eq!(p.needs_restart.len(), 5, "{:?}", p.needs_restart);
         let c = &p.config.interface;
         assert_eq!(c.name, "mlvpn0");
@@ -239,6 +251,6 @@ mod tests {
              [[peer]]\npublic_key = \"{}\"\n[[path]]\nname = \"a\"\nbind = \"10.0.0.1:0\"\nendpoint = \"10.0.0.2:5080\"\n",
             PrivateKey::from_bytes([2; 32]).public_key()
         );
-        assert!(plan(&old, config(d.path(), &client)).is_err());
+        assert!(plan(&old, &sockets(1), config(d.path(), &client)).is_err());
     }
 }

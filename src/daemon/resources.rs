@@ -10,11 +10,13 @@ use crate::config::Config;
 use crate::io::control;
 use crate::io::driver::Resources;
 use crate::platform;
+use crate::proto::ids::SocketIds;
 
 /// Creates the TUN device (addresses, MTU), the control socket and every
 /// path's socket. Needs root; nothing here reads network input. Routes are
 /// the parent's ([`super::installed_routes`]): it keeps them up to date.
-pub fn open_resources(config: &Config) -> io::Result<Resources> {
+/// Each socket gets a fresh id from `ids`.
+pub fn open_resources(config: &Config, ids: &mut SocketIds) -> io::Result<Resources> {
     let mtu = config.tun_mtu();
     let name = &config.interface.name;
     let tun = platform::create_tun(name, mtu)?;
@@ -23,7 +25,7 @@ pub fn open_resources(config: &Config) -> io::Result<Resources> {
     for p in &config.paths {
         let s = path_socket::bind_path(p, config.mode)?;
         info!(path = %p.name, local = ?s.local_addr().ok(), endpoint = ?p.endpoint, "path socket bound");
-        sockets.push(s);
+        sockets.push((ids.fresh(), s));
     }
     let control = control::bind(&config.interface.control_socket)?;
     info!(interface = %name, mtu, mode = ?config.mode, paths = config.paths.len(), peers = config.peers.len(), "resources open");

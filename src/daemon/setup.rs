@@ -12,7 +12,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::{Config, Mode};
 use crate::proto::tunnel::{PathSpec, PeerSpec, Reconfig};
-use crate::proto::TunnelConfig;
+use crate::proto::{SocketId, TunnelConfig};
 use mlvpn_privsep::drop::Identity;
 
 /// A hand-over or reload message the worker cannot use.
@@ -27,7 +27,7 @@ pub enum SetupError {
     HandoverPeer(String),
     #[error("bad reload message: {0}")]
     BadReload(serde_json::Error),
-    #[error("bad reload message: one socket entry per path expected")]
+    #[error("bad reload message: a new socket that no path uses")]
     ReloadSockets,
     #[error("reload key: {0}")]
     ReloadKey(String),
@@ -42,6 +42,8 @@ pub struct SetupPeer {
 #[derive(Serialize, Deserialize)]
 pub struct SetupPath {
     pub name: String,
+    /// The socket the path sends from (server: listens on).
+    pub socket: SocketId,
     pub endpoint: Option<std::net::SocketAddr>,
     pub bandwidth_up: Option<u64>,
     pub fallback: bool,
@@ -57,6 +59,8 @@ pub struct WorkerSetup {
     pub path_timeout_ms: u64,
     pub peers: Vec<SetupPeer>,
     pub paths: Vec<SetupPath>,
+    /// The ids of the path sockets passed with the message, in order.
+    pub sockets: Vec<SocketId>,
     pub uid: u32,
     pub gid: u32,
     pub chroot: String,
@@ -71,7 +75,9 @@ impl Drop for WorkerSetup {
 }
 
 impl WorkerSetup {
-    pub fn new(config: &Config, id: Identity) -> WorkerSetup {
+    /// `sockets`: each path's socket id, in config order (their
+    /// descriptors go with the message in that order).
+    pub fn new(config: &Config, sockets: &[SocketId], id: Identity) -> WorkerSetup {
         WorkerSetup {
             client: config.mode == Mode::Client,
             interface: config.interface.name.clone(),
@@ -80,7 +86,8 @@ impl WorkerSetup {
             rekey_after_ms: config.interface.rekey_after.as_millis() as u64,
             path_timeout_ms: config.interface.path_timeout.as_millis() as u64,
             peers: setup_peers(config),
-            paths: setup_paths(config),
+            paths: setup_paths(config, sockets),
+            sockets: sockets.to_vec(),
             uid: id.uid,
             gid: id.gid,
             chroot: config.interface.chroot.display().to_string(),
@@ -159,12 +166,15 @@ fn setup_peers(config: &Config) -> Vec<SetupPeer> {
         .collect()
 }
 
-fn setup_paths(config: &Config) -> Vec<SetupPath> {
+/// The config's paths, path `i` on socket `sockets[i]`.
+fn setup_paths(config: &Config, sockets: &[SocketId]) -> Vec<SetupPath> {
     config
         .paths
         .iter()
-        .map(|p| SetupPath {
+        .zip(sockets)
+        .map(|(p, &socket)| SetupPath {
             name: p.name.clone(),
+            socket,
             endpoint: p.endpoint,
             bandwidth_up: p.bandwidth_up,
             fallback: p.fallback,
@@ -185,15 +195,14 @@ fn peer_specs(peers: &[SetupPeer]) -> Result<Vec<PeerSpec>, SetupError> {
         .collect()
 }
 
-/// Client paths; path `i` sends from socket `i` (sockets are in config order).
+/// Client paths, each on the socket the parent named.
 fn path_specs(paths: &[SetupPath]) -> Vec<PathSpec> {
     paths
         .iter()
-        .enumerate()
-        .filter_map(|(i, p)| {
+        .filter_map(|p| {
             Some(PathSpec {
                 name: p.name.clone(),
-                socket: i,
+                socket: p.socket,
                 endpoint: p.endpoint?,
                 bandwidth_up: p.bandwidth_up,
                 fallback: p.fallback,
@@ -203,9 +212,9 @@ fn path_specs(paths: &[SetupPath]) -> Vec<PathSpec> {
 }
 
 /// What the parent sends on SIGHUP: the reloadable settings of the new
-/// config, and for each of its paths (config order) the running socket it
-/// keeps (`Some(index)`) or `None`: a new socket, passed with the message in
-/// the order of the `None`s.
+/// config, each path naming its socket: a running one it keeps, or a new
+/// one passed with the message (their ids in `sockets`, in order). Running
+/// sockets no path names are closed.
 #[derive(Serialize, Deserialize)]
 pub struct ReloadSetup {
     pub client: bool,
@@ -216,7 +225,8 @@ pub struct ReloadSetup {
     pub path_timeout_ms: u64,
     pub peers: Vec<SetupPeer>,
     pub paths: Vec<SetupPath>,
-    pub keep: Vec<Option<usize>>,
+    /// The ids of the new sockets passed with the message, in order.
+    pub sockets: Vec<SocketId>,
     pub up_script: bool,
     pub down_script: bool,
 }
@@ -228,7 +238,9 @@ impl Drop for ReloadSetup {
 }
 
 impl ReloadSetup {
-    pub fn new(config: &Config, keep: Vec<Option<usize>>) -> ReloadSetup {
+    /// `paths_on`: each path's socket id, in config order; `fresh`: the
+    /// new ones among them, in the order their descriptors go.
+    pub fn new(config: &Config, paths_on: &[SocketId], fresh: &[SocketId]) -> ReloadSetup {
         ReloadSetup {
             client: config.mode == Mode::Client,
             private_key: config.interface.private_key.to_base64().to_string(),
@@ -236,8 +248,8 @@ impl ReloadSetup {
             rekey_after_ms: config.interface.rekey_after.as_millis() as u64,
             path_timeout_ms: config.interface.path_timeout.as_millis() as u64,
             peers: setup_peers(config),
-            paths: setup_paths(config),
-            keep,
+            paths: setup_paths(config, paths_on),
+            sockets: fresh.to_vec(),
             up_script: config.interface.up_script.is_some(),
             down_script: config.interface.down_script.is_some(),
         }
@@ -249,13 +261,13 @@ impl ReloadSetup {
 
     pub fn decode(b: &[u8]) -> Result<ReloadSetup, SetupError> {
         let r: ReloadSetup = serde_json::from_slice(b).map_err(SetupError::BadReload)?;
-        if r.keep.len() != r.paths.len() {
+        if !r.sockets.iter().all(|s| r.paths.iter().any(|p| p.socket == *s)) {
             return Err(SetupError::ReloadSockets);
         }
         Ok(r)
     }
 
-    /// The core's view; `sockets` (old index to new) is the driver's to fill.
+    /// The core's view; `closed_sockets` is the driver's to fill.
     pub fn reconfig(&self) -> Result<Reconfig, SetupError> {
         let key =
             PrivateKey::from_base64(&self.private_key).map_err(|e| SetupError::ReloadKey(e.to_string()))?;
@@ -270,7 +282,7 @@ impl ReloadSetup {
             } else {
                 Vec::new()
             },
-            sockets: Vec::new(),
+            closed_sockets: Vec::new(),
         })
     }
 }

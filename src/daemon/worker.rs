@@ -133,17 +133,23 @@ fn receive_and_drop(chan: &OwnedFd) -> Result<(WorkerSetup, Resources), StartErr
     let setup = WorkerSetup::decode(&json).map_err(|e| handover(e.to_string()));
     drop(json);
     let setup = setup?;
-    if fds.len() != 2 + setup.paths.len() {
+    if fds.len() != 2 + setup.sockets.len() {
         return Err(handover(format!(
             "carried {} descriptors, expected {}",
             fds.len(),
-            2 + setup.paths.len()
+            2 + setup.sockets.len()
         )));
     }
     let mut fds = fds.into_iter();
     let tun = fds.next().expect("counted");
     let control = std::os::unix::net::UnixListener::from(fds.next().expect("counted"));
-    let sockets = fds.map(std::net::UdpSocket::from).collect();
+    // The sockets' ids travel beside their descriptors, in the same order.
+    let sockets = setup
+        .sockets
+        .iter()
+        .copied()
+        .zip(fds.map(std::net::UdpSocket::from))
+        .collect();
     let res = Resources {
         tun,
         control,
@@ -226,12 +232,18 @@ async fn watch_parent(
                     // message would not fit.
                     buf.as_mut_slice().zeroize();
                     match reload {
+                        Ok((_, r)) if r.sockets.len() != fds.len() => warn!(
+                            "reload: carried {} descriptors, expected {}; ignored",
+                            fds.len(),
+                            r.sockets.len()
+                        ),
                         Ok((reconfig, r)) => {
                             hooks.set(r.up_script, r.down_script);
                             let _ = reloads.send(Reload {
                                 reconfig,
-                                keep: r.keep.clone(),
-                                fresh: fds,
+                                in_use: r.paths.iter().map(|p| p.socket).collect(),
+                                // Their ids travel beside them, in the same order.
+                                fresh: r.sockets.iter().copied().zip(fds).collect(),
                             });
                         }
                         Err(e) => warn!("reload: {e}"),

@@ -5,6 +5,7 @@
 //! TUN or socket is drained in a batch straight into the core, with buffers
 //! allocated once at start.
 
+use std::collections::{BTreeMap, HashSet};
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
@@ -21,7 +22,7 @@ use super::control::{self, ControlRequest};
 use super::tun_device::TunDevice;
 use crate::proto::clock::Clock;
 use crate::proto::tunnel::{Event, Reconfig, Transmit, HEADROOM, OVERHEAD};
-use crate::proto::{Tunnel, TunnelConfig};
+use crate::proto::{SocketId, Tunnel, TunnelConfig};
 
 /// Packets handled per readiness event before looking at other sources.
 const BATCH: usize = 64;
@@ -34,7 +35,9 @@ const BUF_LEN: usize = 65536;
 struct Driver {
     tunnel: Tunnel,
     tun: TunDevice,
-    sockets: Vec<UdpSocket>,
+    /// The path sockets, by the id the parent gave each (the core names
+    /// them so in a [`Transmit`]).
+    sockets: BTreeMap<SocketId, UdpSocket>,
     /// Outgoing buffer (TUN packet at HEADROOM, encrypted in place).
     out: Vec<u8>,
     /// Incoming datagram buffer (decrypted in place).
@@ -52,12 +55,13 @@ struct Driver {
 /// A reloaded configuration for the running loop (SIGHUP, see
 /// `daemon::reload`).
 pub struct Reload {
-    /// The core's new settings; `sockets` is filled in here.
+    /// The core's new settings; `closed_sockets` is filled in here.
     pub reconfig: Reconfig,
-    /// Per path of the new config: the running socket it keeps, or `None`:
-    /// the next of `fresh`.
-    pub keep: Vec<Option<usize>>,
-    pub fresh: Vec<OwnedFd>,
+    /// The sockets the new config's paths use: running ones they keep and
+    /// `fresh` ones. The others are closed.
+    pub in_use: Vec<SocketId>,
+    /// New sockets, with the ids the parent gave them.
+    pub fresh: Vec<(SocketId, OwnedFd)>,
 }
 
 fn unix_now_ns() -> u64 {
@@ -72,8 +76,9 @@ fn unix_now_ns() -> u64 {
 pub struct Resources {
     pub tun: OwnedFd,
     pub control: std::os::unix::net::UnixListener,
-    /// One per configured path, in config order.
-    pub sockets: Vec<std::net::UdpSocket>,
+    /// One per configured path, in config order, with the id the parent
+    /// gave it.
+    pub sockets: Vec<(SocketId, std::net::UdpSocket)>,
 }
 
 /// Hook requests the event loop sends to the privileged parent (client path
@@ -93,11 +98,11 @@ pub async fn run(
     let socks = res
         .sockets
         .into_iter()
-        .map(|s| {
+        .map(|(id, s)| {
             s.set_nonblocking(true)?;
-            UdpSocket::from_std(s)
+            Ok((id, UdpSocket::from_std(s)?))
         })
-        .collect::<io::Result<Vec<_>>>()?;
+        .collect::<io::Result<BTreeMap<_, _>>>()?;
     res.control.set_nonblocking(true)?;
     let listener = tokio::net::UnixListener::from_std(res.control)?;
     let (ctl_tx, ctl_rx) = mpsc::channel(16);
@@ -165,17 +170,18 @@ impl Driver {
                         }
                     }
                 }
-                i = poll_fn(|cx| {
-                    for k in 0..n_sockets {
-                        let i = (rotate + k) % n_sockets;
-                        if self.sockets[i].poll_recv_ready(cx).is_ready() {
-                            return Poll::Ready(i);
+                id = poll_fn(|cx| {
+                    // Starting one further each time: no socket starves the others.
+                    let start = rotate % n_sockets.max(1);
+                    for (id, s) in self.sockets.iter().cycle().skip(start).take(n_sockets) {
+                        if s.poll_recv_ready(cx).is_ready() {
+                            return Poll::Ready(*id);
                         }
                     }
                     Poll::Pending
                 }) => {
                     rotate = rotate.wrapping_add(1);
-                    self.drain_socket(i).await?;
+                    self.drain_socket(id).await?;
                 }
                 _ = &mut sleep => {}
                 Some(req) = ctl_rx.recv() => self.answer(req),
@@ -184,21 +190,24 @@ impl Driver {
         }
     }
 
-    /// Reads up to a batch of datagrams from socket `i` into the core.
-    async fn drain_socket(&mut self, i: usize) -> io::Result<()> {
+    /// Reads up to a batch of datagrams from socket `id` into the core.
+    async fn drain_socket(&mut self, id: SocketId) -> io::Result<()> {
         for _ in 0..BATCH {
-            let (n, from) = match self.sockets[i].try_recv_from(&mut self.inp) {
+            let Some(socket) = self.sockets.get(&id) else {
+                break;
+            };
+            let (n, from) = match socket.try_recv_from(&mut self.inp) {
                 Ok(r) => r,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
-                    debug!(socket = i, "receive error: {e}");
+                    debug!(socket = %id, "receive error: {e}");
                     break;
                 }
             };
             let from = canonical(from);
             if let Some(range) = self
                 .tunnel
-                .handle_datagram(i, from, &mut self.inp[..n], Instant::now())
+                .handle_datagram(id, from, &mut self.inp[..n], Instant::now())
             {
                 if let Err(e) = self.tun.write(&self.inp[range]).await {
                     debug!("TUN write failed: {e}");
@@ -289,50 +298,47 @@ impl Driver {
         }
     }
 
-    /// Applies a reload: sockets are rearranged into the new config's
-    /// order (kept ones moved, new ones added, the rest closed) and the core
-    /// told where each old socket went.
+    /// Applies a reload: new sockets are added, those no path uses any more
+    /// closed, and the core told which closed (every other socket keeps
+    /// its id).
     fn reload(&mut self, r: Reload) {
-        let n_old = self.sockets.len();
-        let mut seen = vec![false; n_old];
+        let mut fresh_ids = HashSet::new();
         let sane = r
-            .keep
+            .fresh
             .iter()
-            .flatten()
-            .all(|&i| i < n_old && !std::mem::replace(&mut seen[i], true))
-            && r.keep.iter().filter(|k| k.is_none()).count() == r.fresh.len();
+            .all(|(id, _)| !self.sockets.contains_key(id) && fresh_ids.insert(*id))
+            && r.in_use
+                .iter()
+                .all(|id| self.sockets.contains_key(id) || fresh_ids.contains(id));
         if !sane {
             warn!("reload: the parent's socket plan does not match the running sockets; ignored");
             return;
         }
         let mut fresh = Vec::new();
-        for fd in r.fresh {
+        for (id, fd) in r.fresh {
             let s = std::net::UdpSocket::from(fd);
             match s.set_nonblocking(true).and_then(|_| UdpSocket::from_std(s)) {
-                Ok(s) => fresh.push(s),
+                Ok(s) => fresh.push((id, s)),
                 Err(e) => {
                     warn!("reload: new socket unusable ({e}); ignored");
                     return;
                 }
             }
         }
-        let mut old: Vec<Option<UdpSocket>> =
-            std::mem::take(&mut self.sockets).into_iter().map(Some).collect();
-        let mut fresh = fresh.into_iter();
-        let mut moved_to = vec![None; n_old];
-        for (new_index, keep) in r.keep.iter().enumerate() {
-            let s = match keep {
-                Some(i) => {
-                    moved_to[*i] = Some(new_index);
-                    old[*i].take().expect("checked unique")
-                }
-                None => fresh.next().expect("counted"),
-            };
-            self.sockets.push(s);
+        let in_use: HashSet<SocketId> = r.in_use.iter().copied().collect();
+        let closed: Vec<SocketId> = self
+            .sockets
+            .keys()
+            .filter(|id| !in_use.contains(id))
+            .copied()
+            .collect();
+        for id in &closed {
+            self.sockets.remove(id);
         }
+        self.sockets.extend(fresh);
         let mut reconfig = r.reconfig;
         self.path_names = reconfig.paths.iter().map(|p| p.name.clone()).collect();
-        reconfig.sockets = moved_to;
+        reconfig.closed_sockets = closed;
         let report = self.tunnel.reconfigure(reconfig, Instant::now());
         info!(
             sockets = self.sockets.len(),
@@ -367,15 +373,25 @@ impl Driver {
 /// Sends a datagram; returns true when it was too big for the path
 /// (EMSGSIZE: the interface's or a learned path MTU), which the core is told.
 /// Other errors (an interface down) are expected and only logged.
-async fn send(sockets: &[UdpSocket], buf: &[u8], t: Transmit, last_log: &mut Option<Instant>) -> bool {
-    if let Err(e) = sockets[t.socket].send_to(&buf[..t.len], t.dest).await {
+async fn send(
+    sockets: &BTreeMap<SocketId, UdpSocket>,
+    buf: &[u8],
+    t: Transmit,
+    last_log: &mut Option<Instant>,
+) -> bool {
+    // The core names only sockets it was given and not told are closed.
+    let Some(socket) = sockets.get(&t.socket) else {
+        debug!(socket = %t.socket, "send on a closed socket: dropped");
+        return false;
+    };
+    if let Err(e) = socket.send_to(&buf[..t.len], t.dest).await {
         if e.raw_os_error() == Some(libc::EMSGSIZE) {
             return true;
         }
         let now = Instant::now();
         if last_log.is_none_or(|l| now.duration_since(l) >= Duration::from_secs(1)) {
             *last_log = Some(now);
-            debug!(socket = t.socket, dest = %t.dest, "send failed: {e}");
+            debug!(socket = %t.socket, dest = %t.dest, "send failed: {e}");
         }
     }
     false

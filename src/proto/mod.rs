@@ -31,6 +31,6 @@ pub mod tunnel;
 pub mod wakeups;
 pub mod wire;
 
-pub use ids::PathId;
+pub use ids::{PathId, SocketId};
 pub use mode::Mode;
 pub use tunnel::{Transmit, Tunnel, TunnelConfig};

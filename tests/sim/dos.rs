@@ -9,6 +9,7 @@ use mlvpn_keys::PrivateKey;
 use mlvpn_rs::proto::handshake::{InitPayload, Initiator};
 use mlvpn_rs::proto::mac::Mac1Key;
 use mlvpn_rs::proto::wire::{INIT_LEN, MAC_LEN};
+use mlvpn_rs::proto::SocketId;
 
 use crate::net::{ipv4_packet, packet_id, Net};
 use crate::{client, key, server_for, server_sockets, states, status, CLIENT_IP, SERVER_IP};
@@ -182,7 +183,9 @@ fn the_outgoing_control_queue_is_bounded() {
         let from: SocketAddr = format!("198.51.100.{}:{}", i % 250 + 1, 1024 + i)
             .parse()
             .unwrap();
-        let _ = net.nodes[0].tunnel.handle_datagram(0, from, &mut m, start);
+        let _ = net.nodes[0]
+            .tunnel
+            .handle_datagram(SocketId::new(0), from, &mut m, start);
     }
     let mut buf = vec![0u8; 2048];
     let mut queued = 0;

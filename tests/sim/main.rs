@@ -21,7 +21,7 @@ use fixtures::{
 use mlvpn_keys::PublicKey;
 use mlvpn_rs::proto::stats::Status;
 use mlvpn_rs::proto::tunnel::{PathSpec, REKEY_AFTER_TIME};
-use mlvpn_rs::proto::Tunnel;
+use mlvpn_rs::proto::{SocketId, Tunnel};
 use net::{ipv4_packet, packet_id, Net};
 
 /// Server sockets: 10.101.0.2:5080 (isp1), 10.102.0.2:5081 (isp2).
@@ -76,7 +76,7 @@ fn client_with_fallback(
         .map(|i| PathSpec {
             bandwidth_up: bandwidth.get(i).copied().flatten(),
             fallback: fallback.get(i).copied().unwrap_or(false),
-            ..path(&format!("p{i}"), i, srv[i % 2])
+            ..path(&format!("p{i}"), i as u32, srv[i % 2])
         })
         .collect();
     let t = tunnel(client_config(k, paths), net_start, net_start);
@@ -447,7 +447,9 @@ fn nat_rebinding_moves_the_server_endpoint() {
     net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, 1, 100));
     net.run_for(Duration::from_millis(50));
     // The server's replies must follow the new mapping: route them back.
-    net.nodes[1].sockets[0] = addr("10.101.0.1:50123");
+    net.nodes[1]
+        .sockets
+        .insert(SocketId::new(0), addr("10.101.0.1:50123"));
     net.nat.clear();
     let s = status(&net, 0);
     let p = s.peers[0].paths.iter().find(|p| p.name == "p0").unwrap();
@@ -1056,7 +1058,7 @@ fn a_datagram_too_big_limits_only_the_path_it_was_sent_on() {
     let mut first = None;
     for i in 0..40 {
         let t = send(&mut net, i, 1200);
-        if t.socket == 0 {
+        if t.socket == SocketId::new(0) {
             first = Some(t);
             break;
         }
@@ -1065,8 +1067,8 @@ fn a_datagram_too_big_limits_only_the_path_it_was_sent_on() {
     net.nodes[1].tunnel.datagram_too_big(t);
     assert_eq!(net.nodes[1].tunnel.drops().too_big, 1);
     // From now on big ones avoid p0; small ones still use it.
-    let big: Vec<usize> = (100..140).map(|i| send(&mut net, i, 1200).socket).collect();
-    assert!(big.iter().all(|s| *s == 1), "{big:?}");
-    let small: Vec<usize> = (200..300).map(|i| send(&mut net, i, 100).socket).collect();
-    assert!(small.contains(&0), "{small:?}");
+    let big: Vec<SocketId> = (100..140).map(|i| send(&mut net, i, 1200).socket).collect();
+    assert!(big.iter().all(|s| *s == SocketId::new(1)), "{big:?}");
+    let small: Vec<SocketId> = (200..300).map(|i| send(&mut net, i, 100).socket).collect();
+    assert!(small.contains(&SocketId::new(0)), "{small:?}");
 }

@@ -5,12 +5,20 @@
 //! next delivery or timer. Nothing sleeps.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mlvpn_rs::proto::tunnel::{Transmit, HEADROOM, OVERHEAD};
-use mlvpn_rs::proto::Tunnel;
+use mlvpn_rs::proto::{SocketId, Tunnel};
+
+/// A node's sockets: (id, address) pairs.
+pub fn socket_map(sockets: impl IntoIterator<Item = (u32, SocketAddr)>) -> BTreeMap<SocketId, SocketAddr> {
+    sockets
+        .into_iter()
+        .map(|(id, a)| (SocketId::new(id), a))
+        .collect()
+}
 
 /// xorshift64*: small, seeded, good enough for loss decisions.
 pub struct Rng(u64);
@@ -49,8 +57,8 @@ impl Default for LinkParams {
 
 pub struct Node {
     pub tunnel: Tunnel,
-    /// Address of each local socket (index = socket number).
-    pub sockets: Vec<SocketAddr>,
+    /// Address of each local socket, by its id.
+    pub sockets: BTreeMap<SocketId, SocketAddr>,
     /// IP packets the tunnel delivered to its TUN.
     pub delivered: Vec<Vec<u8>>,
 }
@@ -113,10 +121,11 @@ impl Net {
         }
     }
 
+    /// Adds a node whose sockets have ids 0, 1, … in the order of `sockets`.
     pub fn add(&mut self, tunnel: Tunnel, sockets: Vec<SocketAddr>) -> usize {
         self.nodes.push(Node {
             tunnel,
-            sockets,
+            sockets: socket_map(sockets.into_iter().enumerate().map(|(i, a)| (i as u32, a))),
             delivered: Vec::new(),
         });
         self.nodes.len() - 1
@@ -148,7 +157,7 @@ impl Net {
     }
 
     fn emit(&mut self, node: usize, t: Transmit) {
-        let from = self.nodes[node].sockets[t.socket];
+        let from = self.nodes[node].sockets[&t.socket];
         let bytes = self.buf[..t.len].to_vec();
         self.send_raw(from, t.dest, bytes);
     }
@@ -180,7 +189,7 @@ impl Net {
             .handle_tun_packet(&mut buf, packet.len(), now)
         {
             Some(t) => {
-                let from = self.nodes[n].sockets[t.socket];
+                let from = self.nodes[n].sockets[&t.socket];
                 self.send_raw(from, t.dest, buf[..t.len].to_vec());
                 true
             }
@@ -189,12 +198,12 @@ impl Net {
     }
 
     fn deliver(&mut self, d: InFlight) {
-        let Some((n, s)) = self
-            .nodes
-            .iter()
-            .enumerate()
-            .find_map(|(n, node)| node.sockets.iter().position(|a| *a == d.to).map(|s| (n, s)))
-        else {
+        let Some((n, s)) = self.nodes.iter().enumerate().find_map(|(n, node)| {
+            node.sockets
+                .iter()
+                .find(|(_, a)| **a == d.to)
+                .map(|(s, _)| (n, *s))
+        }) else {
             return;
         };
         let mut bytes = d.bytes;

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use mlvpn_rs::proto::tunnel::{Event, PathSpec, PeerSpec, Reconfig, HEADROOM, OVERHEAD, REKEY_AFTER_TIME};
-use mlvpn_rs::proto::PathId;
+use mlvpn_rs::proto::{PathId, SocketId};
 
-use crate::net::{ipv4_packet, packet_id, Net};
+use crate::net::{ipv4_packet, packet_id, socket_map, Net};
 use crate::{
     addr, client, key, server_for, server_sockets, states, status, two_path_net, CLIENT_IP, SERVER_IP,
 };
@@ -21,25 +21,25 @@ fn client_peer() -> Vec<PeerSpec> {
     }]
 }
 
-fn path(name: &str, socket: usize, endpoint: &str) -> PathSpec {
+fn path(name: &str, socket: u32, endpoint: &str) -> PathSpec {
     PathSpec {
         name: name.into(),
-        socket,
+        socket: SocketId::new(socket),
         endpoint: addr(endpoint),
         bandwidth_up: None,
         fallback: false,
     }
 }
 
-/// A reload with the tests' timers.
-fn reconfig(peers: Vec<PeerSpec>, paths: Vec<PathSpec>, sockets: Vec<Option<usize>>) -> Reconfig {
+/// A reload with the tests' timers that closes the sockets `closed`.
+fn reconfig(peers: Vec<PeerSpec>, paths: Vec<PathSpec>, closed: &[u32]) -> Reconfig {
     Reconfig {
         keepalive: Duration::from_secs(1),
         path_timeout: Duration::from_secs(3),
         rekey_after: REKEY_AFTER_TIME,
         peers,
         paths,
-        sockets,
+        closed_sockets: closed.iter().map(|&s| SocketId::new(s)).collect(),
         private_key: None,
     }
 }
@@ -60,19 +60,15 @@ fn reload_adds_and_removes_client_paths_and_keeps_the_unchanged_ones_sessions() 
     let p0_handshakes = before.peers[0].paths[0].handshakes;
     let p0_tx = before.peers[0].paths[0].tx_packets;
 
-    // p1 is removed (its socket closed), p2 added on a new socket that
-    // takes index 1; p0 is unchanged but gets a bandwidth cap.
+    // p1 is removed (its socket closed), p2 added on a new socket (id 2);
+    // p0 is unchanged but gets a bandwidth cap.
     let mut p0 = path("p0", 0, "10.101.0.2:5080");
     p0.bandwidth_up = Some(50_000_000);
     let report = net.nodes[1].tunnel.reconfigure(
-        reconfig(
-            client_peer(),
-            vec![p0, path("p2", 1, "10.102.0.2:5081")],
-            vec![Some(0), None],
-        ),
+        reconfig(client_peer(), vec![p0, path("p2", 2, "10.102.0.2:5081")], &[1]),
         net.now,
     );
-    net.nodes[1].sockets = vec![addr("10.101.0.1:40000"), addr("10.103.0.1:40002")];
+    net.nodes[1].sockets = socket_map([(0, addr("10.101.0.1:40000")), (2, addr("10.103.0.1:40002"))]);
     assert_eq!(report.paths_added, ["p2"]);
     assert_eq!(report.paths_removed, ["p1"]);
     assert_eq!(report.paths_updated, ["p0"]);
@@ -114,7 +110,7 @@ fn reload_with_a_changed_endpoint_re_handshakes_only_that_path() {
             client_peer(),
             // p1 now goes to the server's first socket.
             vec![path("p0", 0, "10.101.0.2:5080"), path("p1", 1, "10.101.0.2:5080")],
-            vec![Some(0), Some(1)],
+            &[],
         ),
         net.now,
     );
@@ -157,7 +153,7 @@ fn reload_adds_and_removes_peers_on_a_server() {
         reconfig(
             vec![peer(2, "10.42.0.2/32"), peer(3, "10.42.0.3/32")],
             vec![],
-            vec![Some(0), Some(1)],
+            &[],
         ),
         net.now,
     );
@@ -173,10 +169,9 @@ fn reload_adds_and_removes_peers_on_a_server() {
     assert_eq!(net.nodes[0].delivered.len(), 100, "both peers' traffic arrives");
 
     // Removing the first peer: its sessions are gone, the other's stay.
-    let report = net.nodes[0].tunnel.reconfigure(
-        reconfig(vec![peer(3, "10.42.0.3/32")], vec![], vec![Some(0), Some(1)]),
-        net.now,
-    );
+    let report = net.nodes[0]
+        .tunnel
+        .reconfigure(reconfig(vec![peer(3, "10.42.0.3/32")], vec![], &[]), net.now);
     assert_eq!((report.peers_added, report.peers_removed), (0, 1));
     net.nodes[0].delivered.clear();
     for i in 0..50 {
@@ -204,11 +199,11 @@ fn a_server_forgets_paths_on_a_listening_socket_it_closed() {
                 allowed_ips: vec!["10.42.0.2/32".parse().unwrap()],
             }],
             vec![],
-            vec![Some(0), None],
+            &[1],
         ),
         net.now,
     );
-    net.nodes[0].sockets = vec![addr("10.101.0.2:5080")];
+    net.nodes[0].sockets = socket_map([(0, addr("10.101.0.2:5080"))]);
     assert_eq!(report.paths_removed, ["p1"]);
     send(&mut net, 0, 100);
     net.run_for(Duration::from_secs(4));
@@ -245,7 +240,7 @@ fn a_kept_path_keeps_its_id_through_a_reload_and_a_replaced_one_gets_a_new_one()
         reconfig(
             client_peer(),
             vec![path("p0", 0, "10.101.0.2:5080"), path("p1", 1, "10.101.0.2:5080")],
-            vec![Some(0), Some(1)],
+            &[],
         ),
         net.now,
     );
@@ -259,7 +254,7 @@ fn a_kept_path_keeps_its_id_through_a_reload_and_a_replaced_one_gets_a_new_one()
         .1;
     assert!(new_p1 != p0 && new_p1 != p1, "a replaced path is a new path");
     // Data goes out naming the path it is on: p0 (socket 0) by its old id.
-    let mut on: Vec<(usize, Option<PathId>)> = Vec::new();
+    let mut on: Vec<(SocketId, Option<PathId>)> = Vec::new();
     for i in 0..40 {
         let packet = ipv4_packet(CLIENT_IP, SERVER_IP, 1000 + i, 400);
         let mut buf = vec![0u8; packet.len() + OVERHEAD];
@@ -274,5 +269,8 @@ fn a_kept_path_keeps_its_id_through_a_reload_and_a_replaced_one_gets_a_new_one()
         }
     }
     on.sort();
-    assert_eq!(on, [(0, Some(p0)), (1, Some(new_p1))]);
+    assert_eq!(
+        on,
+        [(SocketId::new(0), Some(p0)), (SocketId::new(1), Some(new_p1))]
+    );
 }

@@ -10,7 +10,7 @@ use crate::{key, server_sockets, server_started, states, status, two_path_net, C
 
 /// Every link to and from the server's sockets cut (or restored).
 fn server_reachable(net: &mut Net, up: bool) {
-    let clients: Vec<SocketAddr> = net.nodes[1].sockets.clone();
+    let clients: Vec<SocketAddr> = net.nodes[1].sockets.values().copied().collect();
     for s in server_sockets() {
         for &c in &clients {
             net.link(s, c).cut = !up;

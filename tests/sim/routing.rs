@@ -9,7 +9,7 @@ use mlvpn_keys::PrivateKey;
 use mlvpn_rs::proto::clock::Clock;
 use mlvpn_rs::proto::tunnel::{PathSpec, PeerSpec, Reconfig, REKEY_AFTER_TIME};
 use mlvpn_rs::proto::Mode;
-use mlvpn_rs::proto::{Tunnel, TunnelConfig};
+use mlvpn_rs::proto::{SocketId, Tunnel, TunnelConfig};
 
 use crate::fixtures::rng_seed;
 use crate::net::{ipv4_packet, packet_id, Net};
@@ -101,7 +101,7 @@ fn fleet_client(start: Instant, i: usize) -> (Tunnel, Vec<SocketAddr>) {
         }],
         paths: vec![PathSpec {
             name: "wan".into(),
-            socket: 0,
+            socket: SocketId::new(0),
             endpoint: server_sockets()[0],
             bandwidth_up: None,
             fallback: false,
@@ -188,7 +188,7 @@ fn a_server_with_10000_peers_handshakes_hundreds_at_once_routes_each_and_reloads
             rekey_after: REKEY_AFTER_TIME,
             peers,
             paths: vec![],
-            sockets: vec![Some(0), Some(1)],
+            closed_sockets: vec![],
             private_key: None,
         },
         net.now,

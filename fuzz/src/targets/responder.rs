@@ -15,7 +15,7 @@ use mlvpn_rs::proto::Tunnel;
 
 use super::input::{u32_le, Cursor};
 use super::nodes::{fix_mac1, server_tunnel, ROGUE_KEY, STRANGER_KEY};
-use crate::fixtures::{addr, key, public, CLIENT_KEY, CLIENT_SOCKETS, SERVER_KEY};
+use crate::fixtures::{addr, key, public, socket_id, CLIENT_KEY, CLIENT_SOCKETS, SERVER_KEY};
 
 /// First byte of a `responder` input that describes an initiation to build
 /// (rather than the datagram itself). Not a message type.
@@ -57,7 +57,7 @@ fn loaded_server() -> (Tunnel, Instant) {
     for i in 0..=cookie::UNDER_LOAD_PER_SEC {
         junk[4..8].copy_from_slice(&i.to_le_bytes());
         fix_mac1(&mut junk, &public(SERVER_KEY));
-        server.handle_datagram(0, from, &mut junk, now);
+        server.handle_datagram(socket_id(0), from, &mut junk, now);
     }
     let mut tx = vec![0u8; 2048];
     while server.poll_transmit(&mut tx, now).is_some() {}
@@ -154,7 +154,7 @@ impl ResponderState {
 fn feed_initiation(server: &mut Tunnel, now: Instant, msg: &mut [u8], from: SocketAddr) -> Verdict {
     let before = server.drops().total();
     let sender = msg.get(4..8).map(u32_le);
-    let delivered = server.handle_datagram(0, from, msg, now);
+    let delivered = server.handle_datagram(socket_id(0), from, msg, now);
     assert!(delivered.is_none(), "a handshake message delivered a packet");
     let mut out = vec![0u8; 2048];
     assert!(server.poll_deliver(&mut out).is_none());
@@ -344,7 +344,7 @@ fn structured_initiation(
         .seal(&mut buf, frame::KEEPALIVE_LEN)
         .expect("fresh session");
     let before = *server.drops();
-    let got = server.handle_datagram(0, from, &mut buf[..n], now);
+    let got = server.handle_datagram(socket_id(0), from, &mut buf[..n], now);
     assert!(got.is_none());
     assert_eq!(
         *server.drops(),

@@ -21,7 +21,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::ids::PathId;
+use super::ids::{PathId, SocketId};
 use super::resend::InFlightLog;
 use super::scheduler::Candidate;
 use super::stats::PathStatus;
@@ -89,7 +89,7 @@ pub struct Path {
     wire_id: u8,
     name: String,
     /// Local socket the path sends from.
-    socket: usize,
+    socket: SocketId,
     /// Where the path sends to: configured (client) or learned from
     /// authenticated packets (server).
     endpoint: Option<SocketAddr>,
@@ -107,7 +107,13 @@ pub struct Path {
 }
 
 impl Path {
-    pub fn new(id: PathId, wire_id: u8, name: String, socket: usize, endpoint: Option<SocketAddr>) -> Self {
+    pub fn new(
+        id: PathId,
+        wire_id: u8,
+        name: String,
+        socket: SocketId,
+        endpoint: Option<SocketAddr>,
+    ) -> Self {
         Path {
             id,
             wire_id,
@@ -139,7 +145,7 @@ impl Path {
         &self.name
     }
 
-    pub fn socket(&self) -> usize {
+    pub fn socket(&self) -> SocketId {
         self.socket
     }
 
@@ -149,12 +155,6 @@ impl Path {
 
     pub fn state(&self) -> PathState {
         self.state
-    }
-
-    /// Sends from local socket `socket` from now on (sockets renumbered by
-    /// a reload).
-    pub fn move_to_socket(&mut self, socket: usize) {
-        self.socket = socket;
     }
 
     /// Sets the configured upload cap and fallback flag; returns whether
@@ -233,7 +233,7 @@ impl Path {
     /// Roaming / NAT rebinding (server): an authenticated, fresh packet on
     /// the current session from another address or socket moves the
     /// endpoint there. Returns whether it moved.
-    pub fn follow_roaming(&mut self, socket: usize, from: SocketAddr, receiver: u32) -> bool {
+    pub fn follow_roaming(&mut self, socket: SocketId, from: SocketAddr, receiver: u32) -> bool {
         let is_current = self
             .sessions
             .current

@@ -8,6 +8,7 @@ use rand::Rng;
 
 use super::{Event, IndexEntry, Pending, Tunnel, MAX_PATHS_PER_PEER, PREVIOUS_SESSION_GRACE};
 use crate::proto::handshake::{Initiator, Responder};
+use crate::proto::ids::SocketId;
 use crate::proto::path::Path;
 use crate::proto::session::Session;
 use crate::proto::wire;
@@ -28,7 +29,7 @@ impl Tunnel {
 
     pub(super) fn handle_initiation(
         &mut self,
-        socket: usize,
+        socket: SocketId,
         from: SocketAddr,
         init: &wire::Initiation<'_>,
         now: Instant,
@@ -131,14 +132,14 @@ impl Tunnel {
     /// The path whose handshake in flight has local index `index`, if the
     /// message naming it came in on that path's own socket: an attacker on
     /// one uplink cannot reach the handshakes of the others.
-    pub(super) fn pending_handshake(&mut self, socket: usize, index: u32) -> Option<(usize, usize)> {
+    pub(super) fn pending_handshake(&mut self, socket: SocketId, index: u32) -> Option<(usize, usize)> {
         let &IndexEntry { peer, path } = self.indices.get(&index)?;
         let p = &self.peers[peer].paths[path];
         let ours = p.has_pending(index) && p.socket() == socket;
         ours.then_some((peer, path))
     }
 
-    pub(super) fn handle_response(&mut self, socket: usize, resp: &wire::Response<'_>, now: Instant) {
+    pub(super) fn handle_response(&mut self, socket: SocketId, resp: &wire::Response<'_>, now: Instant) {
         if !self.our_mac1.verify(resp.mac1_covered, resp.mac1) {
             self.drops.handshake_bad_mac += 1;
             return;
@@ -186,7 +187,12 @@ impl Tunnel {
 
     /// The server is under load and wants our initiation again with its
     /// cookie (see `Path::take_cookie_reply`).
-    pub(super) fn handle_cookie_reply(&mut self, socket: usize, reply: &wire::CookieReply<'_>, now: Instant) {
+    pub(super) fn handle_cookie_reply(
+        &mut self,
+        socket: SocketId,
+        reply: &wire::CookieReply<'_>,
+        now: Instant,
+    ) {
         let Some((peer_idx, path_idx)) = self.pending_handshake(socket, reply.receiver) else {
             self.drops.handshake_invalid += 1;
             return;

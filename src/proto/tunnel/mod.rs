@@ -33,7 +33,7 @@ use rand::{Rng, SeedableRng};
 use super::clock::Clock;
 use super::cookie::CookieChecker;
 use super::frame::DATA_FRAME_HEADER_LEN;
-use super::ids::{PathId, PathIds};
+use super::ids::{PathId, PathIds, SocketId};
 use super::mac::Mac1Key;
 use super::path::Path;
 use super::prefix_table::PrefixTable;
@@ -80,8 +80,8 @@ pub struct PeerSpec {
 #[derive(Debug, Clone)]
 pub struct PathSpec {
     pub name: String,
-    /// Index of the local socket this path sends from.
-    pub socket: usize,
+    /// The local socket this path sends from.
+    pub socket: SocketId,
     pub endpoint: SocketAddr,
     pub bandwidth_up: Option<u64>,
     pub fallback: bool,
@@ -110,7 +110,7 @@ pub struct TunnelConfig {
 /// which belongs to no path).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit {
-    pub socket: usize,
+    pub socket: SocketId,
     pub dest: SocketAddr,
     pub len: usize,
     pub path: Option<PathId>,
@@ -118,7 +118,13 @@ pub struct Transmit {
 
 impl Transmit {
     /// A datagram already built: `bytes` copied into the caller's buffer.
-    fn copied(buf: &mut [u8], socket: usize, dest: SocketAddr, path: Option<PathId>, bytes: &[u8]) -> Self {
+    fn copied(
+        buf: &mut [u8],
+        socket: SocketId,
+        dest: SocketAddr,
+        path: Option<PathId>,
+        bytes: &[u8],
+    ) -> Self {
         buf[..bytes.len()].copy_from_slice(bytes);
         Transmit {
             socket,
@@ -178,7 +184,7 @@ pub enum Event {
 enum Pending {
     /// A ready-made message: a handshake, or data re-sent.
     Raw {
-        socket: usize,
+        socket: SocketId,
         dest: SocketAddr,
         path: PathId,
         bytes: Vec<u8>,
@@ -186,7 +192,7 @@ enum Pending {
     /// A cookie reply (sent under load, one per flood datagram: no
     /// allocation).
     Cookie {
-        socket: usize,
+        socket: SocketId,
         dest: SocketAddr,
         msg: [u8; wire::COOKIE_REPLY_LEN],
     },

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::{Event, IndexEntry, Tunnel, PREVIOUS_SESSION_GRACE, REJECT_AFTER_TIME};
 use crate::proto::frame::{self, Frame, DATA_FRAME_HEADER_LEN};
+use crate::proto::ids::SocketId;
 use crate::proto::ip;
 use crate::proto::path::lost_below;
 use crate::proto::reorder::Arrival;
@@ -19,7 +20,7 @@ impl Tunnel {
     /// Returns the range of `buf` holding an IP packet for the TUN, if any.
     pub fn handle_datagram(
         &mut self,
-        socket: usize,
+        socket: SocketId,
         from: SocketAddr,
         buf: &mut [u8],
         now: Instant,
@@ -55,7 +56,7 @@ impl Tunnel {
     /// it can go to the TUN at once.
     pub(super) fn handle_data(
         &mut self,
-        socket: usize,
+        socket: SocketId,
         from: SocketAddr,
         h: wire::DataHeader,
         buf: &mut [u8],

@@ -5,22 +5,23 @@
 //! name, socket and endpoint are. Everything else is added fresh or dropped
 //! (its keys zeroized with it). Positions in the peer and path lists move,
 //! so the session index table is rebuilt from what is left; a kept path
-//! keeps its [`PathId`], so the control queue needs only its sockets
-//! renumbered.
+//! keeps its [`PathId`] and a kept socket its [`SocketId`], so nothing
+//! else is renumbered: what was on a closed socket is dropped.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use mlvpn_keys::PrivateKey;
 use rand::Rng;
 
 use super::{IndexEntry, Path, Peer, PeerSpec, Pending, Tunnel, MAX_PATHS_PER_PEER};
-use crate::proto::ids::{PathId, PathIds};
+use crate::proto::ids::{PathId, PathIds, SocketId};
 use crate::proto::reorder::ResequencingQueue;
 use crate::proto::scheduler::Scheduler;
 use crate::proto::tunnel::PathSpec;
 use crate::proto::Mode;
 
-/// The reloadable part of a [`super::TunnelConfig`], plus where the sockets went.
+/// The reloadable part of a [`super::TunnelConfig`], plus which sockets closed.
 pub struct Reconfig {
     pub keepalive: Duration,
     pub path_timeout: Duration,
@@ -28,10 +29,10 @@ pub struct Reconfig {
     pub peers: Vec<PeerSpec>,
     /// Client only: the paths towards the peer, in config order.
     pub paths: Vec<PathSpec>,
-    /// For each socket index before the reload, its index after (`None`:
-    /// closed). Paths on a closed socket are dropped (server) or must have
-    /// been given a new one (client).
-    pub sockets: Vec<Option<usize>>,
+    /// The sockets the reload closed. Paths on one are dropped (server) or
+    /// must have been given another (client); every other socket keeps its
+    /// id.
+    pub closed_sockets: Vec<SocketId>,
     /// The private key now configured (`None`: unchanged). A different key
     /// is applied: handshakes from now on use it, and a client re-handshakes
     /// every path at once (the current sessions carry traffic until the
@@ -96,7 +97,7 @@ impl Tunnel {
         if let Some(key) = config.private_key {
             report.key_changed = self.set_private_key(key, now);
         }
-        let socket_after = |s: usize| config.sockets.get(s).copied().flatten();
+        let closed: HashSet<SocketId> = config.closed_sockets.iter().copied().collect();
 
         // Peers, matched by public key.
         let mut old_peers: Vec<Option<Peer>> =
@@ -122,23 +123,20 @@ impl Tunnel {
         report.peers_removed = old_peers.iter().filter(|p| p.is_some()).count();
         drop(old_peers);
 
-        // Paths: sockets renumbered; a server forgets paths whose listening
-        // socket closed (the client re-handshakes on another one: its spec
-        // names the new socket, matched below).
+        // Paths: a server forgets paths whose listening socket closed (the
+        // client re-handshakes on another one: its spec names the new
+        // socket, matched below).
         let mut socket_closed: Vec<PathId> = Vec::new();
         for peer in &mut self.peers {
             let old_paths = std::mem::take(&mut peer.paths);
-            for mut path in old_paths {
-                match socket_after(path.socket()) {
-                    Some(s) => {
-                        path.move_to_socket(s);
-                        peer.paths.push(path);
-                    }
-                    None if self.mode == Mode::Client => {
-                        socket_closed.push(path.id());
-                        peer.paths.push(path);
-                    }
-                    None => report.paths_removed.push(path.name().to_string()),
+            for path in old_paths {
+                if !closed.contains(&path.socket()) {
+                    peer.paths.push(path);
+                } else if self.mode == Mode::Client {
+                    socket_closed.push(path.id());
+                    peer.paths.push(path);
+                } else {
+                    report.paths_removed.push(path.name().to_string());
                 }
             }
         }
@@ -156,7 +154,7 @@ impl Tunnel {
             peer.candidates.clear();
         }
         self.rebuild_indices();
-        self.renumber_pending_sockets(&config.sockets);
+        self.drop_pending_on(&closed);
         self.peers_changed();
         report
     }
@@ -196,32 +194,14 @@ impl Tunnel {
         }
     }
 
-    /// Control messages queued before the reload follow their socket to
-    /// its new number, or are dropped with it. Keepalives name their path
-    /// by id: one a reload removed is skipped when its turn comes.
-    fn renumber_pending_sockets(&mut self, sockets: &[Option<usize>]) {
-        let socket_after = |s: usize| sockets.get(s).copied().flatten();
-        let pending = std::mem::take(&mut self.pending);
-        for p in pending {
-            let p = match p {
-                Pending::Raw {
-                    socket,
-                    dest,
-                    path,
-                    bytes,
-                } => socket_after(socket).map(|socket| Pending::Raw {
-                    socket,
-                    dest,
-                    path,
-                    bytes,
-                }),
-                Pending::Cookie { socket, dest, msg } => {
-                    socket_after(socket).map(|socket| Pending::Cookie { socket, dest, msg })
-                }
-                Pending::Keepalive { path, reply } => Some(Pending::Keepalive { path, reply }),
-            };
-            self.pending.extend(p);
-        }
+    /// Control messages queued for a socket the reload closed are dropped
+    /// with it. Keepalives name their path by id: one a reload removed is
+    /// skipped when its turn comes.
+    fn drop_pending_on(&mut self, closed: &HashSet<SocketId>) {
+        self.pending.retain(|p| match p {
+            Pending::Raw { socket, .. } | Pending::Cookie { socket, .. } => !closed.contains(socket),
+            Pending::Keepalive { .. } => true,
+        });
     }
 }
 

@@ -23,7 +23,7 @@ use super::super::nodes::{
     client_packet, client_tunnel, server_peers, server_tunnel, ROGUE_ADDR, ROGUE_ALLOWED, ROGUE_KEY,
 };
 use crate::fixtures::{
-    addr, key, nets, public, reconfig, CLIENT_SOCKETS, SERVER_KEY, SERVER_SOCKETS, UNIX_NS,
+    addr, key, nets, public, reconfig, socket_id, CLIENT_SOCKETS, SERVER_KEY, SERVER_SOCKETS, UNIX_NS,
 };
 
 /// The datagrams a [`Pair`] relayed (for the seed corpora).
@@ -138,17 +138,23 @@ impl Pair {
         );
     }
 
-    /// Gives `bytes` to the server as if received on socket `socket`;
+    /// Gives `bytes` to the server as if received on its socket `socket`
+    /// (of [`SERVER_SOCKETS`]);
     /// checks and accounts what it delivers.
     pub fn give_server(&mut self, socket: usize, from: SocketAddr, bytes: &mut [u8]) {
-        if let Some(r) = self.server.handle_datagram(socket, from, bytes, self.now) {
+        if let Some(r) = self
+            .server
+            .handle_datagram(socket_id(socket), from, bytes, self.now)
+        {
             self.accept_delivery(&bytes[r]);
         }
         self.drain_server();
     }
 
     fn give_client(&mut self, socket: usize, from: SocketAddr, bytes: &mut [u8]) {
-        let got = self.client.handle_datagram(socket, from, bytes, self.now);
+        let got = self
+            .client
+            .handle_datagram(socket_id(socket), from, bytes, self.now);
         assert!(
             got.is_none(),
             "the client delivered a packet the server never sent"
@@ -170,7 +176,7 @@ impl Pair {
             let mut moved = false;
             while let Some(t) = self.client.poll_transmit(&mut tx, self.now) {
                 moved = true;
-                let from = client_socks[t.socket];
+                let from = client_socks[t.socket.raw() as usize];
                 let mut bytes = tx[..t.len].to_vec();
                 self.record(from, t.dest, &bytes);
                 if let Some(s) = server_socks.iter().position(|a| *a == t.dest) {
@@ -179,7 +185,7 @@ impl Pair {
             }
             while let Some(t) = self.server.poll_transmit(&mut tx, self.now) {
                 moved = true;
-                let from = server_socks[t.socket];
+                let from = server_socks[t.socket.raw() as usize];
                 let mut bytes = tx[..t.len].to_vec();
                 self.record(from, t.dest, &bytes);
                 if let Some(s) = client_socks.iter().position(|a| *a == t.dest) {
@@ -267,10 +273,9 @@ impl Pair {
     /// one that adds it back), then handshakes B again.
     pub fn reset_rogue(&mut self) {
         for with_rogue in [false, true] {
-            let report = self.server.reconfigure(
-                reconfig(server_peers(with_rogue), vec![], vec![Some(0), Some(1)]),
-                self.now,
-            );
+            let report = self
+                .server
+                .reconfigure(reconfig(server_peers(with_rogue), vec![], &[]), self.now);
             assert_eq!(report.peers_added + report.peers_removed, 1, "{report:?}");
         }
         self.rogue = None;
@@ -301,7 +306,7 @@ impl Pair {
         let mut tx = std::mem::take(&mut self.tx);
         while let Some(t) = self.server.poll_transmit(&mut tx, self.now) {
             let b = tx[..t.len].to_vec();
-            self.record(addr(SERVER_SOCKETS[t.socket]), t.dest, &b);
+            self.record(addr(SERVER_SOCKETS[t.socket.raw() as usize]), t.dest, &b);
             if t.dest == from && b.first() == Some(&wire::TYPE_RESPONSE) {
                 response = Some(b);
             }
@@ -384,7 +389,7 @@ impl Pair {
             (&mut self.server, addr(CLIENT_SOCKETS[0]))
         };
         let before = node.drops().total();
-        let got = node.handle_datagram(0, from, bytes, self.now);
+        let got = node.handle_datagram(socket_id(0), from, bytes, self.now);
         assert!(got.is_none(), "a forged datagram delivered a packet");
         assert!(
             node.poll_deliver(&mut self.rx).is_none(),
