@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use mlvpn_keys::PrivateKey;
 use mlvpn_rs::proto::clock::Clock;
-use mlvpn_rs::proto::tunnel::{PathSpec, PeerSpec, HEADROOM, OVERHEAD, REKEY_AFTER_TIME};
+use mlvpn_rs::proto::tunnel::{PathSpec, PeerSpec, TunnelSettings, HEADROOM, OVERHEAD, REKEY_AFTER_TIME};
 use mlvpn_rs::proto::Mode;
 use mlvpn_rs::proto::{SocketId, Tunnel, TunnelConfig};
 
@@ -54,6 +54,17 @@ struct Pair {
     member: u64,
 }
 
+/// These peers and paths, with short timers.
+fn settings(peers: Vec<PeerSpec>, paths: Vec<PathSpec>) -> TunnelSettings {
+    TunnelSettings {
+        keepalive: Duration::from_secs(1),
+        path_timeout: Duration::from_secs(3),
+        rekey_after: REKEY_AFTER_TIME,
+        peers,
+        paths,
+    }
+}
+
 fn pair(fleet: u64) -> Pair {
     let now = Instant::now();
     let clock = Clock::new(now, 1_700_000_000_000_000_000);
@@ -62,16 +73,15 @@ fn pair(fleet: u64) -> Pair {
         TunnelConfig {
             mode: Mode::Server,
             private_key: key(u64::MAX),
-            keepalive: Duration::from_secs(1),
-            path_timeout: Duration::from_secs(3),
-            rekey_after: REKEY_AFTER_TIME,
-            peers: (0..fleet)
-                .map(|i| PeerSpec {
-                    public_key: key(i).public_key(),
-                    allowed_ips: vec![IpNet::new(inner_ip(i).into(), 32).unwrap()],
-                })
-                .collect(),
-            paths: vec![],
+            settings: settings(
+                (0..fleet)
+                    .map(|i| PeerSpec {
+                        public_key: key(i).public_key(),
+                        allowed_ips: vec![IpNet::new(inner_ip(i).into(), 32).unwrap()],
+                    })
+                    .collect(),
+                vec![],
+            ),
             rng_seed: [1; 32],
         },
         clock,
@@ -82,20 +92,19 @@ fn pair(fleet: u64) -> Pair {
         TunnelConfig {
             mode: Mode::Client,
             private_key: key(member),
-            keepalive: Duration::from_secs(1),
-            path_timeout: Duration::from_secs(3),
-            rekey_after: REKEY_AFTER_TIME,
-            peers: vec![PeerSpec {
-                public_key: key(u64::MAX).public_key(),
-                allowed_ips: vec!["10.0.0.0/8".parse().unwrap()],
-            }],
-            paths: vec![PathSpec {
-                name: "wan".into(),
-                socket: SocketId::new(0),
-                endpoint: server_addr,
-                bandwidth_up: None,
-                fallback: false,
-            }],
+            settings: settings(
+                vec![PeerSpec {
+                    public_key: key(u64::MAX).public_key(),
+                    allowed_ips: vec!["10.0.0.0/8".parse().unwrap()],
+                }],
+                vec![PathSpec {
+                    name: "wan".into(),
+                    socket: SocketId::new(0),
+                    endpoint: server_addr,
+                    bandwidth_up: None,
+                    fallback: false,
+                }],
+            ),
             rng_seed: [2; 32],
         },
         clock,

@@ -29,7 +29,7 @@ pub use super::daemon_error::DaemonError;
 use super::installed_routes::InstalledRoutes;
 use super::privileged_ops::Ops;
 use super::reload::{self, ReloadError};
-use super::setup::{ReloadSetup, WorkerSetup};
+use super::setup::WorkerSetup;
 use super::{path_socket, resources, rp_filter_check, uplink_check, WORKER_ARG};
 use crate::config::Config;
 use crate::io::driver::Resources;
@@ -114,7 +114,7 @@ async fn supervise(
         routes,
     } = opened;
     let sockets: Vec<SocketId> = resources.sockets.iter().map(|(id, _)| *id).collect();
-    let setup = WorkerSetup::new(&config, &sockets, identity).encode();
+    let setup = WorkerSetup::handover(&config, &sockets, identity).encode();
     let handed_over = hand_over(&chan, &setup, &resources, &mut worker, &mut buf, &mut shutdown).await;
     drop(setup);
     // The parent keeps none of them: the TUN disappears with the worker.
@@ -287,7 +287,7 @@ async fn reload(ops: &mut Ops, chan: &AsyncChannel) -> Result<(), ReloadError> {
         sockets.push(id);
     }
     let fresh_ids: Vec<SocketId> = fresh.iter().map(|(id, _)| *id).collect();
-    let msg = ReloadSetup::new(&plan.config, &sockets, &fresh_ids).encode();
+    let msg = WorkerSetup::reload(&plan.config, &sockets, &fresh_ids).encode();
     let fds: Vec<_> = fresh.iter().map(|(_, f)| f.as_fd()).collect();
     chan.send_bulk(|len| Reply::Reload { len }, &msg, &fds)
         .await

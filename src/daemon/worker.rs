@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 use zeroize::Zeroize;
 
-use super::setup::{ReloadSetup, WorkerSetup};
+use super::setup::{StartOnly, WorkerSetup};
 pub use super::worker_error::WorkerError;
 use crate::io::driver::{self, Reload, Resources};
 
@@ -63,7 +63,7 @@ pub fn run(fd_arg: &str) -> Result<(), WorkerError> {
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     )
     .map_err(WorkerError::ChannelDescriptor)?;
-    let (setup, res) = match receive_and_drop(&chan) {
+    let (setup, start, res) = match receive_and_drop(&chan) {
         Ok(r) => r,
         Err(e) => return Err(report(chan.as_fd(), e)),
     };
@@ -106,7 +106,7 @@ pub fn run(fd_arg: &str) -> Result<(), WorkerError> {
         };
         driver::run(
             tunnel_config,
-            &setup.interface,
+            &start.interface,
             res,
             shutdown,
             Some(hook_tx),
@@ -119,7 +119,7 @@ pub fn run(fd_arg: &str) -> Result<(), WorkerError> {
 
 /// Receives the hand-over and drops every privilege: the worker's start-up
 /// up to the first network byte.
-fn receive_and_drop(chan: &OwnedFd) -> Result<(WorkerSetup, Resources), StartError> {
+fn receive_and_drop(chan: &OwnedFd) -> Result<(WorkerSetup, StartOnly, Resources), StartError> {
     let handover = |m: String| StartError::new(StartupStep::Handover, 0, format!("hand-over: {m}"));
     let mut buf = channel::buffer();
     let (n, fds) = channel::recv(chan.as_fd(), &mut buf)
@@ -130,9 +130,9 @@ fn receive_and_drop(chan: &OwnedFd) -> Result<(WorkerSetup, Resources), StartErr
     // Wiped on drop (it holds the private key); recv_chunks wipes `buf`.
     let json = channel::recv_chunks(chan.as_fd(), len, &mut buf)
         .map_err(|e| StartError::io(StartupStep::Handover, &e))?;
-    let setup = WorkerSetup::decode(&json).map_err(|e| handover(e.to_string()));
+    let setup = WorkerSetup::decode_handover(&json).map_err(|e| handover(e.to_string()));
     drop(json);
-    let setup = setup?;
+    let (setup, start) = setup?;
     if fds.len() != 2 + setup.sockets.len() {
         return Err(handover(format!(
             "carried {} descriptors, expected {}",
@@ -156,12 +156,12 @@ fn receive_and_drop(chan: &OwnedFd) -> Result<(WorkerSetup, Resources), StartErr
         sockets,
     };
     // Before the first network byte: chroot, user, no_new_privs, no caps.
-    drop_privileges(setup.identity(), Path::new(&setup.chroot)).map_err(|e| StartError {
+    drop_privileges(start.identity(), Path::new(&start.chroot)).map_err(|e| StartError {
         failure: e.startup_failure(),
         message: format!("worker: {e}"),
     })?;
-    info!(uid = setup.uid, gid = setup.gid, chroot = %setup.chroot, "worker: privileges dropped");
-    Ok((setup, res))
+    info!(uid = start.uid, gid = start.gid, chroot = %start.chroot, "worker: privileges dropped");
+    Ok((setup, start, res))
 }
 
 /// Which hooks the parent has (a reload may change them).
@@ -225,7 +225,7 @@ async fn watch_parent(
                             continue;
                         }
                     };
-                    let reload = ReloadSetup::decode(&json).and_then(|r| Ok((r.reconfig()?, r)));
+                    let reload = WorkerSetup::decode_reload(&json).and_then(|r| Ok((r.reconfig()?, r)));
                     // `json` wipes itself; the last chunk (with the private
                     // key, maybe) is still in `buf`. The slice, not the
                     // Vec: zeroizing a Vec also empties it, and the next

@@ -108,7 +108,12 @@ pub async fn run(
     let (ctl_tx, ctl_rx) = mpsc::channel(16);
     let control_task = tokio::spawn(control::serve(listener, ctl_tx));
     let now = Instant::now();
-    let path_names = tunnel_config.paths.iter().map(|p| p.name.clone()).collect();
+    let path_names = tunnel_config
+        .settings
+        .paths
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
     let tunnel = Tunnel::new(tunnel_config, Clock::new(now, unix_now_ns()), now);
     info!(interface, "tunnel running");
     let mut driver = Driver {
@@ -337,7 +342,7 @@ impl Driver {
         }
         self.sockets.extend(fresh);
         let mut reconfig = r.reconfig;
-        self.path_names = reconfig.paths.iter().map(|p| p.name.clone()).collect();
+        self.path_names = reconfig.settings.paths.iter().map(|p| p.name.clone()).collect();
         reconfig.closed_sockets = closed;
         let report = self.tunnel.reconfigure(reconfig, Instant::now());
         info!(

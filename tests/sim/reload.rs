@@ -5,7 +5,9 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use mlvpn_rs::proto::tunnel::{Event, PathSpec, PeerSpec, Reconfig, HEADROOM, OVERHEAD, REKEY_AFTER_TIME};
+use mlvpn_rs::proto::tunnel::{
+    Event, PathSpec, PeerSpec, Reconfig, TunnelSettings, HEADROOM, OVERHEAD, REKEY_AFTER_TIME,
+};
 use mlvpn_rs::proto::{PathId, SocketId};
 
 use crate::net::{ipv4_packet, packet_id, socket_map, Net};
@@ -34,11 +36,13 @@ fn path(name: &str, socket: u32, endpoint: &str) -> PathSpec {
 /// A reload with the tests' timers that closes the sockets `closed`.
 fn reconfig(peers: Vec<PeerSpec>, paths: Vec<PathSpec>, closed: &[u32]) -> Reconfig {
     Reconfig {
-        keepalive: Duration::from_secs(1),
-        path_timeout: Duration::from_secs(3),
-        rekey_after: REKEY_AFTER_TIME,
-        peers,
-        paths,
+        settings: TunnelSettings {
+            keepalive: Duration::from_secs(1),
+            path_timeout: Duration::from_secs(3),
+            rekey_after: REKEY_AFTER_TIME,
+            peers,
+            paths,
+        },
         closed_sockets: closed.iter().map(|&s| SocketId::new(s)).collect(),
         private_key: None,
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use mlvpn_keys::PrivateKey;
 use mlvpn_rs::proto::clock::Clock;
-use mlvpn_rs::proto::tunnel::{PathSpec, PeerSpec, Reconfig, REKEY_AFTER_TIME};
+use mlvpn_rs::proto::tunnel::{PathSpec, PeerSpec, Reconfig, TunnelSettings, REKEY_AFTER_TIME};
 use mlvpn_rs::proto::Mode;
 use mlvpn_rs::proto::{SocketId, Tunnel, TunnelConfig};
 
@@ -92,20 +92,22 @@ fn fleet_client(start: Instant, i: usize) -> (Tunnel, Vec<SocketAddr>) {
         mode: Mode::Client,
         rng_seed: rng_seed(&private_key),
         private_key,
-        keepalive: Duration::from_secs(1),
-        path_timeout: Duration::from_secs(3),
-        rekey_after: REKEY_AFTER_TIME,
-        peers: vec![PeerSpec {
-            public_key: key(1).public_key(),
-            allowed_ips: vec!["10.0.0.0/8".parse().unwrap()],
-        }],
-        paths: vec![PathSpec {
-            name: "wan".into(),
-            socket: SocketId::new(0),
-            endpoint: server_sockets()[0],
-            bandwidth_up: None,
-            fallback: false,
-        }],
+        settings: TunnelSettings {
+            keepalive: Duration::from_secs(1),
+            path_timeout: Duration::from_secs(3),
+            rekey_after: REKEY_AFTER_TIME,
+            peers: vec![PeerSpec {
+                public_key: key(1).public_key(),
+                allowed_ips: vec!["10.0.0.0/8".parse().unwrap()],
+            }],
+            paths: vec![PathSpec {
+                name: "wan".into(),
+                socket: SocketId::new(0),
+                endpoint: server_sockets()[0],
+                bandwidth_up: None,
+                fallback: false,
+            }],
+        },
     };
     let local: SocketAddr = format!("10.201.{}.{}:40000", i >> 8, i & 255).parse().unwrap();
     let t = Tunnel::new(cfg, Clock::new(start, 1_700_000_000_000_000_000), start);
@@ -122,11 +124,13 @@ fn a_server_with_10000_peers_handshakes_hundreds_at_once_routes_each_and_reloads
         TunnelConfig {
             mode: Mode::Server,
             private_key: key(1),
-            keepalive: Duration::from_secs(1),
-            path_timeout: Duration::from_secs(3),
-            rekey_after: REKEY_AFTER_TIME,
-            peers: fleet_peers(FLEET),
-            paths: vec![],
+            settings: TunnelSettings {
+                keepalive: Duration::from_secs(1),
+                path_timeout: Duration::from_secs(3),
+                rekey_after: REKEY_AFTER_TIME,
+                peers: fleet_peers(FLEET),
+                paths: vec![],
+            },
             rng_seed: rng_seed(&key(1)),
         },
         Clock::new(start, 1_700_000_000_000_000_000),
@@ -183,11 +187,13 @@ fn a_server_with_10000_peers_handshakes_hundreds_at_once_routes_each_and_reloads
     peers.rotate_right(1);
     let report = net.nodes[0].tunnel.reconfigure(
         Reconfig {
-            keepalive: Duration::from_secs(1),
-            path_timeout: Duration::from_secs(3),
-            rekey_after: REKEY_AFTER_TIME,
-            peers,
-            paths: vec![],
+            settings: TunnelSettings {
+                keepalive: Duration::from_secs(1),
+                path_timeout: Duration::from_secs(3),
+                rekey_after: REKEY_AFTER_TIME,
+                peers,
+                paths: vec![],
+            },
             closed_sockets: vec![],
             private_key: None,
         },

@@ -54,7 +54,7 @@ pub fn client_tunnel(start: Instant) -> Tunnel {
         ],
     );
     // Sooner than the default, so a pair's life sees rekeys.
-    cfg.rekey_after = Duration::from_secs(40);
+    cfg.settings.rekey_after = Duration::from_secs(40);
     tunnel(cfg, start, start)
 }
 

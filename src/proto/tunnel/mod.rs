@@ -49,9 +49,11 @@ mod handshake;
 mod receive;
 mod reconfigure;
 mod send;
+mod settings;
 mod status;
 mod timers;
 pub use reconfigure::{Reconfig, ReconfigReport};
+pub use settings::{PathSpec, PeerSpec, TunnelSettings};
 
 /// Bytes before the IP packet in a buffer given to `handle_tun_packet`.
 pub const HEADROOM: usize = DATA_HEADER_LEN + DATA_FRAME_HEADER_LEN;
@@ -69,36 +71,12 @@ pub const MAX_PATHS_PER_PEER: usize = 32;
 /// Most control messages waiting to be sent.
 const MAX_PENDING: usize = 1024;
 
-/// One peer as configured.
-#[derive(Debug, Clone)]
-pub struct PeerSpec {
-    pub public_key: PublicKey,
-    pub allowed_ips: Vec<IpNet>,
-}
-
-/// One client path as configured.
-#[derive(Debug, Clone)]
-pub struct PathSpec {
-    pub name: String,
-    /// The local socket this path sends from.
-    pub socket: SocketId,
-    pub endpoint: SocketAddr,
-    pub bandwidth_up: Option<u64>,
-    pub fallback: bool,
-}
-
 /// Everything the core needs to know; built from the worker's hand-over or by tests.
 pub struct TunnelConfig {
     pub mode: Mode,
     pub private_key: PrivateKey,
-    pub keepalive: Duration,
-    pub path_timeout: Duration,
-    /// Client: re-handshake a path whose session is this old (at most
-    /// [`REKEY_AFTER_TIME`]).
-    pub rekey_after: Duration,
-    pub peers: Vec<PeerSpec>,
-    /// Client only: the paths towards the (single) peer.
-    pub paths: Vec<PathSpec>,
+    /// What a reload may change too.
+    pub settings: TunnelSettings,
     /// Seeds every random choice of the core (session indices, handshake
     /// jitter, cookie secrets): from the OS in the daemon, fixed in tests
     /// (runs are then reproducible). The core has no randomness of its own.
@@ -273,7 +251,8 @@ impl Tunnel {
         let mut rng = StdRng::from_seed(config.rng_seed);
         let cookies = CookieChecker::new(&config.private_key.public_key(), rng.gen());
         let first_seq = clock.unix_ns(now) / 1000;
-        let mut peers: Vec<Peer> = config
+        let settings = config.settings;
+        let mut peers: Vec<Peer> = settings
             .peers
             .into_iter()
             .map(|spec| reconfigure::new_peer(spec, first_seq))
@@ -281,7 +260,7 @@ impl Tunnel {
         let mut path_ids = PathIds::default();
         if config.mode == Mode::Client {
             if let Some(peer) = peers.first_mut() {
-                for (i, spec) in config.paths.into_iter().enumerate().take(MAX_PATHS_PER_PEER) {
+                for (i, spec) in settings.paths.into_iter().enumerate().take(MAX_PATHS_PER_PEER) {
                     let id = path_ids.fresh();
                     peer.paths
                         .push(reconfigure::new_client_path(id, i as u8, spec, now));
@@ -294,9 +273,9 @@ impl Tunnel {
             our_mac1,
             cookies,
             limiter: RateLimiter::default(),
-            keepalive: config.keepalive,
-            rekey_after: config.rekey_after.min(REKEY_AFTER_TIME),
-            path_timeout: config.path_timeout,
+            keepalive: settings.keepalive,
+            rekey_after: settings.rekey_after.min(REKEY_AFTER_TIME),
+            path_timeout: settings.path_timeout,
             clock,
             peers,
             indices: HashMap::new(),

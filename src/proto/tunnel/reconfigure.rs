@@ -9,12 +9,12 @@
 //! else is renumbered: what was on a closed socket is dropped.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mlvpn_keys::PrivateKey;
 use rand::Rng;
 
-use super::{IndexEntry, Path, Peer, PeerSpec, Pending, Tunnel, MAX_PATHS_PER_PEER};
+use super::{IndexEntry, Path, Peer, PeerSpec, Pending, Tunnel, TunnelSettings, MAX_PATHS_PER_PEER};
 use crate::proto::ids::{PathId, PathIds, SocketId};
 use crate::proto::reorder::ResequencingQueue;
 use crate::proto::scheduler::Scheduler;
@@ -23,12 +23,7 @@ use crate::proto::Mode;
 
 /// The reloadable part of a [`super::TunnelConfig`], plus which sockets closed.
 pub struct Reconfig {
-    pub keepalive: Duration,
-    pub path_timeout: Duration,
-    pub rekey_after: Duration,
-    pub peers: Vec<PeerSpec>,
-    /// Client only: the paths towards the peer, in config order.
-    pub paths: Vec<PathSpec>,
+    pub settings: TunnelSettings,
     /// The sockets the reload closed. Paths on one are dropped (server) or
     /// must have been given another (client); every other socket keeps its
     /// id.
@@ -91,9 +86,10 @@ impl Tunnel {
     /// Applies a reloaded configuration; see the module doc for what is kept.
     pub fn reconfigure(&mut self, config: Reconfig, now: Instant) -> ReconfigReport {
         let mut report = ReconfigReport::default();
-        self.keepalive = config.keepalive;
-        self.path_timeout = config.path_timeout;
-        self.rekey_after = config.rekey_after.min(super::REKEY_AFTER_TIME);
+        let settings = config.settings;
+        self.keepalive = settings.keepalive;
+        self.path_timeout = settings.path_timeout;
+        self.rekey_after = settings.rekey_after.min(super::REKEY_AFTER_TIME);
         if let Some(key) = config.private_key {
             report.key_changed = self.set_private_key(key, now);
         }
@@ -102,7 +98,7 @@ impl Tunnel {
         // Peers, matched by public key.
         let mut old_peers: Vec<Option<Peer>> =
             std::mem::take(&mut self.peers).into_iter().map(Some).collect();
-        for spec in config.peers {
+        for spec in settings.peers {
             let found = self
                 .by_key
                 .get(&spec.public_key)
@@ -143,7 +139,7 @@ impl Tunnel {
 
         if self.mode == Mode::Client {
             if let Some(peer) = self.peers.first_mut() {
-                let specs = config.paths;
+                let specs = settings.paths;
                 match_client_paths(peer, &socket_closed, &mut self.path_ids, specs, &mut report, now);
             }
         }
