@@ -228,6 +228,10 @@ pub struct Tunnel {
     /// packet with that source is accepted from.
     routes: PrefixTable<usize>,
     /// Peer position by public key (a handshake names its peer by key).
+    /// The key is the peer's stable id, so there is no `PeerId`: it is
+    /// unique in a config, a reload keeps a peer exactly when its key
+    /// stays (a new key is a new peer), and it is what the wire, the
+    /// status and the logs name a peer by.
     by_key: HashMap<PublicKey, usize>,
     /// Hands out the stable ids of new paths.
     path_ids: PathIds,
