@@ -125,7 +125,10 @@ fn pair(fleet: u64) -> Pair {
         p.relay_control();
         p.now += Duration::from_millis(1);
     }
-    let up = p.client.status("c", p.now).peers[0].paths[0].state.clone();
+    let up = p.client.status("c", p.now).peers[0].paths[0]
+        .state
+        .as_str()
+        .to_string();
     assert_eq!(up, "up", "the bench's client handshakes");
     p
 }

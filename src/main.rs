@@ -234,7 +234,7 @@ fn check(file: &Path) -> Result<(), CliError> {
 
 /// `check`'s account of the routes and rules `run` would install.
 fn print_routes(c: &Config) {
-    use mlvpn_rs::daemon::route_plan::{plan_routes, Table};
+    use mlvpn_rs::platform::route_plan::{plan_routes, Table};
     let plan = plan_routes(c);
     let list = |nets: Vec<ipnet::IpNet>| nets.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ");
     // A fleet's thousands of routes would make one unreadable line; the

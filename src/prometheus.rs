@@ -8,6 +8,7 @@
 
 use std::fmt::Write;
 
+use crate::proto::path::PathState;
 use crate::proto::stats::{PathStatus, PeerStatus, Status};
 use crate::terminal_text::is_unsafe;
 
@@ -60,13 +61,13 @@ const PATH_METRICS: [PathMetric; 13] = [
         "mlvpn_path_up",
         "gauge",
         "1 if the path is up (carries traffic), else 0.",
-        |p| Some(f64::from(u8::from(p.state == "up"))),
+        |p| Some(f64::from(u8::from(p.state == PathState::Up))),
     ),
     (
         "mlvpn_path_lossy",
         "gauge",
         "1 if the path is demoted for loss.",
-        |p| Some(f64::from(u8::from(p.state == "lossy"))),
+        |p| Some(f64::from(u8::from(p.state == PathState::Lossy))),
     ),
     (
         "mlvpn_path_srtt_seconds",
@@ -284,10 +285,10 @@ pub(crate) mod tests {
     use crate::proto::stats::{Drops, PathStatus, PeerStatus, ReorderStatus};
 
     pub fn sample() -> Status {
-        let path = |name: &str, state: &str| PathStatus {
+        let path = |name: &str, state: PathState| PathStatus {
             name: name.into(),
-            state: state.into(),
-            endpoint: Some("192.0.2.1:5080".into()),
+            state,
+            endpoint: Some("192.0.2.1:5080".parse().unwrap()),
             srtt_ms: Some(21.5),
             rttvar_ms: Some(1.25),
             loss: Some(0.02),
@@ -302,14 +303,14 @@ pub(crate) mod tests {
         };
         Status {
             interface: "mlvpn0".into(),
-            mode: "client".into(),
+            mode: crate::proto::Mode::Client,
             drops: Drops {
                 replayed: 3,
                 ..Drops::default()
             },
             peers: vec![PeerStatus {
                 public_key: "abc+/=".into(),
-                paths: vec![path("dsl", "up"), path("lte \"4g\"", "lossy")],
+                paths: vec![path("dsl", PathState::Up), path("lte \"4g\"", PathState::Lossy)],
                 reorder: ReorderStatus {
                     in_order: 10,
                     late: 1,

@@ -38,6 +38,26 @@ mod tests {
         }
     }
 
+    /// The CLI reads what the worker wrote: a state, mode or endpoint
+    /// that is not one of the known values is refused, never shown.
+    #[test]
+    fn a_status_with_an_unknown_state_mode_or_endpoint_is_refused() {
+        let text = to_json(&crate::prometheus::tests::sample());
+        assert!(from_json(&text).is_ok());
+        for (good, bad) in [
+            ("\"state\":\"up\"", "\"state\":\"up\\u007f\""),
+            ("\"mode\":\"client\"", "\"mode\":\"client\\r\""),
+            (
+                "\"endpoint\":\"192.0.2.1:5080\"",
+                "\"endpoint\":\"192.0.2.1:5080\\n\"",
+            ),
+        ] {
+            assert!(text.contains(good), "{good} in {text}");
+            let forged = text.replacen(good, bad, 1);
+            assert!(from_json(&forged).is_err(), "{forged}");
+        }
+    }
+
     #[test]
     fn status_round_trips_and_keeps_its_field_names() {
         let status = crate::prometheus::tests::sample();

@@ -7,9 +7,9 @@ use std::io;
 
 use tracing::{info, warn};
 
-use super::route_plan::{plan_routes, RoutePlan, Table};
 use crate::config::Config;
 use crate::platform;
+use crate::platform::route_plan::{plan_routes, RoutePlan, Table};
 
 pub struct InstalledRoutes {
     dev: String,

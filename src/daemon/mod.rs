@@ -1,7 +1,7 @@
 //! The daemon's two processes: the privileged parent ([`parent`]) and the
 //! unprivileged worker ([`worker`]), and what the parent hands the worker
 //! ([`setup`]). What only the parent does is here too: opening the TUN
-//! device and sockets ([`resources`]), the routes ([`route_plan`],
+//! device and sockets ([`resources`]), the routes ([`crate::platform::route_plan`],
 //! [`installed_routes`]) and the checks of the host's uplinks; what differs
 //! per system is behind [`crate::platform`].
 
@@ -14,7 +14,6 @@ mod privileged_ops;
 pub mod reload;
 mod reload_error;
 pub mod resources;
-pub mod route_plan;
 pub mod rp_filter_check;
 pub mod setup;
 pub mod uplink_check;

@@ -9,9 +9,9 @@
 
 use tracing::warn;
 
-use super::route_plan::{plan_routes, Table};
 use crate::config::Config;
 use crate::platform;
+use crate::platform::route_plan::{plan_routes, Table};
 
 /// Warns for each uplink of a client's IPv4 path whose reverse-path filter
 /// is strict, when the config routes an IPv4 full tunnel.

@@ -14,7 +14,12 @@ use std::os::fd::OwnedFd;
 use ipnet::IpNet;
 
 use crate::config::{Mode, PathConfig};
-use crate::daemon::route_plan::RoutePlan;
+
+/// Which prefix goes to which table: the same on every system, the input
+/// of the route functions below (here, so that the platform depends on
+/// nothing in `daemon`).
+pub mod route_plan;
+use route_plan::RoutePlan;
 
 #[cfg(target_os = "linux")]
 mod linux;

@@ -10,7 +10,7 @@ use ipnet::IpNet;
 
 use super::SandboxError;
 use crate::config::{Mode, PathConfig};
-use crate::daemon::route_plan::RoutePlan;
+use crate::platform::route_plan::RoutePlan;
 
 pub const FULL_TUNNEL_TABLE: u32 = 0x6d6c;
 pub const PATH_MARK: u32 = 0x6d6c;

@@ -1,8 +1,10 @@
 //! Which side of the tunnel a node is: the core's own notion (the config
 //! re-exports it), so the core depends on nothing outside itself.
 
-/// Which side of the tunnel this daemon is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which side of the tunnel this daemon is; in the status JSON as its
+/// lower-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Initiates handshakes on every path towards the server's endpoints.
     Client,

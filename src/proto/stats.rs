@@ -4,7 +4,12 @@
 //! Field names are a stable interface (DESIGN.md): monitoring and tests read
 //! them. Extend, do not rename.
 
+use std::net::SocketAddr;
+
 use serde::{Deserialize, Serialize};
+
+use super::path::PathState;
+use super::Mode;
 
 /// Datagrams and packets dropped, by cause. Every drop of untrusted input
 /// is counted here; none is logged per packet.
@@ -133,8 +138,8 @@ impl Drops {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PathStatus {
     pub name: String,
-    pub state: String,
-    pub endpoint: Option<String>,
+    pub state: PathState,
+    pub endpoint: Option<SocketAddr>,
     pub srtt_ms: Option<f64>,
     pub rttvar_ms: Option<f64>,
     /// Loss rate (0..1) from receive reports; `None` until enough was sent.
@@ -194,7 +199,7 @@ pub struct PeerStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Status {
     pub interface: String,
-    pub mode: String,
+    pub mode: Mode,
     pub drops: Drops,
     pub peers: Vec<PeerStatus>,
 }

@@ -116,7 +116,11 @@ fn status(net: &Net, n: usize) -> Status {
 }
 
 fn states(s: &Status) -> Vec<String> {
-    s.peers[0].paths.iter().map(|p| p.state.clone()).collect()
+    s.peers[0]
+        .paths
+        .iter()
+        .map(|p| p.state.as_str().to_string())
+        .collect()
 }
 
 #[test]
@@ -145,7 +149,10 @@ fn handshake_brings_both_paths_up_and_traffic_flows_both_ways() {
     // Server learned path names and endpoints from authenticated packets.
     let s = status(&net, 0);
     assert_eq!(s.peers[0].paths[0].name, "p0");
-    assert_eq!(s.peers[0].paths[0].endpoint.as_deref(), Some("10.101.0.1:40000"));
+    assert_eq!(
+        s.peers[0].paths[0].endpoint,
+        Some("10.101.0.1:40000".parse().unwrap())
+    );
     assert_eq!(
         s.drops.total() + c.drops.total(),
         0,
@@ -175,7 +182,10 @@ fn replayed_data_datagram_is_dropped_and_does_not_move_endpoint() {
     assert_eq!(net.nodes[0].delivered.len(), 1);
     let s = status(&net, 0);
     assert_eq!(s.drops.replayed, 2);
-    assert_eq!(s.peers[0].paths[0].endpoint.as_deref(), Some("10.101.0.1:40000"));
+    assert_eq!(
+        s.peers[0].paths[0].endpoint,
+        Some("10.101.0.1:40000".parse().unwrap())
+    );
     assert_eq!(s.peers[0].paths[0].endpoint_changes, 0);
 }
 
@@ -194,7 +204,10 @@ fn replayed_initiation_is_refused() {
     let s = status(&net, 0);
     assert_eq!(s.drops.handshake_replayed, 1);
     assert_eq!(s.peers[0].paths.len(), 1);
-    assert_eq!(s.peers[0].paths[0].endpoint.as_deref(), Some("10.101.0.1:40000"));
+    assert_eq!(
+        s.peers[0].paths[0].endpoint,
+        Some("10.101.0.1:40000".parse().unwrap())
+    );
 }
 
 #[test]
@@ -284,7 +297,10 @@ fn garbage_and_forgeries_are_counted_never_delivered() {
     // Everything was dropped and counted (the whole traffic is forged).
     assert_eq!(s.drops.total() - before, sent, "{:?}", s.drops);
     assert!(s.drops.malformed > 0 && s.drops.auth_failed > 0 && s.drops.handshake_bad_mac > 0);
-    assert_eq!(s.peers[0].paths[0].endpoint.as_deref(), Some("10.101.0.1:40000"));
+    assert_eq!(
+        s.peers[0].paths[0].endpoint,
+        Some("10.101.0.1:40000".parse().unwrap())
+    );
     // The tunnel still works.
     net.tun_send(1, &ipv4_packet(CLIENT_IP, SERVER_IP, 2, 300));
     net.run_for(Duration::from_millis(50));
@@ -338,7 +354,7 @@ fn rekey_keeps_traffic_flowing_without_loss() {
             p.name,
             p.handshakes
         );
-        assert_eq!(p.state, "up");
+        assert_eq!(p.state.as_str(), "up");
     }
     assert_eq!(
         net.nodes[0].delivered.len() as u64,
@@ -453,7 +469,7 @@ fn nat_rebinding_moves_the_server_endpoint() {
     net.nat.clear();
     let s = status(&net, 0);
     let p = s.peers[0].paths.iter().find(|p| p.name == "p0").unwrap();
-    assert_eq!(p.endpoint.as_deref(), Some("10.101.0.1:50123"));
+    assert_eq!(p.endpoint, Some("10.101.0.1:50123".parse().unwrap()));
     assert_eq!(p.endpoint_changes, 1);
     for i in 0..10 {
         net.tun_send(0, &ipv4_packet(SERVER_IP, CLIENT_IP, i, 100));
@@ -650,7 +666,7 @@ fn a_fallback_path_that_stops_carrying_says_so_at_once() {
     cut_path(&mut net, 0, true);
     skips_while_sending(&mut net, Duration::from_secs(2));
     let paths = &status(&net, 1).peers[0].paths;
-    assert_eq!(paths[0].state, "down");
+    assert_eq!(paths[0].state.as_str(), "down");
     assert!(
         paths[1].tx_packets > 1000,
         "the fallback path carried the data: {paths:?}"
@@ -695,7 +711,7 @@ fn resequencing_skips_lost_packets_after_the_timeout() {
 }
 
 fn path_state(net: &Net, node: usize, path: usize) -> String {
-    status(net, node).peers[0].paths[path].state.clone()
+    status(net, node).peers[0].paths[path].state.as_str().to_string()
 }
 
 /// Runs `traffic` for 2 s and returns how long the client's path `path`
@@ -814,7 +830,7 @@ fn lossy_path_is_measured_demoted_and_recovers() {
     assert!(clean.loss.unwrap() < 0.02, "{clean:?}");
     let l = lossy.loss.unwrap();
     assert!((0.15..0.45).contains(&l), "30 % loss measured as {l}");
-    assert_eq!(lossy.state, "lossy");
+    assert_eq!(lossy.state.as_str(), "lossy");
     let r = clean.rate_mbps.unwrap();
     assert!((3.0..11.0).contains(&r), "clean path rate {r}");
     let tx = lossy.tx_packets;
@@ -1011,7 +1027,11 @@ fn a_path_that_only_carries_the_peers_data_notices_its_own_direction_dying() {
     };
     let downs = |net: &Net| {
         let s = status(net, 1);
-        s.peers[0].paths.iter().filter(|p| p.state == "down").count()
+        s.peers[0]
+            .paths
+            .iter()
+            .filter(|p| p.state.as_str() == "down")
+            .count()
     };
     for _ in 0..10 {
         server_sends(&mut net, 1000);

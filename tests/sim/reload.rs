@@ -101,7 +101,7 @@ fn reload_adds_and_removes_client_paths_and_keeps_the_unchanged_ones_sessions() 
     assert!(s.peers[0]
         .paths
         .iter()
-        .any(|p| p.name == "p2" && p.endpoint.as_deref() == Some("10.103.0.1:40002")));
+        .any(|p| p.name == "p2" && p.endpoint == Some("10.103.0.1:40002".parse().unwrap())));
 }
 
 #[test]

@@ -21,7 +21,7 @@
 
 use ipnet::IpNet;
 
-use crate::daemon::route_plan::{RoutePlan, Table};
+use crate::platform::route_plan::{RoutePlan, Table};
 
 /// fwmark of every client path socket ("ml" in ASCII), and the number of
 /// the full tunnel's routing table.

@@ -5,7 +5,7 @@ use std::io;
 
 use super::ip_command::{ip, ip_batch};
 use super::policy_routing::{self, IpStep};
-use crate::daemon::route_plan::RoutePlan;
+use crate::platform::route_plan::RoutePlan;
 
 /// Bound on deleting copies of one rule (a crashed run leaves one; a loop
 /// that never ends would hang the start).

@@ -39,7 +39,9 @@ use liveness::Liveness;
 use sessions::Sessions;
 pub use sessions::{HandshakeDone, REJECT_AFTER_TIME};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A path's state; in the status JSON as its lower-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PathState {
     Handshaking,
     Up,
@@ -268,8 +270,8 @@ impl Path {
         let (rtt, c) = (&self.estimation.rtt, &self.counters);
         PathStatus {
             name: self.name.clone(),
-            state: self.state.as_str().into(),
-            endpoint: self.endpoint.map(|e| e.to_string()),
+            state: self.state,
+            endpoint: self.endpoint,
             srtt_ms: rtt.srtt().map(|d| d.as_secs_f64() * 1000.0),
             rttvar_ms: rtt.srtt().map(|_| rtt.rttvar().as_secs_f64() * 1000.0),
             loss: self.estimation.estimator.loss(),

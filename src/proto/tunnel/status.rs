@@ -10,7 +10,7 @@ impl Tunnel {
     pub fn status(&self, interface: &str, now: Instant) -> Status {
         Status {
             interface: interface.to_string(),
-            mode: self.mode.as_str().into(),
+            mode: self.mode,
             drops: self.drops,
             peers: self
                 .peers

@@ -85,7 +85,11 @@ impl Pair {
         };
         p.advance(Duration::from_millis(50));
         let st = p.client.status("fuzz", p.now);
-        assert_eq!(st.peers[0].paths[0].state, "up", "client path did not come up");
+        assert_eq!(
+            st.peers[0].paths[0].state.as_str(),
+            "up",
+            "client path did not come up"
+        );
         p.connect_rogue(0);
         p.check_genuine();
         p
