@@ -21,7 +21,8 @@ use mlvpn_rs::proto::frame::{self, Report, Timestamps};
 use mlvpn_rs::proto::wire::{self, MAC_LEN};
 
 use crate::fixtures::{
-    addr, ipv4_udp_packet, ipv6_udp_packet, public, CLIENT_SOCKETS, SERVER_KEY, SERVER_SOCKETS,
+    addr, config_text, ipv4_udp_packet, ipv6_udp_packet, public, CLIENT_SOCKETS, CLIENT_TOML, SERVER_KEY,
+    SERVER_SOCKETS, SERVER_TOML,
 };
 use crate::targets::nodes::ROGUE_ADDR;
 use crate::targets::responder::STRUCTURED_INIT;
@@ -368,59 +369,13 @@ fn transport(t: &Traffic) -> Seeds {
     v
 }
 
-const CLIENT: &str = r#"mode = "client"
-[interface]
-name = "mlvpn0"
-address = ["10.42.0.2/30"]
-private_key_file = "k"
-user = "nobody"
-control_socket = "/run/mlvpn-rs/mlvpn0.sock"
-
-[[peer]]
-public_key = "@PEER@"
-
-[[path]]
-name = "dsl"
-bind = "192.0.2.10:0"
-endpoint = "203.0.113.1:5080"
-bandwidth_up = "50mbit"
-
-[[path]]
-name = "lte"
-bind = "198.51.100.7"
-endpoint = "203.0.113.1:5081"
-fallback = true
-"#;
-
-const SERVER: &str = r#"mode = "server"
-[interface]
-name = "mlvpn0"
-address = ["10.42.0.1/30", "fd42::1/64"]
-private_key_file = "k"
-mtu = 1400
-keepalive = "250ms"
-path_timeout = "1s"
-[[peer]]
-public_key = "@PEER@"
-allowed_ips = ["10.42.0.2/32"]
-[[peer]]
-public_key = "@PEER2@"
-allowed_ips = ["10.42.0.6/32", "fd42::6/128"]
-[[path]]
-name = "isp1"
-bind = "10.101.0.2:5080"
-[[path]]
-name = "isp2"
-bind = "[::]:5081"
-"#;
-
 fn config(repo: &Path) -> Seeds {
     let peer = public(9).to_base64();
     let peer2 = public(10).to_base64();
     let ours = public(7).to_base64();
-    let fill = |t: &str| t.replace("@PEER2@", &peer2).replace("@PEER@", &peer);
-    let client = fill(CLIENT);
-    let server = fill(SERVER);
+    let fill = |t: &str| config_text(t, &peer, &peer2);
+    let client = fill(CLIENT_TOML);
+    let server = fill(SERVER_TOML);
     let mut v: Seeds = vec![
         ("client".into(), client.clone().into_bytes()),
         ("server".into(), server.clone().into_bytes()),
