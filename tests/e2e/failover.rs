@@ -28,14 +28,6 @@ fn dsl_through_relay(t: &Topo, seed: u64) -> (std::sync::Arc<Relay>, PathBuf, Pa
     (relay, s, c)
 }
 
-/// Shapes the client's lte uplink (va2) to `rate` with a tbf qdisc.
-fn shape_lte(t: &Topo, rate: &str) {
-    let tbf = [
-        "tc", "qdisc", "add", "dev", "va2", "root", "tbf", "rate", rate, "burst", "32kbit", "latency", "50ms",
-    ];
-    assert!(t.ns_cmd(&t.a, &tbf).status.success(), "tc tbf on va2");
-}
-
 #[test]
 fn blackholed_path_fails_over_and_recovers_during_a_transfer() {
     if !can_run("blackholed_path_fails_over_and_recovers_during_a_transfer") {
@@ -45,7 +37,7 @@ fn blackholed_path_fails_over_and_recovers_during_a_transfer() {
     let (relay, s, c) = dsl_through_relay(&t, 1);
     let (a, b) = (t.a.clone(), t.b.clone());
     // lte is the slower uplink (20 Mbit/s), so dsl carries most of the load.
-    shape_lte(&t, "20mbit");
+    t.shape_uplink("va2", "20mbit");
     t.start("server", &b, &s);
     t.start("client", &a, &c);
     t.wait_paths("client", &["up", "up"], Duration::from_secs(15));
@@ -99,7 +91,7 @@ fn nat_mapping_change_mid_transfer_moves_the_endpoint_without_a_restart() {
     let (a, b) = (t.a.clone(), t.b.clone());
     // lte is the slower uplink, so the transfer surely uses dsl (with two
     // unshaped links one could carry it all; this flaked in CI).
-    shape_lte(&t, "10mbit");
+    t.shape_uplink("va2", "10mbit");
     t.start("server", &b, &s);
     t.start("client", &a, &c);
     t.wait_paths("client", &["up", "up"], Duration::from_secs(15));
@@ -153,7 +145,7 @@ fn client_address_change_mid_transfer_needs_no_restart() {
     let (a, b) = (t.a.clone(), t.b.clone());
     // lte is the slower uplink, so the transfer surely uses dsl (with two
     // unshaped links one could carry it all).
-    shape_lte(&t, "10mbit");
+    t.shape_uplink("va2", "10mbit");
     t.start("server", &b, &s);
     t.start("client", &a, &c);
     t.wait_paths("client", &["up", "up"], Duration::from_secs(15));

@@ -44,6 +44,10 @@ fn a_path_added_by_reload_joins_a_running_transfer() {
     t.start("client", &a, &c);
     t.wait_paths("client", &["up"], Duration::from_secs(15));
     let dsl_handshakes = path_field(&t, 0, "handshakes");
+    // dsl alone cannot carry the transfer: once lte is up the scheduler
+    // must use it (on two unshaped veths lte carried 0.2 to 16 MB, and
+    // once too little for the check below).
+    t.shape_uplink("va1", "20mbit");
 
     t.iperf_server();
     let transfer = t.iperf_client(&["-t", "6"]);

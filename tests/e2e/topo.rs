@@ -444,6 +444,17 @@ endpoint = "10.102.0.2:5081"
         }
     }
 
+    /// Caps one of the client's uplinks (`va1`: dsl, `va2`: lte) at `rate`
+    /// with a tbf qdisc, so a transfer needs more than that link: which
+    /// path the scheduler uses no longer depends on unshaped veth timing.
+    pub fn shape_uplink(&self, dev: &str, rate: &str) {
+        let tbf = [
+            "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate, "burst", "32kbit", "latency",
+            "50ms",
+        ];
+        assert!(self.ns_cmd(&self.a, &tbf).status.success(), "tc tbf on {dev}");
+    }
+
     /// Sends `sig` to a daemon's parent process.
     pub fn signal(&self, name: &str, sig: nix::sys::signal::Signal) {
         let d = self.daemons.iter().find(|d| d.name == name).expect("daemon");
