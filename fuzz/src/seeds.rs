@@ -447,14 +447,14 @@ fn privsep() -> Seeds {
             "run-hook-up",
             Request::RunHook {
                 event: HookEvent::PathUp,
-                path: 0,
+                path: "dsl".into(),
             },
         ),
         (
             "run-hook-down",
             Request::RunHook {
                 event: HookEvent::PathDown,
-                path: 1,
+                path: "lte".into(),
             },
         ),
         ("rebind", Request::Rebind { path: 3 }),

@@ -40,8 +40,10 @@ pub enum HookEvent {
 /// Worker → parent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    /// Run `up_script` (PathUp) or `down_script` (PathDown) for a client path.
-    RunHook { event: HookEvent, path: u8 },
+    /// Run `up_script` (PathUp) or `down_script` (PathDown) for the client
+    /// path of this name (a config name, [`valid_path_name`]): names stay
+    /// right across a reload, where positions would not.
+    RunHook { event: HookEvent, path: String },
     /// Bind a fresh socket for a path (its local address changed).
     Rebind { path: u8 },
     /// The worker could not start (step u8, errno u32 BE); it exits next.
@@ -83,6 +85,8 @@ pub enum MsgError {
     Fields { kind: u8, len: usize, expected: usize },
     #[error("unknown hook event {0}")]
     Event(u8),
+    #[error("path name is not 1 to 32 characters of A-Z a-z 0-9 _ . -")]
+    PathName,
     #[error("unknown start-up step {0}")]
     Step(u8),
     #[error("errno {0} is out of range")]
@@ -145,6 +149,16 @@ fn fixed(kind: u8, f: &[u8], expected: usize) -> Result<(), MsgError> {
     Ok(())
 }
 
+/// A path name as the config allows it: 1 to 32 characters of
+/// `A-Z a-z 0-9 _ . -` (so never a control character in the parent's log
+/// or a hook's environment).
+pub fn valid_path_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
 impl Request {
     pub fn encode(&self) -> Vec<u8> {
         match self {
@@ -153,7 +167,9 @@ impl Request {
                     HookEvent::PathUp => 1,
                     HookEvent::PathDown => 2,
                 };
-                frame(KIND_RUN_HOOK, &[e, *path])
+                let mut f = vec![e];
+                f.extend_from_slice(path.as_bytes());
+                frame(KIND_RUN_HOOK, &f)
             }
             Request::Rebind { path } => frame(KIND_REBIND, &[*path]),
             Request::StartupFailed(f) => {
@@ -167,13 +183,26 @@ impl Request {
         let (kind, f) = unframe(b)?;
         match kind {
             KIND_RUN_HOOK => {
-                fixed(kind, f, 2)?;
-                let event = match f[0] {
+                let Some((&e, name)) = f.split_first() else {
+                    return Err(MsgError::Fields {
+                        kind,
+                        len: 0,
+                        expected: 2,
+                    });
+                };
+                let event = match e {
                     1 => HookEvent::PathUp,
                     2 => HookEvent::PathDown,
                     e => return Err(MsgError::Event(e)),
                 };
-                Ok(Request::RunHook { event, path: f[1] })
+                let path = std::str::from_utf8(name)
+                    .ok()
+                    .filter(|n| valid_path_name(n))
+                    .ok_or(MsgError::PathName)?;
+                Ok(Request::RunHook {
+                    event,
+                    path: path.to_string(),
+                })
             }
             KIND_REBIND => {
                 fixed(kind, f, 1)?;
@@ -267,11 +296,11 @@ mod tests {
         for r in [
             Request::RunHook {
                 event: HookEvent::PathUp,
-                path: 3,
+                path: "lte".into(),
             },
             Request::RunHook {
                 event: HookEvent::PathDown,
-                path: 0,
+                path: "A-z_0.9-abcdefghijklmnopqrstuvwx".into(),
             },
             Request::Rebind { path: 1 },
             Request::StartupFailed(StartupFailure {
@@ -313,7 +342,15 @@ mod tests {
         bad.push(0);
         bad[1] += 1;
         assert!(matches!(Request::decode(&bad), Err(MsgError::Fields { .. })));
-        let bad = frame(KIND_RUN_HOOK, &[7, 0]);
+        let bad = frame(KIND_RUN_HOOK, &[]);
+        assert!(matches!(Request::decode(&bad), Err(MsgError::Fields { .. })));
+        for name in [&b""[..], b"dsl\n", b"dsl\x1b[2J", b"../x/y", &[b'a'; 33], b"\xff"] {
+            let mut f = vec![1];
+            f.extend_from_slice(name);
+            let bad = frame(KIND_RUN_HOOK, &f);
+            assert_eq!(Request::decode(&bad), Err(MsgError::PathName), "{name:?}");
+        }
+        let bad = frame(KIND_RUN_HOOK, &[7, b'a']);
         assert_eq!(Request::decode(&bad), Err(MsgError::Event(7)));
         let bad = frame(KIND_STARTUP_FAILED, &[99, 0, 0, 0, 1]);
         assert_eq!(Request::decode(&bad), Err(MsgError::Step(99)));

@@ -20,9 +20,10 @@ use crate::startup::StartupFailure;
 /// What the configuration allows.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    /// Number of configured client paths (path indices are `0..paths`);
-    /// 0 on a server, whose paths are not named by the worker.
-    pub paths: usize,
+    /// The configured client paths' names, in config order (a `Rebind`
+    /// names a path by its position in this list); empty on a server,
+    /// whose paths the worker never names.
+    pub paths: Vec<String>,
     pub up_script: bool,
     pub down_script: bool,
 }
@@ -31,7 +32,7 @@ pub struct Policy {
 /// tests).
 pub trait Privileged {
     /// Starts the hook for `event` on `path` (must not block).
-    fn run_hook(&mut self, event: HookEvent, path: u8);
+    fn run_hook(&mut self, event: HookEvent, path: &str);
     /// Binds a fresh socket for `path`.
     fn rebind(&mut self, path: u8) -> std::io::Result<OwnedFd>;
 }
@@ -46,6 +47,8 @@ pub enum Refusal {
     Malformed(#[source] MsgError),
     #[error("path index {path} is not a configured client path (have {paths})")]
     UnknownPath { path: u8, paths: usize },
+    #[error("path {0:?} is not a configured client path")]
+    UnknownPathName(String),
     #[error("no up_script configured")]
     NoUpScript,
     #[error("no down_script configured")]
@@ -58,16 +61,19 @@ pub fn check(policy: &Policy, bytes: &[u8], fds: usize) -> Result<Request, Refus
         return Err(Refusal::Descriptors(fds));
     }
     let req = Request::decode(bytes).map_err(Refusal::Malformed)?;
-    let path = match req {
-        Request::RunHook { path, .. } | Request::Rebind { path } => path,
+    match &req {
+        Request::RunHook { path, .. } if !policy.paths.contains(path) => {
+            return Err(Refusal::UnknownPathName(path.clone()))
+        }
+        Request::Rebind { path } if usize::from(*path) >= policy.paths.len() => {
+            return Err(Refusal::UnknownPath {
+                path: *path,
+                paths: policy.paths.len(),
+            })
+        }
         // The worker's last word, on a server too: asks for nothing.
         Request::StartupFailed(_) => return Ok(req),
-    };
-    if usize::from(path) >= policy.paths {
-        return Err(Refusal::UnknownPath {
-            path,
-            paths: policy.paths,
-        });
+        _ => {}
     }
     match req {
         Request::RunHook {
@@ -150,7 +156,7 @@ pub fn answer(
     let reply = match check(policy, bytes, fds.len()) {
         Ok(Request::StartupFailed(f)) => return Ok(Answered::WorkerFailed(f)),
         Ok(Request::RunHook { event, path }) => {
-            ops.run_hook(event, path);
+            ops.run_hook(event, &path);
             Reply::Ok
         }
         Ok(Request::Rebind { path }) => match ops.rebind(path) {

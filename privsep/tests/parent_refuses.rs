@@ -12,15 +12,15 @@ use mlvpn_privsep::startup::{StartupFailure, StartupStep};
 
 #[derive(Default)]
 struct Calls {
-    hooks: Vec<(HookEvent, u8)>,
+    hooks: Vec<(HookEvent, String)>,
     rebinds: Vec<u8>,
 }
 
 struct Mock(Arc<Mutex<Calls>>);
 
 impl Privileged for Mock {
-    fn run_hook(&mut self, event: HookEvent, path: u8) {
-        self.0.lock().unwrap().hooks.push((event, path));
+    fn run_hook(&mut self, event: HookEvent, path: &str) {
+        self.0.lock().unwrap().hooks.push((event, path.to_string()));
     }
     fn rebind(&mut self, path: u8) -> std::io::Result<OwnedFd> {
         self.0.lock().unwrap().rebinds.push(path);
@@ -38,7 +38,7 @@ fn ask(worker: &OwnedFd, bytes: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]) -> (
 /// The parent's loop on its own thread, as the daemon runs it, until `stop`.
 fn spawn_parent(
     parent: OwnedFd,
-    paths: usize,
+    paths: &'static [&'static str],
     mock: Mock,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::thread::JoinHandle<std::io::Result<AnswerLog>> {
@@ -50,7 +50,7 @@ fn spawn_parent(
         rt.block_on(async move {
             let chan = AsyncChannel::new(parent).unwrap();
             let policy = Policy {
-                paths,
+                paths: paths.iter().map(|p| p.to_string()).collect(),
                 up_script: true,
                 down_script: false,
             };
@@ -72,7 +72,7 @@ fn bad_requests_are_refused_valid_ones_served() {
     let (parent, worker) = channel::pair().unwrap();
     let calls = Arc::new(Mutex::new(Calls::default()));
     let mock = Mock(calls.clone());
-    let server = spawn_parent(parent, 2, mock, std::future::pending());
+    let server = spawn_parent(parent, &["dsl", "lte"], mock, std::future::pending());
 
     // Malformed envelopes.
     assert!(refused(ask(&worker, b"\x00", &[])).contains("malformed"));
@@ -84,14 +84,21 @@ fn bad_requests_are_refused_valid_ones_served() {
     assert!(refused(ask(&worker, &vec![0xff; 5000], &[])).contains("malformed"));
     // Well-formed but out of policy.
     assert!(refused(ask(&worker, &Request::Rebind { path: 2 }.encode(), &[])).contains("path index 2"));
+    let unknown = Request::RunHook {
+        event: HookEvent::PathUp,
+        path: "wifi".into(),
+    };
+    assert!(
+        refused(ask(&worker, &unknown.encode(), &[])).contains("\"wifi\" is not a configured client path")
+    );
     let hook_down = Request::RunHook {
         event: HookEvent::PathDown,
-        path: 0,
+        path: "dsl".into(),
     };
     assert!(refused(ask(&worker, &hook_down.encode(), &[])).contains("no down_script"));
     let up = Request::RunHook {
         event: HookEvent::PathUp,
-        path: 1,
+        path: "lte".into(),
     };
     let stray = std::fs::File::open("/dev/null").unwrap();
     assert!(refused(ask(&worker, &up.encode(), &[stray.as_fd()])).contains("descriptors"));
@@ -105,7 +112,7 @@ fn bad_requests_are_refused_valid_ones_served() {
     );
     {
         let c = calls.lock().unwrap();
-        assert_eq!(c.hooks, vec![(HookEvent::PathUp, 1)]);
+        assert_eq!(c.hooks, vec![(HookEvent::PathUp, "lte".to_string())]);
         assert_eq!(c.rebinds, vec![0]);
     }
     // The worker going away ends the loop cleanly.
@@ -117,7 +124,7 @@ fn bad_requests_are_refused_valid_ones_served() {
 fn a_start_up_failure_ends_the_loop_with_step_and_errno_also_on_a_server() {
     let (parent, worker) = channel::pair().unwrap();
     // A server: the worker may name no path.
-    let server = spawn_parent(parent, 0, Mock(Arc::default()), std::future::pending());
+    let server = spawn_parent(parent, &[], Mock(Arc::default()), std::future::pending());
     let report = Request::StartupFailed(StartupFailure {
         step: StartupStep::BoundingSet,
         errno: 1,
@@ -139,7 +146,7 @@ fn a_worker_that_floods_requests_and_never_reads_cannot_stall_the_parent() {
     let stop = async {
         let _ = stop_rx.await;
     };
-    let parent_loop = spawn_parent(parent, 1, mock, stop);
+    let parent_loop = spawn_parent(parent, &["dsl"], mock, stop);
     // Many more requests than the worker's receive queue holds replies for;
     // the worker reads none. Its sends give up after 5 s if the parent
     // stops reading (as it did when it waited for each reply to go out).
@@ -147,7 +154,7 @@ fn a_worker_that_floods_requests_and_never_reads_cannot_stall_the_parent() {
     nix::sys::socket::setsockopt(&worker, nix::sys::socket::sockopt::SendTimeout, &timeout).unwrap();
     let up = Request::RunHook {
         event: HookEvent::PathUp,
-        path: 0,
+        path: "dsl".into(),
     }
     .encode();
     let mut sent = 0;

@@ -34,9 +34,9 @@ impl Ops {
     pub(super) fn policy(&self) -> Policy {
         Policy {
             paths: if self.config.mode == Mode::Client {
-                self.config.paths.len()
+                self.config.paths.iter().map(|p| p.name.clone()).collect()
             } else {
-                0
+                Vec::new()
             },
             up_script: self.config.interface.up_script.is_some(),
             down_script: self.config.interface.down_script.is_some(),
@@ -87,13 +87,15 @@ impl Ops {
 }
 
 impl Privileged for Ops {
-    fn run_hook(&mut self, event: HookEvent, path: u8) {
+    fn run_hook(&mut self, event: HookEvent, path: &str) {
         let i = &self.config.interface;
         let (script, name, state) = match event {
             HookEvent::PathUp => (i.up_script.clone(), "path_up", "up"),
             HookEvent::PathDown => (i.down_script.clone(), "path_down", "down"),
         };
-        let (Some(script), Some(p)) = (script, self.config.paths.get(usize::from(path))) else {
+        // The policy checked the name against this config.
+        let found = self.config.paths.iter().enumerate().find(|(_, p)| p.name == path);
+        let (Some(script), Some((index, p))) = (script, found) else {
             return;
         };
         let mut env = self.env(name);
@@ -104,7 +106,8 @@ impl Privileged for Ops {
             env,
             limit: i.hook_timeout,
         };
-        self.hooks.submit(HookKey::Path(path), job);
+        // The queue keeps one hook at a time per path (at most 32 paths).
+        self.hooks.submit(HookKey::Path(index as u8), job);
     }
 
     fn rebind(&mut self, path: u8) -> std::io::Result<OwnedFd> {

@@ -181,7 +181,7 @@ impl HookFlags {
 /// Sends hook requests for path events the parent has hooks for.
 async fn forward_hooks(
     chan: Arc<AsyncChannel>,
-    mut rx: mpsc::UnboundedReceiver<(u8, bool)>,
+    mut rx: mpsc::UnboundedReceiver<(String, bool)>,
     flags: Arc<HookFlags>,
 ) {
     while let Some((path, is_up)) = rx.recv().await {

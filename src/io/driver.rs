@@ -47,9 +47,6 @@ struct Driver {
     hooks: Option<HookSink>,
     /// Drop counters at the last drop summary, and when it was due.
     drops_logged: (crate::proto::stats::Drops, Instant),
-    /// Client path names in config order: a hook names a path by its index
-    /// here (what the parent's config calls it).
-    path_names: Vec<String>,
 }
 
 /// A reloaded configuration for the running loop (SIGHUP, see
@@ -82,8 +79,8 @@ pub struct Resources {
 }
 
 /// Hook requests the event loop sends to the privileged parent (client path
-/// index, up or down).
-pub type HookSink = mpsc::UnboundedSender<(u8, bool)>;
+/// name, up or down).
+pub type HookSink = mpsc::UnboundedSender<(String, bool)>;
 
 /// Runs the tunnel on `res` until `shutdown` completes.
 pub async fn run(
@@ -108,12 +105,6 @@ pub async fn run(
     let (ctl_tx, ctl_rx) = mpsc::channel(16);
     let control_task = tokio::spawn(control::serve(listener, ctl_tx));
     let now = Instant::now();
-    let path_names = tunnel_config
-        .settings
-        .paths
-        .iter()
-        .map(|p| p.name.clone())
-        .collect();
     let tunnel = Tunnel::new(tunnel_config, Clock::new(now, unix_now_ns()), now);
     info!(interface, "tunnel running");
     let mut driver = Driver {
@@ -125,7 +116,6 @@ pub async fn run(
         last_send_error_log: None,
         hooks,
         drops_logged: (Default::default(), Instant::now()),
-        path_names,
     };
     let result = driver.event_loop(shutdown, ctl_rx, reloads).await;
     control_task.abort();
@@ -297,9 +287,8 @@ impl Driver {
     }
 
     fn hook(&self, path: &str, up: bool) {
-        let index = self.path_names.iter().position(|n| n == path);
-        if let (Some(h), Some(i)) = (&self.hooks, index.and_then(|i| u8::try_from(i).ok())) {
-            let _ = h.send((i, up));
+        if let Some(h) = &self.hooks {
+            let _ = h.send((path.to_string(), up));
         }
     }
 
@@ -342,7 +331,6 @@ impl Driver {
         }
         self.sockets.extend(fresh);
         let mut reconfig = r.reconfig;
-        self.path_names = reconfig.settings.paths.iter().map(|p| p.name.clone()).collect();
         reconfig.closed_sockets = closed;
         let report = self.tunnel.reconfigure(reconfig, Instant::now());
         info!(

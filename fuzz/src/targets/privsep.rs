@@ -47,17 +47,17 @@ pub fn privsep(data: &[u8]) {
     }
     let policies = [
         Policy {
-            paths: 0,
+            paths: Vec::new(),
             up_script: true,
             down_script: true,
         },
         Policy {
-            paths: 2,
+            paths: vec!["dsl".into(), "lte".into()],
             up_script: true,
             down_script: false,
         },
         Policy {
-            paths: 256,
+            paths: (0..256).map(|i| format!("p{i}")).collect(),
             up_script: false,
             down_script: true,
         },
@@ -70,13 +70,13 @@ pub fn privsep(data: &[u8]) {
                 Ok(_) if fds > 0 => Some(false),
                 Err(_) => Some(false),
                 Ok(Request::RunHook { event, path }) => Some(
-                    usize::from(*path) < p.paths
+                    p.paths.contains(path)
                         && match event {
                             HookEvent::PathUp => p.up_script,
                             HookEvent::PathDown => p.down_script,
                         },
                 ),
-                Ok(Request::Rebind { path }) => Some(usize::from(*path) < p.paths),
+                Ok(Request::Rebind { path }) => Some(usize::from(*path) < p.paths.len()),
                 // The worker's last word asks for nothing: always heard.
                 Ok(Request::StartupFailed(_)) => Some(true),
                 Ok(_) => None,
