@@ -2,6 +2,7 @@
 //! (`super::test_packets` builds them).
 
 mod coalesce_tcp;
+mod coalesce_udp;
 mod malformed;
 mod segment;
 
