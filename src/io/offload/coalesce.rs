@@ -361,8 +361,10 @@ impl Slot {
             // Data offset, then flags except those that may end a run.
             && th[12] == th_first[12]
             && (th[TCP_FLAGS] ^ th_first[TCP_FLAGS]) & !(TCP_PSH | TCP_FIN) == 0
-            // Window.
+            // Window; the urgent pointer too (URG is never set, but the
+            // segments must come back from a split as they went in).
             && th[14..16] == th_first[14..16]
+            && th[18..20] == th_first[18..20]
             // Options, byte for byte (timestamps included).
             && th[TCP_HEADER_LEN..] == th_first[TCP_HEADER_LEN..]
     }

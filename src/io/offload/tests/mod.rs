@@ -4,6 +4,7 @@
 mod coalesce_tcp;
 mod coalesce_udp;
 mod malformed;
+mod round_trip;
 mod segment;
 
 use super::coalesce::{CoalesceConfig, Coalescer};
