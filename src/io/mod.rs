@@ -5,6 +5,7 @@
 
 pub mod control;
 pub mod driver;
+pub mod offload;
 // Registering the TUN descriptor with tokio's reactor.
 #[allow(unsafe_code)]
 pub mod tun_device;
