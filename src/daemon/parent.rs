@@ -114,7 +114,7 @@ async fn supervise(
         routes,
     } = opened;
     let sockets: Vec<SocketId> = resources.sockets.iter().map(|(id, _)| *id).collect();
-    let setup = WorkerSetup::handover(&config, &sockets, identity).encode();
+    let setup = WorkerSetup::handover(&config, &sockets, identity, resources.offloads).encode();
     let handed_over = hand_over(&chan, &setup, &resources, &mut worker, &mut buf, &mut shutdown).await;
     drop(setup);
     // The parent keeps none of them: the TUN disappears with the worker.

@@ -29,6 +29,7 @@ pub fn bind_path(path: &PathConfig, mode: Mode) -> io::Result<StdUdpSocket> {
     platform::mark_path_socket(&std, mode)
         .map_err(|e| io::Error::new(e.kind(), format!("path {}: {e}", path.name)))?;
     std.set_nonblocking(true)?;
-    platform::tune_path_socket(&std, path.bind.is_ipv6());
+    let gro = crate::io::kernel_offloads::offloads_wanted();
+    platform::tune_path_socket(&std, path.bind.is_ipv6(), gro);
     Ok(std)
 }

@@ -9,6 +9,7 @@ use super::path_socket;
 use crate::config::Config;
 use crate::io::control;
 use crate::io::driver::Resources;
+use crate::io::kernel_offloads::{self, KernelOffloads};
 use crate::platform;
 use crate::proto::ids::SocketIds;
 
@@ -19,7 +20,13 @@ use crate::proto::ids::SocketIds;
 pub fn open_resources(config: &Config, ids: &mut SocketIds) -> io::Result<Resources> {
     let mtu = config.tun_mtu();
     let name = &config.interface.name;
-    let tun = platform::create_tun(name, mtu)?;
+    let wanted = kernel_offloads::offloads_wanted();
+    let (tun, tun_offloads) = platform::create_tun(name, mtu, wanted)?;
+    let offloads = KernelOffloads {
+        tun: tun_offloads,
+        udp_gso: wanted,
+        udp_gro: wanted,
+    };
     platform::set_addresses(name, &config.interface.address)?;
     let mut sockets = Vec::new();
     for p in &config.paths {
@@ -28,9 +35,10 @@ pub fn open_resources(config: &Config, ids: &mut SocketIds) -> io::Result<Resour
         sockets.push((ids.fresh(), s));
     }
     let control = control::bind(&config.interface.control_socket)?;
-    info!(interface = %name, mtu, mode = ?config.mode, paths = config.paths.len(), peers = config.peers.len(), "resources open");
+    info!(interface = %name, mtu, mode = ?config.mode, paths = config.paths.len(), peers = config.peers.len(), ?offloads, "resources open");
     Ok(Resources {
         tun,
+        offloads,
         control,
         sockets,
     })

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::{Config, Mode};
+use crate::io::kernel_offloads::KernelOffloads;
 use crate::proto::tunnel::{PathSpec, PeerSpec, Reconfig, TunnelSettings};
 use crate::proto::{SocketId, TunnelConfig};
 use mlvpn_privsep::drop::Identity;
@@ -60,6 +61,9 @@ pub struct StartOnly {
     pub uid: u32,
     pub gid: u32,
     pub chroot: String,
+    /// What the TUN device and path sockets were opened with.
+    #[serde(default)]
+    pub offloads: KernelOffloads,
 }
 
 impl StartOnly {
@@ -105,8 +109,14 @@ impl Drop for WorkerSetup {
 impl WorkerSetup {
     /// The hand-over. `sockets`: each path's socket id, in config order
     /// (their descriptors go with the message in that order).
-    pub fn handover(config: &Config, sockets: &[SocketId], id: Identity) -> WorkerSetup {
+    pub fn handover(
+        config: &Config,
+        sockets: &[SocketId],
+        id: Identity,
+        offloads: KernelOffloads,
+    ) -> WorkerSetup {
         let start = StartOnly {
+            offloads,
             interface: config.interface.name.clone(),
             uid: id.uid,
             gid: id.gid,
@@ -315,6 +325,10 @@ mod tests {
             uid: 65534,
             gid: 65533,
             chroot: "/var/empty".into(),
+            offloads: KernelOffloads {
+                udp_gso: true,
+                ..Default::default()
+            },
         };
         let json = setup(Some(start)).encode();
         let text = std::str::from_utf8(&json).unwrap();
@@ -332,6 +346,7 @@ mod tests {
             ),
             ("mlvpn0", 65534, 65533, "/var/empty")
         );
+        assert!(start.offloads.udp_gso && !start.offloads.tun.vnet_hdr);
         let config = handover.tunnel_config().unwrap();
         assert_eq!(config.settings.paths[0].socket, SocketId::new(3));
 

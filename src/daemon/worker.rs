@@ -152,6 +152,7 @@ fn receive_and_drop(chan: &OwnedFd) -> Result<(WorkerSetup, StartOnly, Resources
         .collect();
     let res = Resources {
         tun,
+        offloads: start.offloads,
         control,
         sockets,
     };

@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::future::{poll_fn, Future};
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::pin::pin;
 use std::task::Poll;
@@ -19,13 +18,17 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::control::{self, ControlRequest};
+use super::kernel_offloads::KernelOffloads;
+use super::paths_to_tun::PathsToTun;
 use super::tun_device::TunDevice;
+use super::tun_to_paths::TunToPaths;
 use crate::proto::clock::Clock;
-use crate::proto::tunnel::{Event, Reconfig, Transmit, HEADROOM, OVERHEAD};
+use crate::proto::tunnel::{Event, Reconfig, Transmit, OVERHEAD};
 use crate::proto::{SocketId, Tunnel, TunnelConfig};
 
-/// Packets handled per readiness event before looking at other sources.
-const BATCH: usize = 64;
+/// TUN reads per readiness event before other sources get a turn (each
+/// may be a 64 KB super-packet).
+const TUN_READS: usize = 32;
 /// Drops are summed up in the log at most this often.
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Largest datagram or TUN packet handled.
@@ -38,10 +41,12 @@ struct Driver {
     /// The path sockets, by the id the parent gave each (the core names
     /// them so in a [`Transmit`]).
     sockets: BTreeMap<SocketId, UdpSocket>,
-    /// Outgoing buffer (TUN packet at HEADROOM, encrypted in place).
+    /// Control messages the core sends (handshakes, keepalives, feedback).
     out: Vec<u8>,
-    /// Incoming datagram buffer (decrypted in place).
-    inp: Vec<u8>,
+    /// TUN reads out to the paths.
+    outbound: TunToPaths,
+    /// Datagrams in to the TUN.
+    inbound: PathsToTun,
     /// Rate limit for send-error logs.
     last_send_error_log: Option<Instant>,
     hooks: Option<HookSink>,
@@ -72,6 +77,8 @@ fn unix_now_ns() -> u64 {
 /// ([`crate::daemon::resources::open_resources`]) and handed to the worker.
 pub struct Resources {
     pub tun: OwnedFd,
+    /// What the parent opened the TUN device and sockets with.
+    pub offloads: KernelOffloads,
     pub control: std::os::unix::net::UnixListener,
     /// One per configured path, in config order, with the id the parent
     /// gave it.
@@ -91,6 +98,8 @@ pub async fn run(
     hooks: Option<HookSink>,
     reloads: mpsc::UnboundedReceiver<Reload>,
 ) -> io::Result<()> {
+    let offloads = res.offloads;
+    info!(?offloads, "data path offloads");
     let tun = TunDevice::from_fd(res.tun, interface)?;
     let socks = res
         .sockets
@@ -112,7 +121,8 @@ pub async fn run(
         tun,
         sockets: socks,
         out: vec![0; BUF_LEN + OVERHEAD],
-        inp: vec![0; BUF_LEN],
+        outbound: TunToPaths::new(offloads.tun.vnet_hdr, offloads.udp_gso),
+        inbound: PathsToTun::new(offloads.tun),
         last_send_error_log: None,
         hooks,
         drops_logged: (Default::default(), Instant::now()),
@@ -136,7 +146,7 @@ impl Driver {
         let mut rotate = 0usize;
         loop {
             self.tunnel.handle_timeout(Instant::now());
-            self.deliver_released().await;
+            self.deliver_released();
             self.flush_control().await;
             self.log_events();
             self.log_drops();
@@ -151,19 +161,15 @@ impl Driver {
                 _ = &mut shutdown => return Ok(()),
                 guard = self.tun.readable() => {
                     let mut guard = guard?;
-                    for _ in 0..BATCH {
-                        let cap = self.out.len() - OVERHEAD;
-                        let n = match TunDevice::try_recv(&mut guard, &mut self.out[HEADROOM..cap]) {
+                    for _ in 0..TUN_READS {
+                        let n = match TunDevice::try_recv(&mut guard, &mut self.outbound.read) {
                             Some(Ok(n)) => n,
                             Some(Err(e)) => return Err(io::Error::new(e.kind(), format!("reading TUN: {e}"))),
                             None => break,
                         };
-                        if let Some(t) = self.tunnel.handle_tun_packet(&mut self.out, n, Instant::now()) {
-                            if send(&self.sockets, &self.out, t, &mut self.last_send_error_log).await {
-                                self.tunnel.datagram_too_big(t);
-                            }
-                        }
+                        self.outbound.send_read(&mut self.tunnel, &self.sockets, n).await;
                     }
+                    self.outbound.flush(&mut self.tunnel, &self.sockets).await;
                 }
                 id = poll_fn(|cx| {
                     // Starting one further each time: no socket starves the others.
@@ -176,7 +182,7 @@ impl Driver {
                     Poll::Pending
                 }) => {
                     rotate = rotate.wrapping_add(1);
-                    self.drain_socket(id).await?;
+                    self.drain_socket(id);
                 }
                 _ = &mut sleep => {}
                 Some(req) = ctl_rx.recv() => self.answer(req),
@@ -185,41 +191,17 @@ impl Driver {
         }
     }
 
-    /// Reads up to a batch of datagrams from socket `id` into the core.
-    async fn drain_socket(&mut self, id: SocketId) -> io::Result<()> {
-        for _ in 0..BATCH {
-            let Some(socket) = self.sockets.get(&id) else {
-                break;
-            };
-            let (n, from) = match socket.try_recv_from(&mut self.inp) {
-                Ok(r) => r,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    debug!(socket = %id, "receive error: {e}");
-                    break;
-                }
-            };
-            let from = canonical(from);
-            if let Some(range) = self
-                .tunnel
-                .handle_datagram(id, from, &mut self.inp[..n], Instant::now())
-            {
-                if let Err(e) = self.tun.write(&self.inp[range]).await {
-                    debug!("TUN write failed: {e}");
-                }
-            }
-            self.deliver_released().await;
+    /// Reads up to a batch of datagrams from socket `id` into the core, and
+    /// writes what they and the resequencing queue release to the TUN.
+    fn drain_socket(&mut self, id: SocketId) {
+        if let Some(socket) = self.sockets.get(&id) {
+            self.inbound.drain(&mut self.tunnel, socket, id, &self.tun);
         }
-        Ok(())
     }
 
     /// Writes the packets the resequencing queue released.
-    async fn deliver_released(&mut self) {
-        while let Some(n) = self.tunnel.poll_deliver(&mut self.inp) {
-            if let Err(e) = self.tun.write(&self.inp[..n]).await {
-                debug!("TUN write failed: {e}");
-            }
-        }
+    fn deliver_released(&mut self) {
+        self.inbound.deliver_released(&mut self.tunnel, &self.tun);
     }
 
     async fn flush_control(&mut self) {
@@ -388,15 +370,4 @@ async fn send(
         }
     }
     false
-}
-
-/// IPv4-mapped IPv6 addresses (from dual-stack sockets) as plain IPv4.
-fn canonical(a: SocketAddr) -> SocketAddr {
-    match a {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
-            None => a,
-        },
-        a => a,
-    }
 }

@@ -39,6 +39,18 @@ impl TunDevice {
             .ok()
     }
 
+    /// Writes one packet now. A TUN write does not wait for the stack
+    /// (the kernel queues it); a failure is logged and returned.
+    pub fn write_now(&self, packet: &[u8]) -> io::Result<()> {
+        match nix::unistd::write(self.fd.get_ref().as_fd(), packet) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::debug!("TUN write failed: {e}");
+                Err(e.into())
+            }
+        }
+    }
+
     /// Writes one packet; waits only if the device's queue is full.
     pub async fn write(&self, packet: &[u8]) -> io::Result<()> {
         loop {

@@ -39,9 +39,14 @@ pub const FULL_TUNNEL_TABLE: u32 = os::FULL_TUNNEL_TABLE;
 pub const PATH_MARK: u32 = os::PATH_MARK;
 
 /// Creates (or attaches to) the TUN device `name` with `mtu`, up, and
-/// returns its descriptor (close-on-exec).
-pub fn create_tun(name: &str, mtu: u16) -> io::Result<OwnedFd> {
-    os::create_tun(name, mtu)
+/// returns its descriptor (close-on-exec) and the offloads the kernel
+/// accepted (none unless `offload`).
+pub fn create_tun(
+    name: &str,
+    mtu: u16,
+    offload: bool,
+) -> io::Result<(OwnedFd, crate::io::kernel_offloads::TunOffloads)> {
+    os::create_tun(name, mtu, offload)
 }
 
 /// Adds the configured addresses to the device.
@@ -87,9 +92,10 @@ pub fn mark_path_socket(s: &UdpSocket, mode: Mode) -> io::Result<()> {
     os::mark_path_socket(s, mode)
 }
 
-/// Large buffers and no fragmentation on a path socket (best effort).
-pub fn tune_path_socket(s: &UdpSocket, v6: bool) {
-    os::tune_path_socket(s, v6)
+/// Large buffers and no fragmentation on a path socket, and receive
+/// coalescing (UDP_GRO) when `gro`: best effort; returns whether GRO is on.
+pub fn tune_path_socket(s: &UdpSocket, v6: bool, gro: bool) -> bool {
+    os::tune_path_socket(s, v6, gro)
 }
 
 /// For a client path: `Some((interface holding its bind address, interface

@@ -22,7 +22,11 @@ fn unsupported(what: &str) -> io::Error {
     )
 }
 
-pub fn create_tun(_name: &str, _mtu: u16) -> io::Result<OwnedFd> {
+pub fn create_tun(
+    _name: &str,
+    _mtu: u16,
+    _offload: bool,
+) -> io::Result<(OwnedFd, crate::io::kernel_offloads::TunOffloads)> {
     Err(unsupported("TUN device"))
 }
 
@@ -57,7 +61,9 @@ pub fn mark_path_socket(_s: &UdpSocket, mode: Mode) -> io::Result<()> {
     }
 }
 
-pub fn tune_path_socket(_s: &UdpSocket, _v6: bool) {}
+pub fn tune_path_socket(_s: &UdpSocket, _v6: bool, _gro: bool) -> bool {
+    false
+}
 
 pub fn misrouted_path(_path: &PathConfig, _mode: Mode) -> io::Result<Option<(String, String)>> {
     Ok(None)

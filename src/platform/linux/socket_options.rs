@@ -18,10 +18,19 @@ pub fn mark_path_socket(s: &StdUdpSocket, mode: Mode) -> io::Result<()> {
     set_mark(s, MARK).map_err(|e| io::Error::new(e.kind(), format!("fwmark {MARK:#x}: {e}")))
 }
 
-/// Large buffers and Don't Fragment (best effort).
-pub fn tune_path_socket(s: &StdUdpSocket, v6: bool) {
+/// Large buffers and Don't Fragment (best effort), and UDP_GRO when `gro`:
+/// returns whether the kernel accepted it.
+pub fn tune_path_socket(s: &StdUdpSocket, v6: bool, gro: bool) -> bool {
     grow_buffers(s);
     forbid_fragments(s, v6);
+    gro && coalesce_received(s)
+}
+
+/// UDP_GRO: the kernel hands over several datagrams of one sender in one
+/// receive, with their size in a control message (Linux 5.0 and later).
+fn coalesce_received(s: &StdUdpSocket) -> bool {
+    use nix::sys::socket::{setsockopt, sockopt};
+    setsockopt(s, sockopt::UdpGroSegment, &true).is_ok()
 }
 
 /// Marks everything the socket sends (SO_MARK, needs CAP_NET_ADMIN: the

@@ -1,0 +1,161 @@
+//! The receiving direction: datagrams received in batches (several per
+//! system call, several per GRO buffer) are opened by the core, and what
+//! it releases goes to the TUN device, joined into super-packets when the
+//! device takes them (GRO on the TUN side).
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tracing::debug;
+
+use super::offload::{CoalesceConfig, Coalescer, PushError, VirtioNetHdr, VNET_HDR_LEN};
+use super::tun_device::TunDevice;
+use super::udp_receive::{ReceiveBatch, SLOTS};
+use crate::io::kernel_offloads::TunOffloads;
+use crate::proto::{SocketId, Tunnel};
+
+/// Receive system calls per readiness event before other sources get a turn.
+const ROUNDS: usize = 8;
+
+/// The receiving direction's buffers, allocated once.
+pub struct PathsToTun {
+    rx: ReceiveBatch,
+    /// A packet the resequencing queue releases.
+    released: Vec<u8>,
+    /// Pending TUN writes, joined where they can be (with a virtio
+    /// header); `None`: the device takes plain packets one by one.
+    coalescer: Option<Coalescer>,
+    /// Writes of a device with virtio headers that joins nothing: the
+    /// header, then the packet.
+    plain: Vec<u8>,
+    vnet_hdr: bool,
+}
+
+impl PathsToTun {
+    pub fn new(tun: TunOffloads) -> PathsToTun {
+        let coalescer = (tun.vnet_hdr && tun.tso).then(|| {
+            Coalescer::new(CoalesceConfig {
+                tcp: true,
+                udp: tun.uso,
+            })
+        });
+        PathsToTun {
+            rx: ReceiveBatch::default(),
+            released: vec![0; 65536],
+            coalescer,
+            plain: vec![0; VNET_HDR_LEN + 65536],
+            vnet_hdr: tun.vnet_hdr,
+        }
+    }
+
+    /// Reads up to a batch of datagrams from `socket` (`id`) into the core
+    /// and writes what they and the resequencing queue release to `tun`.
+    pub fn drain(&mut self, tunnel: &mut Tunnel, socket: &UdpSocket, id: SocketId, tun: &TunDevice) {
+        for _ in 0..ROUNDS {
+            let n = match self.rx.receive(socket) {
+                Ok(n) => n,
+                Err(e) => {
+                    debug!(socket = %id, "receive error: {e}");
+                    break;
+                }
+            };
+            let now = Instant::now();
+            for i in 0..n {
+                let Some((r, bytes)) = self.rx.slot(i) else {
+                    continue;
+                };
+                let from = canonical(r.from);
+                for d in bytes.chunks_mut(r.segment) {
+                    if let Some(range) = tunnel.handle_datagram(id, from, d, now) {
+                        write_or_join(
+                            &mut self.coalescer,
+                            &mut self.plain,
+                            self.vnet_hdr,
+                            tun,
+                            &d[range],
+                        );
+                    }
+                    while let Some(n) = tunnel.poll_deliver(&mut self.released) {
+                        let packet = &self.released[..n];
+                        write_or_join(&mut self.coalescer, &mut self.plain, self.vnet_hdr, tun, packet);
+                    }
+                }
+            }
+            if n < SLOTS {
+                break;
+            }
+        }
+        self.flush(tun);
+    }
+
+    /// Writes the packets the resequencing queue released (a timer may
+    /// release them too) and everything pending.
+    pub fn deliver_released(&mut self, tunnel: &mut Tunnel, tun: &TunDevice) {
+        self.released_to(tunnel, tun);
+        self.flush(tun);
+    }
+
+    fn released_to(&mut self, tunnel: &mut Tunnel, tun: &TunDevice) {
+        while let Some(n) = tunnel.poll_deliver(&mut self.released) {
+            write_or_join(
+                &mut self.coalescer,
+                &mut self.plain,
+                self.vnet_hdr,
+                tun,
+                &self.released[..n],
+            );
+        }
+    }
+
+    fn flush(&mut self, tun: &TunDevice) {
+        if let Some(c) = &mut self.coalescer {
+            let _ = c.flush(|b| tun.write_now(b));
+        }
+    }
+}
+
+/// Hands `packet` to the coalescer (flushing it when full), or writes it
+/// now: behind a plain virtio header on a device that has them.
+fn write_or_join(
+    coalescer: &mut Option<Coalescer>,
+    plain: &mut [u8],
+    vnet_hdr: bool,
+    tun: &TunDevice,
+    packet: &[u8],
+) {
+    if let Some(c) = coalescer {
+        match c.push(packet) {
+            Ok(()) => return,
+            Err(PushError::Full) => {
+                let _ = c.flush(|b| tun.write_now(b));
+                if c.push(packet).is_ok() {
+                    return;
+                }
+            }
+            Err(PushError::TooLong(_)) => return,
+        }
+    }
+    if vnet_hdr {
+        let end = VNET_HDR_LEN + packet.len();
+        if end > plain.len() {
+            return;
+        }
+        plain[..VNET_HDR_LEN].copy_from_slice(&VirtioNetHdr::default().encode());
+        plain[VNET_HDR_LEN..end].copy_from_slice(packet);
+        let _ = tun.write_now(&plain[..end]);
+    } else {
+        let _ = tun.write_now(packet);
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (from dual-stack sockets) as plain IPv4.
+pub fn canonical(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => a,
+        },
+        a => a,
+    }
+}

@@ -1,0 +1,109 @@
+//! The sending direction: what the TUN device gives is split into packets
+//! (a TSO/USO super-packet into its segments), each sealed by the core for
+//! the path it picks and gathered into that path's UDP train.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tracing::debug;
+
+use super::offload::{segments, VirtioNetHdr, VNET_HDR_LEN};
+use super::udp_trains::TrainSender;
+use crate::proto::tunnel::{HEADROOM, OVERHEAD};
+use crate::proto::{SocketId, Tunnel};
+
+/// Largest TUN read: a virtio header and a 64 KB super-packet.
+pub const TUN_READ_LEN: usize = VNET_HDR_LEN + 65536;
+
+/// The sending direction's buffers, allocated once.
+pub struct TunToPaths {
+    /// One read from the TUN device (with its virtio header when
+    /// `vnet_hdr`).
+    pub read: Vec<u8>,
+    /// One packet being sealed: the IP packet at HEADROOM, room for the
+    /// tag after it.
+    out: Vec<u8>,
+    pub trains: TrainSender,
+    vnet_hdr: bool,
+    /// TUN reads whose virtio header or super-packet made no sense.
+    pub malformed: u64,
+}
+
+impl TunToPaths {
+    pub fn new(vnet_hdr: bool, gso: bool) -> TunToPaths {
+        TunToPaths {
+            read: vec![0; TUN_READ_LEN],
+            out: vec![0; 65536 + OVERHEAD],
+            trains: TrainSender::new(gso),
+            vnet_hdr,
+            malformed: 0,
+        }
+    }
+
+    /// Sends the `n` bytes read into `self.read`: each packet sealed and
+    /// added to its path's train (sent by [`TrainSender::flush`] or when a
+    /// train is full).
+    pub async fn send_read(
+        &mut self,
+        tunnel: &mut Tunnel,
+        sockets: &BTreeMap<SocketId, UdpSocket>,
+        n: usize,
+    ) {
+        let now = Instant::now();
+        if !self.vnet_hdr {
+            self.out[HEADROOM..HEADROOM + n].copy_from_slice(&self.read[..n]);
+            self.seal_and_queue(tunnel, sockets, n, now).await;
+            return;
+        }
+        let Some((hdr, packet)) = self.read[..n].split_first_chunk_mut::<VNET_HDR_LEN>() else {
+            self.malformed += 1;
+            return;
+        };
+        let split = VirtioNetHdr::decode(hdr).and_then(|h| segments(&h, packet));
+        let mut segs = match split {
+            Ok(s) => s,
+            Err(e) => {
+                self.malformed += 1;
+                debug!("TUN read dropped: {e}");
+                return;
+            }
+        };
+        let cap = self.out.len() - OVERHEAD;
+        while let Some(r) = segs.next_into(&mut self.out[HEADROOM..cap]) {
+            match r {
+                Ok(len) => {
+                    if let Some(t) = tunnel.handle_tun_packet(&mut self.out, len, now) {
+                        self.trains.push(sockets, t, &self.out[..t.len]).await;
+                    }
+                }
+                Err(e) => {
+                    self.malformed += 1;
+                    debug!("TUN segment dropped: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn seal_and_queue(
+        &mut self,
+        tunnel: &mut Tunnel,
+        sockets: &BTreeMap<SocketId, UdpSocket>,
+        len: usize,
+        now: Instant,
+    ) {
+        if let Some(t) = tunnel.handle_tun_packet(&mut self.out, len, now) {
+            self.trains.push(sockets, t, &self.out[..t.len]).await;
+        }
+    }
+
+    /// Sends every gathered train and tells the core of datagrams too big
+    /// for their path.
+    pub async fn flush(&mut self, tunnel: &mut Tunnel, sockets: &BTreeMap<SocketId, UdpSocket>) {
+        self.trains.flush(sockets).await;
+        for t in self.trains.too_big.drain(..) {
+            tunnel.datagram_too_big(t);
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Sending datagrams in trains: consecutive datagrams of one size for one
+//! destination are gathered and leave in one `sendmsg` with UDP_SEGMENT
+//! (GSO), the kernel cutting them apart. The first refusal (a kernel or
+//! device without UDP GSO) turns trains off for good: each datagram then
+//! leaves on its own, as it does with `MLVPN_OFFLOAD=off`.
+
+use std::collections::BTreeMap;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+
+use nix::errno::Errno;
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrStorage};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tracing::{debug, info};
+
+use crate::proto::tunnel::Transmit;
+use crate::proto::SocketId;
+
+/// The kernel's limit on segments per GSO send (UDP_MAX_SEGMENTS).
+const MAX_SEGMENTS: usize = 64;
+/// Bytes of UDP payload per train (below the 64 KB IP datagram limit
+/// with room for the outer headers).
+const MAX_TRAIN_BYTES: usize = 65000;
+/// Destinations with a train being gathered at once (a bonded tunnel
+/// sends to one per path).
+const MAX_TRAINS: usize = 8;
+
+/// One train being gathered.
+struct Train {
+    /// The first datagram's transmit (socket, destination, path; `len` is
+    /// the segment size).
+    head: Transmit,
+    count: usize,
+    /// A shorter datagram ended the train: the next one starts another.
+    closed: bool,
+    buf: Vec<u8>,
+}
+
+/// The trains of one batch, and whether the kernel takes them.
+pub struct TrainSender {
+    trains: Vec<Train>,
+    /// Spare buffers, so that no train allocates after start-up.
+    spare: Vec<Vec<u8>>,
+    gso: bool,
+    /// Datagrams too big for their path (EMSGSIZE), for the core.
+    pub too_big: Vec<Transmit>,
+}
+
+impl TrainSender {
+    pub fn new(gso: bool) -> TrainSender {
+        TrainSender {
+            trains: Vec::with_capacity(MAX_TRAINS),
+            spare: (0..MAX_TRAINS)
+                .map(|_| Vec::with_capacity(MAX_TRAIN_BYTES))
+                .collect(),
+            gso,
+            too_big: Vec::new(),
+        }
+    }
+
+    /// Adds datagram `bytes` (`t.len` long) to its destination's train,
+    /// sending trains that cannot take it first.
+    pub async fn push(&mut self, sockets: &BTreeMap<SocketId, UdpSocket>, t: Transmit, bytes: &[u8]) {
+        if !self.gso {
+            self.send_one(sockets, t, bytes).await;
+            return;
+        }
+        let at = self
+            .trains
+            .iter()
+            .position(|tr| tr.head.socket == t.socket && tr.head.dest == t.dest);
+        if let Some(i) = at {
+            let tr = &mut self.trains[i];
+            let fits = !tr.closed
+                && bytes.len() <= tr.head.len
+                && tr.count < MAX_SEGMENTS
+                && tr.buf.len() + bytes.len() <= MAX_TRAIN_BYTES;
+            if fits {
+                tr.buf.extend_from_slice(bytes);
+                tr.count += 1;
+                tr.closed = bytes.len() < tr.head.len;
+                return;
+            }
+            let tr = self.trains.swap_remove(i);
+            self.send_train(sockets, tr).await;
+        } else if self.trains.len() == MAX_TRAINS {
+            let tr = self.trains.swap_remove(0);
+            self.send_train(sockets, tr).await;
+        }
+        let mut buf = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(MAX_TRAIN_BYTES));
+        buf.clear();
+        buf.extend_from_slice(bytes);
+        self.trains.push(Train {
+            head: t,
+            count: 1,
+            closed: false,
+            buf,
+        });
+    }
+
+    /// Sends every train gathered.
+    pub async fn flush(&mut self, sockets: &BTreeMap<SocketId, UdpSocket>) {
+        while let Some(tr) = self.trains.pop() {
+            self.send_train(sockets, tr).await;
+        }
+    }
+
+    async fn send_train(&mut self, sockets: &BTreeMap<SocketId, UdpSocket>, tr: Train) {
+        let seg = tr.head.len;
+        let result = match sockets.get(&tr.head.socket) {
+            Some(s) if tr.count > 1 => send(s, tr.head.dest, &tr.buf, Some(seg)).await,
+            Some(s) => send(s, tr.head.dest, &tr.buf, None).await,
+            None => Ok(()),
+        };
+        match result {
+            Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
+                self.too_big.extend((0..tr.count).map(|_| tr.head))
+            }
+            // EIO: the device cannot checksum a GSO train; EINVAL/ENOPROTOOPT:
+            // no UDP_SEGMENT. The train goes out one datagram at a time.
+            Err(e) if tr.count > 1 && is_gso_refusal(&e) => {
+                info!(socket = %tr.head.socket, "UDP segmentation offload refused ({e}): one datagram per send from now on");
+                self.gso = false;
+                for d in tr.buf.chunks(seg) {
+                    let t = Transmit {
+                        len: d.len(),
+                        ..tr.head
+                    };
+                    self.send_one(sockets, t, d).await;
+                }
+            }
+            Err(e) => debug!(socket = %tr.head.socket, dest = %tr.head.dest, "send failed: {e}"),
+            Ok(()) => {}
+        }
+        self.spare.push(tr.buf);
+    }
+
+    async fn send_one(&mut self, sockets: &BTreeMap<SocketId, UdpSocket>, t: Transmit, bytes: &[u8]) {
+        let Some(s) = sockets.get(&t.socket) else {
+            return;
+        };
+        match send(s, t.dest, bytes, None).await {
+            Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => self.too_big.push(t),
+            Err(e) => debug!(socket = %t.socket, dest = %t.dest, "send failed: {e}"),
+            Ok(()) => {}
+        }
+    }
+}
+
+fn is_gso_refusal(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+    )
+}
+
+/// One `sendmsg`, with UDP_SEGMENT when `segment` is given; waits only
+/// while the socket's buffer is full.
+async fn send(s: &UdpSocket, dest: SocketAddr, bytes: &[u8], segment: Option<usize>) -> io::Result<()> {
+    let addr = SockaddrStorage::from(dest);
+    let seg = segment.map(|s| s as u16);
+    s.async_io(Interest::WRITABLE, || {
+        let iov = [IoSlice::new(bytes)];
+        let r = match &seg {
+            Some(seg) => sendmsg(
+                s.as_raw_fd(),
+                &iov,
+                &[ControlMessage::UdpGsoSegments(seg)],
+                MsgFlags::empty(),
+                Some(&addr),
+            ),
+            None => sendmsg(s.as_raw_fd(), &iov, &[], MsgFlags::empty(), Some(&addr)),
+        };
+        match r {
+            Ok(_) => Ok(()),
+            Err(Errno::EAGAIN) => Err(io::ErrorKind::WouldBlock.into()),
+            Err(e) => Err(io::Error::from(e)),
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::udp_receive::ReceiveBatch;
+
+    async fn pair(gro: bool) -> (BTreeMap<SocketId, UdpSocket>, UdpSocket) {
+        let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        if gro {
+            nix::sys::socket::setsockopt(&rx, nix::sys::socket::sockopt::UdpGroSegment, &true).unwrap();
+        }
+        rx.set_nonblocking(true).unwrap();
+        let rx = UdpSocket::from_std(rx).unwrap();
+        (BTreeMap::from([(SocketId::new(1), tx)]), rx)
+    }
+
+    fn datagram(i: usize, len: usize) -> Vec<u8> {
+        (0..len).map(|j| (i * 31 + j) as u8).collect()
+    }
+
+    /// Everything `rx` has, split at the GRO segment boundaries.
+    async fn received(rx: &UdpSocket, expect: usize) -> Vec<(Vec<u8>, usize)> {
+        let mut batch = ReceiveBatch::default();
+        let mut out = Vec::new();
+        while out.len() < expect {
+            rx.readable().await.unwrap();
+            let n = batch.receive(rx).unwrap();
+            for i in 0..n {
+                let (r, bytes) = batch.slot(i).unwrap();
+                for d in bytes.chunks(r.segment) {
+                    out.push((d.to_vec(), r.segment));
+                }
+            }
+        }
+        out
+    }
+
+    async fn send_train(gso: bool, lens: &[usize]) -> (Vec<(Vec<u8>, usize)>, bool) {
+        let (sockets, rx) = pair(true).await;
+        let dest = rx.local_addr().unwrap();
+        let mut trains = TrainSender::new(gso);
+        for (i, &len) in lens.iter().enumerate() {
+            let t = Transmit {
+                socket: SocketId::new(1),
+                dest,
+                len,
+                path: Some(crate::proto::ids::PathIds::default().fresh()),
+            };
+            trains.push(&sockets, t, &datagram(i, len)).await;
+        }
+        trains.flush(&sockets).await;
+        (received(&rx, lens.len()).await, trains.gso)
+    }
+
+    #[tokio::test]
+    async fn a_train_arrives_as_its_datagrams_in_order_with_a_shorter_last() {
+        let lens = [1200, 1200, 1200, 1200, 700];
+        let (got, gso_kept) = send_train(true, &lens).await;
+        assert!(gso_kept, "loopback takes UDP_SEGMENT");
+        let want: Vec<Vec<u8>> = lens.iter().enumerate().map(|(i, &l)| datagram(i, l)).collect();
+        assert_eq!(got.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>(), want);
+        // One GSO send, coalesced again on receive: the segment size is
+        // the train's, not each datagram's own length.
+        assert!(
+            got.iter().all(|(_, seg)| *seg == 1200),
+            "{:?}",
+            got.iter().map(|g| g.1).collect::<Vec<_>>()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_longer_datagram_starts_a_new_train_and_nothing_is_lost() {
+        let lens = [600, 600, 1400, 1400, 1400, 90, 1400];
+        let (got, _) = send_train(true, &lens).await;
+        let want: Vec<Vec<u8>> = lens.iter().enumerate().map(|(i, &l)| datagram(i, l)).collect();
+        assert_eq!(got.into_iter().map(|(d, _)| d).collect::<Vec<_>>(), want);
+    }
+
+    #[tokio::test]
+    async fn without_gso_each_datagram_leaves_alone() {
+        let lens = [1000, 1000, 1000];
+        let (got, gso) = send_train(false, &lens).await;
+        assert!(!gso);
+        let want: Vec<Vec<u8>> = lens.iter().enumerate().map(|(i, &l)| datagram(i, l)).collect();
+        assert_eq!(got.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>(), want);
+        assert!(got.iter().all(|(d, seg)| *seg == d.len()));
+    }
+
+    #[tokio::test]
+    async fn more_datagrams_than_one_train_holds_leave_in_several() {
+        let lens = vec![1000; MAX_SEGMENTS + 10];
+        let (got, _) = send_train(true, &lens).await;
+        assert_eq!(got.len(), lens.len());
+        for (i, (d, _)) in got.iter().enumerate() {
+            assert_eq!(d, &datagram(i, 1000), "datagram {i}");
+        }
+    }
+}
