@@ -121,17 +121,23 @@ impl TrainSender {
             Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
                 self.too_big.extend((0..tr.count).map(|_| tr.head))
             }
-            // EIO: the device cannot checksum a GSO train; EINVAL/ENOPROTOOPT:
-            // no UDP_SEGMENT. The train goes out one datagram at a time.
+            // EIO: the device cannot checksum a GSO train; EINVAL,
+            // ENOPROTOOPT: a kernel without UDP_SEGMENT. The train goes out
+            // one datagram at a time; if they leave, trains are off for good
+            // (an EINVAL they share, say from an address just removed, is
+            // not a refusal).
             Err(e) if tr.count > 1 && is_gso_refusal(&e) => {
-                info!(socket = %tr.head.socket, "UDP segmentation offload refused ({e}): one datagram per send from now on");
-                self.gso = false;
+                let mut refused = false;
                 for d in tr.buf.chunks(seg) {
                     let t = Transmit {
                         len: d.len(),
                         ..tr.head
                     };
-                    self.send_one(sockets, t, d).await;
+                    refused |= self.send_one(sockets, t, d).await;
+                }
+                if refused {
+                    info!(socket = %tr.head.socket, "UDP segmentation offload refused ({e}): one datagram per send from now on");
+                    self.gso = false;
                 }
             }
             Err(e) => debug!(socket = %tr.head.socket, dest = %tr.head.dest, "send failed: {e}"),
@@ -140,15 +146,17 @@ impl TrainSender {
         self.spare.push(tr.buf);
     }
 
-    async fn send_one(&mut self, sockets: &BTreeMap<SocketId, UdpSocket>, t: Transmit, bytes: &[u8]) {
+    /// Sends one datagram; true when it left.
+    async fn send_one(&mut self, sockets: &BTreeMap<SocketId, UdpSocket>, t: Transmit, bytes: &[u8]) -> bool {
         let Some(s) = sockets.get(&t.socket) else {
-            return;
+            return false;
         };
         match send(s, t.dest, bytes, None).await {
             Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => self.too_big.push(t),
             Err(e) => debug!(socket = %t.socket, dest = %t.dest, "send failed: {e}"),
-            Ok(()) => {}
+            Ok(()) => return true,
         }
+        false
     }
 }
 
