@@ -5,12 +5,15 @@
 //! - [`daemon`]: the privileged parent, its set-up, and the worker.
 //! - [`platform`]: what differs per operating system.
 //! - [`config`]: the validated configuration.
+//! - `crypto`: wiping key types that do not wipe themselves.
 //!
 //! `unsafe` is denied here and allowed, by name, only in the modules that
-//! take over raw descriptors or call `setsockopt` directly.
+//! take over raw descriptors or call `setsockopt` directly, and in the one
+//! that wipes ring's AEAD keys.
 #![deny(unsafe_code)]
 
 pub mod config;
+mod crypto;
 pub mod daemon;
 pub mod import_mlvpn;
 pub mod io;

@@ -7,6 +7,7 @@
 //! simulated time, loss and reordering.
 #![forbid(unsafe_code)]
 
+pub mod aead;
 pub mod clock;
 pub mod cookie;
 pub mod count_history;

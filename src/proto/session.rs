@@ -1,17 +1,16 @@
 //! One transport session: the keys of one completed handshake on one path.
 //!
-//! ChaCha20-Poly1305 with the Noise split keys, a 64-bit counter sent in the
-//! clear as the nonce, and a [`ReplayWindow`] checked before decryption and
-//! updated only after the tag verified. Keys are zeroized on drop (the AEAD
-//! types do it themselves).
+//! ChaCha20-Poly1305 ([`PacketCipher`]) with the Noise split keys, a 64-bit
+//! counter sent in the clear as the nonce, and a [`ReplayWindow`] checked
+//! before decryption and updated only after the tag verified. Keys are
+//! zeroized on drop ([`PacketCipher`] wipes its key).
 
 use std::ops::Range;
 use std::time::Instant;
 
-use chacha20poly1305::aead::AeadInPlace;
-use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
 use thiserror::Error;
 
+use super::aead::PacketCipher;
 use super::handshake::SessionKeys;
 use super::replay::ReplayWindow;
 use super::wire::{self, DataHeader, DATA_HEADER_LEN, TAG_LEN};
@@ -36,17 +35,11 @@ pub struct Exhausted;
 pub struct Session {
     pub local_index: u32,
     pub remote_index: u32,
-    send: ChaCha20Poly1305,
-    recv: ChaCha20Poly1305,
+    send: PacketCipher,
+    recv: PacketCipher,
     send_counter: u64,
     replay: ReplayWindow,
     pub created: Instant,
-}
-
-fn nonce(counter: u64) -> Nonce {
-    let mut n = [0u8; 12];
-    n[4..].copy_from_slice(&counter.to_le_bytes());
-    n.into()
 }
 
 impl Session {
@@ -54,8 +47,8 @@ impl Session {
         Session {
             local_index,
             remote_index,
-            send: ChaCha20Poly1305::new((&*keys.send).into()),
-            recv: ChaCha20Poly1305::new((&*keys.recv).into()),
+            send: PacketCipher::new(&keys.send),
+            recv: PacketCipher::new(&keys.recv),
             send_counter: 0,
             replay: ReplayWindow::new(),
             created: now,
@@ -83,10 +76,7 @@ impl Session {
             },
         );
         let end = DATA_HEADER_LEN + len;
-        let tag = self
-            .send
-            .encrypt_in_place_detached(&nonce(counter), &[], &mut buf[DATA_HEADER_LEN..end])
-            .expect("chacha20poly1305 encrypts any length below 256 GiB");
+        let tag = self.send.seal(counter, &mut buf[DATA_HEADER_LEN..end]);
         buf[end..end + TAG_LEN].copy_from_slice(&tag);
         Ok(end + TAG_LEN)
     }
@@ -102,9 +92,9 @@ impl Session {
             return Err(OpenError::Replayed);
         }
         let end = datagram.len() - TAG_LEN;
-        let tag = Tag::clone_from_slice(&datagram[end..]);
+        let tag: [u8; TAG_LEN] = datagram[end..].try_into().expect("TAG_LEN bytes");
         self.recv
-            .decrypt_in_place_detached(&nonce(counter), &[], &mut datagram[DATA_HEADER_LEN..end], &tag)
+            .open(counter, &mut datagram[DATA_HEADER_LEN..end], &tag)
             .map_err(|_| OpenError::Auth)?;
         self.replay.update(counter);
         Ok(DATA_HEADER_LEN..end)
@@ -147,5 +137,33 @@ mod tests {
         bad[17] ^= 1;
         assert_eq!(b.open(&mut bad[..n], 5), Err(OpenError::Auth));
         assert!(b.may_accept(5));
+    }
+
+    /// The wire format, checked with the independent implementation:
+    /// header, then ciphertext under nonce 0⁴ ‖ counter LE with no AAD, then
+    /// the tag.
+    #[test]
+    fn datagrams_open_with_rustcrypto() {
+        use chacha20poly1305::aead::AeadInPlace;
+        use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
+        let (mut a, _) = pair(Instant::now());
+        let theirs = ChaCha20Poly1305::new(&[1; 32].into());
+        for (counter, len) in [(0u64, 0usize), (1, 1), (2, 1420), (3, 2000)] {
+            let mut buf = vec![0u8; DATA_HEADER_LEN + len + TAG_LEN];
+            for (i, b) in buf[DATA_HEADER_LEN..DATA_HEADER_LEN + len].iter_mut().enumerate() {
+                *b = i as u8;
+            }
+            let plain = buf[DATA_HEADER_LEN..DATA_HEADER_LEN + len].to_vec();
+            assert_eq!(a.seal(&mut buf, len), Ok(buf.len()));
+            assert_eq!(buf[..8], [4, 0, 0, 0, 20, 0, 0, 0]);
+            assert_eq!(buf[8..16], counter.to_le_bytes());
+            let mut nonce = [0u8; 12];
+            nonce[4..].copy_from_slice(&counter.to_le_bytes());
+            let (body, tag) = buf[DATA_HEADER_LEN..].split_at_mut(len);
+            theirs
+                .decrypt_in_place_detached((&nonce).into(), &[], body, (&*tag).into())
+                .unwrap();
+            assert_eq!(body, &plain[..]);
+        }
     }
 }
