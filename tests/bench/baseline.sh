@@ -21,7 +21,7 @@
 # Knobs (environment, or KNOB=VALUE arguments; a bare number is SECS):
 #   SECS=10              seconds per transfer (not SECONDS: bash owns it)
 #   REPS=3               repetitions per figure (the median is printed)
-#   CC="cubic bbr"       congestion controls (iperf3 -C), one table each
+#   TCP_CC="cubic bbr"   congestion controls (iperf3 -C), one table each
 #   TUNNELS="veth mlvpn1 mlvpn2 boringtun wggo"   subset and order to run
 #   RATE=300M            the rate of the held stream (iperf3 -b)
 #   PINGS=200            pings for the idle p50
@@ -39,7 +39,7 @@
 # WireGuard peers. Missing peers are skipped with a message.
 set -euo pipefail
 
-knobs="SECS REPS CC TUNNELS RATE PINGS MLVPN_EXTRA_ARGS MLVPN_OFFLOAD WIREGUARD_GO BORINGTUN BIN_DIR KEEP_LOGS"
+knobs="SECS REPS TCP_CC TUNNELS RATE PINGS MLVPN_EXTRA_ARGS MLVPN_OFFLOAD WIREGUARD_GO BORINGTUN BIN_DIR KEEP_LOGS"
 for arg in "$@"; do
   case $arg in
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -53,7 +53,7 @@ for arg in "$@"; do
 done
 secs=${SECS:-10}
 reps=${REPS:-3}
-ccs=${CC:-cubic bbr}
+ccs=${TCP_CC:-cubic bbr}
 tunnels=${TUNNELS:-veth mlvpn1 mlvpn2 boringtun wggo}
 rate=${RATE:-300M}
 pings=${PINGS:-200}

@@ -13,8 +13,9 @@
 set -euo pipefail
 secs=${1:-10}
 # Congestion control of the measured stream: cubic is what most end hosts run
-# (Linux, Windows and macOS defaults); CC=bbr measures BBR instead.
-cc=${CC:-cubic}
+# (Linux, Windows and macOS defaults); TCP_CC=bbr measures BBR instead
+# (not CC: that names the C compiler ring's build script runs).
+cc=${TCP_CC:-cubic}
 # Seconds at the start of each stream left out of its figure (iperf3 -O):
 # OMIT=10 measures the steady state after TCP's ramp-up.
 omit=${OMIT:-0}

@@ -16,7 +16,7 @@
 # then shows in the goodput.
 set -euo pipefail
 secs=${1:-10}
-cc=${CC:-cubic}
+cc=${TCP_CC:-cubic}
 omit=${OMIT:-0}
 EXTRA_PACKAGES="-p mlvpn-flood"
 . "$(dirname "$0")/lib.sh"
