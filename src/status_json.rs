@@ -5,12 +5,25 @@
 //!
 //! Field names are a stable interface (DESIGN.md): see `proto::stats`.
 
+use crate::io::data_path_status::DataPathStatus;
 use crate::proto::stats::Status;
 
 /// The status as one line of JSON (an `error` object should it not
 /// serialize).
 pub fn to_json(status: &Status) -> String {
     serde_json::to_string(status).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// The daemon's answer: the tunnel's status with the data path's beside
+/// it (`"data_path": {...}`); [`from_json`] reads it too.
+pub fn with_data_path(status: &Status, data_path: &DataPathStatus) -> String {
+    #[derive(serde::Serialize)]
+    struct Answer<'a> {
+        #[serde(flatten)]
+        status: &'a Status,
+        data_path: &'a DataPathStatus,
+    }
+    serde_json::to_string(&Answer { status, data_path }).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
 /// A status read back from its JSON form.

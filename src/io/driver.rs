@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::control::{self, ControlRequest};
+use super::data_path_status::DataPathStatus;
 use super::kernel_offloads::KernelOffloads;
 use super::paths_to_tun::PathsToTun;
 use super::tun_device::TunDevice;
@@ -50,6 +51,8 @@ struct Driver {
     /// Rate limit for send-error logs.
     last_send_error_log: Option<Instant>,
     hooks: Option<HookSink>,
+    /// What the parent opened the TUN and sockets with.
+    offloads: KernelOffloads,
     /// Drop counters at the last drop summary, and when it was due.
     drops_logged: (crate::proto::stats::Drops, Instant),
 }
@@ -125,6 +128,7 @@ pub async fn run(
         inbound: PathsToTun::new(offloads.tun),
         last_send_error_log: None,
         hooks,
+        offloads,
         drops_logged: (Default::default(), Instant::now()),
     };
     let result = driver.event_loop(shutdown, ctl_rx, reloads).await;
@@ -196,6 +200,22 @@ impl Driver {
     fn drain_socket(&mut self, id: SocketId) {
         if let Some(socket) = self.sockets.get(&id) {
             self.inbound.drain(&mut self.tunnel, socket, id, &self.tun);
+        }
+    }
+
+    fn data_path_status(&self) -> DataPathStatus {
+        let trains = &self.outbound.trains;
+        DataPathStatus {
+            tun_vnet_hdr: self.offloads.tun.vnet_hdr,
+            tun_tso: self.offloads.tun.tso,
+            tun_uso: self.offloads.tun.uso,
+            udp_gso: trains.gso(),
+            udp_gro: self.offloads.udp_gro,
+            tun_super_packets_read: self.outbound.super_packets,
+            tun_super_packets_written: self.inbound.super_packets,
+            udp_trains_sent: trains.trains_sent,
+            udp_datagrams_in_trains: trains.datagrams_in_trains,
+            tun_reads_malformed: self.outbound.malformed,
         }
     }
 
@@ -335,7 +355,7 @@ impl Driver {
         let text = match req.command.as_str() {
             "status" => {
                 let status = self.tunnel.status(&self.tun.name, Instant::now());
-                crate::status_json::to_json(&status)
+                crate::status_json::with_data_path(&status, &self.data_path_status())
             }
             _ => "{\"error\":\"unknown command\"}".to_string(),
         };

@@ -10,6 +10,7 @@
 //! kernel accepted.
 
 pub mod control;
+pub mod data_path_status;
 pub mod driver;
 pub mod kernel_offloads;
 pub mod offload;

@@ -9,6 +9,7 @@ use std::time::Instant;
 use tokio::net::UdpSocket;
 use tracing::debug;
 
+use super::offload::virtio_hdr::GSO_NONE;
 use super::offload::{CoalesceConfig, Coalescer, PushError, VirtioNetHdr, VNET_HDR_LEN};
 use super::tun_device::TunDevice;
 use super::udp_receive::{ReceiveBatch, SLOTS};
@@ -30,6 +31,8 @@ pub struct PathsToTun {
     /// header, then the packet.
     plain: Vec<u8>,
     vnet_hdr: bool,
+    /// TUN writes that were joined super-packets.
+    pub super_packets: u64,
 }
 
 impl PathsToTun {
@@ -46,6 +49,7 @@ impl PathsToTun {
             coalescer,
             plain: vec![0; VNET_HDR_LEN + 65536],
             vnet_hdr: tun.vnet_hdr,
+            super_packets: 0,
         }
     }
 
@@ -74,11 +78,19 @@ impl PathsToTun {
                             self.vnet_hdr,
                             tun,
                             &d[range],
+                            &mut self.super_packets,
                         );
                     }
                     while let Some(n) = tunnel.poll_deliver(&mut self.released) {
                         let packet = &self.released[..n];
-                        write_or_join(&mut self.coalescer, &mut self.plain, self.vnet_hdr, tun, packet);
+                        write_or_join(
+                            &mut self.coalescer,
+                            &mut self.plain,
+                            self.vnet_hdr,
+                            tun,
+                            packet,
+                            &mut self.super_packets,
+                        );
                     }
                 }
             }
@@ -104,31 +116,44 @@ impl PathsToTun {
                 self.vnet_hdr,
                 tun,
                 &self.released[..n],
+                &mut self.super_packets,
             );
         }
     }
 
     fn flush(&mut self, tun: &TunDevice) {
         if let Some(c) = &mut self.coalescer {
-            let _ = c.flush(|b| tun.write_now(b));
+            flush(c, tun, &mut self.super_packets);
         }
     }
 }
 
 /// Hands `packet` to the coalescer (flushing it when full), or writes it
 /// now: behind a plain virtio header on a device that has them.
+/// Writes what `c` holds, counting the super-packets (a virtio header
+/// with a GSO type).
+fn flush(c: &mut Coalescer, tun: &TunDevice, super_packets: &mut u64) {
+    let _ = c.flush(|b| {
+        if b.get(1).is_some_and(|gso_type| *gso_type != GSO_NONE) {
+            *super_packets += 1;
+        }
+        tun.write_now(b)
+    });
+}
+
 fn write_or_join(
     coalescer: &mut Option<Coalescer>,
     plain: &mut [u8],
     vnet_hdr: bool,
     tun: &TunDevice,
     packet: &[u8],
+    super_packets: &mut u64,
 ) {
     if let Some(c) = coalescer {
         match c.push(packet) {
             Ok(()) => return,
             Err(PushError::Full) => {
-                let _ = c.flush(|b| tun.write_now(b));
+                flush(c, tun, super_packets);
                 if c.push(packet).is_ok() {
                     return;
                 }

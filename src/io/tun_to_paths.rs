@@ -28,6 +28,8 @@ pub struct TunToPaths {
     vnet_hdr: bool,
     /// TUN reads whose virtio header or super-packet made no sense.
     pub malformed: u64,
+    /// TUN reads that were super-packets.
+    pub super_packets: u64,
 }
 
 impl TunToPaths {
@@ -38,6 +40,7 @@ impl TunToPaths {
             trains: TrainSender::new(gso),
             vnet_hdr,
             malformed: 0,
+            super_packets: 0,
         }
     }
 
@@ -69,6 +72,9 @@ impl TunToPaths {
                 return;
             }
         };
+        if segs.len() > 1 {
+            self.super_packets += 1;
+        }
         let cap = self.out.len() - OVERHEAD;
         while let Some(r) = segs.next_into(&mut self.out[HEADROOM..cap]) {
             match r {

@@ -44,11 +44,19 @@ pub struct TrainSender {
     /// Spare buffers, so that no train allocates after start-up.
     spare: Vec<Vec<u8>>,
     gso: bool,
+    /// GSO sends of two or more datagrams, and the datagrams in them.
+    pub trains_sent: u64,
+    pub datagrams_in_trains: u64,
     /// Datagrams too big for their path (EMSGSIZE), for the core.
     pub too_big: Vec<Transmit>,
 }
 
 impl TrainSender {
+    /// Whether trains are on (false from the start or after a refusal).
+    pub fn gso(&self) -> bool {
+        self.gso
+    }
+
     pub fn new(gso: bool) -> TrainSender {
         TrainSender {
             trains: Vec::with_capacity(MAX_TRAINS),
@@ -56,6 +64,8 @@ impl TrainSender {
                 .map(|_| Vec::with_capacity(MAX_TRAIN_BYTES))
                 .collect(),
             gso,
+            trains_sent: 0,
+            datagrams_in_trains: 0,
             too_big: Vec::new(),
         }
     }
@@ -141,6 +151,10 @@ impl TrainSender {
                 }
             }
             Err(e) => debug!(socket = %tr.head.socket, dest = %tr.head.dest, "send failed: {e}"),
+            Ok(()) if tr.count > 1 => {
+                self.trains_sent += 1;
+                self.datagrams_in_trains += tr.count as u64;
+            }
             Ok(()) => {}
         }
         self.spare.push(tr.buf);

@@ -2,6 +2,7 @@
 //! Need root (skip loudly otherwise); CI runs them as root.
 
 mod capture;
+mod data_path;
 mod failover;
 mod fleet;
 mod full_tunnel;
