@@ -8,7 +8,7 @@
 #   fuzz/run.sh TARGET repro FILE      # run one input (an artifact)
 #   fuzz/run.sh TARGET minimize FILE   # shrink a crashing input (cargo fuzz tmin)
 #
-# TARGET: wire, responder, transport, config or privsep (docs/fuzzing.md).
+# TARGET: wire, responder, transport, config, privsep or offload (docs/fuzzing.md).
 # Stable rustc cannot pass -Zsanitizer, so this builds with --sanitizer none
 # (coverage instrumentation only; safe Rust needs no ASan) and sets
 # RUSTC_BOOTSTRAP=1 for the -Z flags cargo-fuzz still uses. Debug assertions
@@ -27,7 +27,7 @@ cd "$(dirname "$0")/.."
 
 target=${1:?usage: fuzz/run.sh TARGET [SECONDS] [LIBFUZZER_FLAGS...]}
 case "$target" in
-  wire | responder | transport | config | privsep) ;;
+  wire | responder | transport | config | privsep | offload) ;;
   *) echo "unknown target $target (wire, responder, transport, config, privsep)" >&2; exit 2 ;;
 esac
 shift

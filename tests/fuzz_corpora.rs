@@ -68,6 +68,11 @@ fn replay(target: &str, body: fn(&[u8])) {
 }
 
 #[test]
+fn offload_corpus() {
+    replay("offload", targets::offload);
+}
+
+#[test]
 fn wire_corpus() {
     replay("wire", targets::wire);
 }

@@ -16,6 +16,8 @@ use std::time::Duration;
 use mlvpn_privsep::bulk::Chunks;
 use mlvpn_privsep::msg::{HookEvent, Reply, Request};
 use mlvpn_privsep::startup::{StartupFailure, StartupStep};
+use mlvpn_rs::io::offload::virtio_hdr::{F_NEEDS_CSUM, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
+use mlvpn_rs::io::offload::VirtioNetHdr;
 use mlvpn_rs::proto::cookie::CookieChecker;
 use mlvpn_rs::proto::frame::{self, Report, Timestamps};
 use mlvpn_rs::proto::wire::{self, MAC_LEN};
@@ -40,6 +42,7 @@ pub fn all(repo: &Path) -> Vec<(&'static str, Seeds)> {
         ("transport", transport(&traffic)),
         ("config", config(repo)),
         ("privsep", privsep()),
+        ("offload", offload()),
     ]
 }
 
@@ -493,4 +496,87 @@ fn privsep() -> Seeds {
     v.push(("short".into(), vec![0, 2, 1]));
     v.push(("bad-event".into(), vec![0, 4, 1, 1, 7, 0]));
     v
+}
+
+/// TUN reads of a device with offloads: TCP super-packets (IPv4, IPv6), a
+/// UDP one, a plain packet with a checksum left to complete and one without.
+fn offload() -> Seeds {
+    let tso = |gso_type: u8, ip_len: usize, gso_size: u16, csum_offset: u16, l4_len: usize| VirtioNetHdr {
+        flags: F_NEEDS_CSUM,
+        gso_type,
+        hdr_len: (ip_len + l4_len) as u16,
+        gso_size,
+        csum_start: ip_len as u16,
+        csum_offset,
+    };
+    let read = |h: VirtioNetHdr, packet: Vec<u8>| [h.encode().as_slice(), &packet].concat();
+    let plain = VirtioNetHdr {
+        gso_type: GSO_NONE,
+        ..Default::default()
+    };
+    let udp = ipv4_udp_packet([10, 42, 0, 2].into(), [10, 42, 0, 1].into(), 300);
+    vec![
+        (
+            "tcp4-tso".into(),
+            read(tso(GSO_TCPV4, 20, 1000, 16, 20), tcp_packet(false, 3500)),
+        ),
+        (
+            "tcp6-tso".into(),
+            read(tso(GSO_TCPV6, 40, 1200, 16, 20), tcp_packet(true, 5000)),
+        ),
+        (
+            "udp4-uso".into(),
+            read(tso(GSO_UDP_L4, 20, 1200, 6, 8), udp_packet(3000)),
+        ),
+        (
+            "plain-csum".into(),
+            read(
+                VirtioNetHdr {
+                    flags: F_NEEDS_CSUM,
+                    csum_start: 20,
+                    csum_offset: 6,
+                    ..plain
+                },
+                udp.clone(),
+            ),
+        ),
+        ("plain".into(), read(plain, udp)),
+    ]
+}
+
+/// An IPv4 (DF) or IPv6 TCP packet, ACK|PSH, of `payload` bytes.
+fn tcp_packet(v6: bool, payload: usize) -> Vec<u8> {
+    let mut p = if v6 {
+        let mut h = vec![0x60, 0, 0, 0];
+        h.extend_from_slice(&((20 + payload) as u16).to_be_bytes());
+        h.extend_from_slice(&[6, 64]);
+        h.extend_from_slice(&"fd00::2".parse::<Ipv6Addr>().expect("address").octets());
+        h.extend_from_slice(&"fd00::1".parse::<Ipv6Addr>().expect("address").octets());
+        h
+    } else {
+        let mut h = vec![0x45, 0];
+        h.extend_from_slice(&((40 + payload) as u16).to_be_bytes());
+        h.extend_from_slice(&[0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 42, 0, 2, 10, 42, 0, 1]);
+        h
+    };
+    p.extend_from_slice(&40000u16.to_be_bytes());
+    p.extend_from_slice(&5201u16.to_be_bytes());
+    p.extend_from_slice(&1000u32.to_be_bytes());
+    p.extend_from_slice(&2000u32.to_be_bytes());
+    p.extend_from_slice(&[5 << 4, 0x18, 0x01, 0xf6, 0, 0, 0, 0]);
+    p.extend((0..payload).map(|i| (i * 7) as u8));
+    p
+}
+
+/// An IPv4 UDP packet of `payload` bytes.
+fn udp_packet(payload: usize) -> Vec<u8> {
+    let mut p = vec![0x45, 0];
+    p.extend_from_slice(&((28 + payload) as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0, 10, 42, 0, 2, 10, 42, 0, 1]);
+    p.extend_from_slice(&40000u16.to_be_bytes());
+    p.extend_from_slice(&5201u16.to_be_bytes());
+    p.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.extend((0..payload).map(|i| (i * 13) as u8));
+    p
 }

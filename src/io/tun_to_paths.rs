@@ -36,7 +36,8 @@ impl TunToPaths {
     pub fn new(vnet_hdr: bool, gso: bool) -> TunToPaths {
         TunToPaths {
             read: vec![0; TUN_READ_LEN],
-            out: vec![0; 65536 + OVERHEAD],
+            // Room for the largest read, sealed (a plain read is copied whole).
+            out: vec![0; TUN_READ_LEN + OVERHEAD],
             trains: TrainSender::new(gso),
             vnet_hdr,
             malformed: 0,

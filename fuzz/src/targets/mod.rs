@@ -16,12 +16,14 @@ pub mod config;
 pub mod findings;
 pub mod input;
 pub mod nodes;
+pub mod offload;
 pub mod privsep;
 pub mod responder;
 pub mod transport;
 pub mod wire;
 
 pub use config::config;
+pub use offload::offload;
 pub use privsep::privsep;
 pub use responder::responder;
 pub use transport::transport;
