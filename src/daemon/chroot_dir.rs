@@ -153,7 +153,9 @@ fn check_chroot(fd: OwnedFd, dir: &Path) -> Result<(), ChrootProblem> {
     if st.st_uid != 0 {
         return Err(ChrootProblem::NotOwnedByRoot {
             uid: st.st_uid,
-            mode: st.st_mode & 0o7777,
+            // st_mode is a u16 on the BSDs.
+            #[allow(clippy::useless_conversion)]
+            mode: u32::from(st.st_mode) & 0o7777,
             dir: dir.to_path_buf(),
         });
     }

@@ -87,7 +87,7 @@ impl ReceiveBatch {
             libc::recvmmsg(
                 fd,
                 hdrs.as_mut_ptr(),
-                SLOTS as libc::c_uint,
+                SLOTS as _,
                 libc::MSG_DONTWAIT,
                 std::ptr::null_mut(),
             )
@@ -126,7 +126,15 @@ impl ReceiveBatch {
     }
 }
 
+/// The UDP_GRO segment size in a received message's control data (Linux
+/// only: elsewhere each message is one datagram).
+#[cfg(not(target_os = "linux"))]
+fn gro_segment(_m: &libc::msghdr) -> Option<usize> {
+    None
+}
+
 /// The UDP_GRO segment size in a received message's control data.
+#[cfg(target_os = "linux")]
 fn gro_segment(m: &libc::msghdr) -> Option<usize> {
     // SAFETY: `m` was filled by recvmmsg: its control pointer and the length
     // the kernel wrote describe initialised control data, walked with the

@@ -10,7 +10,9 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
 use nix::errno::Errno;
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrStorage};
+#[cfg(target_os = "linux")]
+use nix::sys::socket::ControlMessage;
+use nix::sys::socket::{sendmsg, MsgFlags, SockaddrStorage};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tracing::{debug, info};
@@ -189,6 +191,7 @@ async fn send(s: &UdpSocket, dest: SocketAddr, bytes: &[u8], segment: Option<usi
     s.async_io(Interest::WRITABLE, || {
         let iov = [IoSlice::new(bytes)];
         let r = match &seg {
+            #[cfg(target_os = "linux")]
             Some(seg) => sendmsg(
                 s.as_raw_fd(),
                 &iov,
@@ -196,7 +199,10 @@ async fn send(s: &UdpSocket, dest: SocketAddr, bytes: &[u8], segment: Option<usi
                 MsgFlags::empty(),
                 Some(&addr),
             ),
-            None => sendmsg(s.as_raw_fd(), &iov, &[], MsgFlags::empty(), Some(&addr)),
+            // No UDP_SEGMENT: the first train is refused and trains stop.
+            #[cfg(not(target_os = "linux"))]
+            Some(_) => Err(Errno::EOPNOTSUPP),
+            None => sendmsg::<SockaddrStorage>(s.as_raw_fd(), &iov, &[], MsgFlags::empty(), Some(&addr)),
         };
         match r {
             Ok(_) => Ok(()),
