@@ -311,6 +311,9 @@ fn status(file: &Path, json: bool, prometheus: bool) -> Result<(), CliError> {
         print!("{}", mlvpn_rs::prometheus::render(&s));
     } else {
         print!("{}", mlvpn_rs::status_table::render(&s));
+        if let Some(d) = mlvpn_rs::status_json::data_path_of(&text) {
+            print!("{}", mlvpn_rs::status_table::render_data_path(&d));
+        }
     }
     Ok(())
 }

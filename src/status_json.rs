@@ -26,6 +26,16 @@ pub fn with_data_path(status: &Status, data_path: &DataPathStatus) -> String {
     serde_json::to_string(&Answer { status, data_path }).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
+/// The `data_path` object of a daemon's answer, if it has one (an older
+/// worker's does not).
+pub fn data_path_of(text: &str) -> Option<DataPathStatus> {
+    #[derive(serde::Deserialize)]
+    struct Only {
+        data_path: Option<DataPathStatus>,
+    }
+    serde_json::from_str::<Only>(text).ok()?.data_path
+}
+
 /// A status read back from its JSON form.
 pub fn from_json(text: &str) -> Result<Status, serde_json::Error> {
     serde_json::from_str(text)
@@ -35,6 +45,25 @@ pub fn from_json(text: &str) -> Result<Status, serde_json::Error> {
 mod tests {
     use super::*;
     use crate::proto::stats::Drops;
+
+    #[test]
+    fn the_data_path_travels_beside_the_status_and_is_read_back() {
+        let status = Status {
+            interface: "mlvpn0".into(),
+            mode: crate::proto::Mode::Client,
+            drops: Drops::default(),
+            peers: Vec::new(),
+        };
+        let dp = DataPathStatus {
+            tun_tso: true,
+            udp_trains_sent: 3,
+            ..Default::default()
+        };
+        let text = with_data_path(&status, &dp);
+        assert_eq!(from_json(&text).unwrap().interface, "mlvpn0");
+        assert_eq!(data_path_of(&text), Some(dp));
+        assert_eq!(data_path_of(&to_json(&status)), None);
+    }
 
     #[test]
     fn drop_counter_names_are_the_json_names_in_order() {

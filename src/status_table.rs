@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use crate::io::data_path_status::DataPathStatus;
 use crate::proto::stats::Status;
 use crate::terminal_text::clean;
 
@@ -19,6 +20,34 @@ fn bytes(n: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[u])
     }
+}
+
+/// One line on the data path: which kernel offloads are in use and how
+/// much they batched.
+pub fn render_data_path(d: &DataPathStatus) -> String {
+    let on = |b: bool| if b { "on" } else { "off" };
+    if !d.tun_vnet_hdr && !d.udp_gso && !d.udp_gro {
+        return "data path: plain (no kernel offloads)\n".to_string();
+    }
+    let tun = match (d.tun_tso, d.tun_uso) {
+        (true, true) => "TCP+UDP",
+        (true, false) => "TCP",
+        _ => "off",
+    };
+    format!(
+        "data path: TUN segmentation {tun}, UDP GSO {}, GRO {}; {} trains ({} datagrams), super-packets {} read, {} written{}\n",
+        on(d.udp_gso),
+        on(d.udp_gro),
+        d.udp_trains_sent,
+        d.udp_datagrams_in_trains,
+        d.tun_super_packets_read,
+        d.tun_super_packets_written,
+        if d.tun_reads_malformed > 0 {
+            format!(", {} malformed TUN reads", d.tun_reads_malformed)
+        } else {
+            String::new()
+        }
+    )
 }
 
 /// Renders a per-peer, per-path table followed by non-zero drop counters.
@@ -99,6 +128,33 @@ pub fn render(s: &Status) -> String {
 mod tests {
     use super::*;
     use crate::terminal_text::is_unsafe;
+
+    #[test]
+    fn the_data_path_line_says_what_is_on_and_what_it_batched() {
+        let plain = render_data_path(&DataPathStatus::default());
+        assert_eq!(plain, "data path: plain (no kernel offloads)\n");
+        let d = DataPathStatus {
+            tun_vnet_hdr: true,
+            tun_tso: true,
+            udp_gso: true,
+            udp_gro: true,
+            udp_trains_sent: 478,
+            udp_datagrams_in_trains: 18451,
+            tun_super_packets_read: 415,
+            tun_super_packets_written: 578,
+            ..Default::default()
+        };
+        assert_eq!(
+            render_data_path(&d),
+            "data path: TUN segmentation TCP, UDP GSO on, GRO on; 478 trains (18451 datagrams), \
+             super-packets 415 read, 578 written\n"
+        );
+        let bad = DataPathStatus {
+            tun_reads_malformed: 2,
+            ..d
+        };
+        assert!(render_data_path(&bad).ends_with(", 2 malformed TUN reads\n"));
+    }
 
     #[test]
     fn no_control_character_from_the_worker_reaches_the_terminal() {
