@@ -86,11 +86,17 @@ fn a_transfer_arrives_intact_through_the_offloads_asked_for() {
     eprintln!("server data path: {}", server["data_path"]);
     // What an operator sees in the table.
     let table = t.status_text("client", &[]);
-    let line = table.lines().find(|l| l.starts_with("data path:")).unwrap_or_default();
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("data path:"))
+        .unwrap_or_default();
     if offloads_forced_off() {
         assert_eq!(line, "data path: plain (no kernel offloads)", "{table}");
     } else {
-        assert!(line.starts_with("data path: TUN segmentation TCP+UDP, UDP GSO on, GRO on"), "{table}");
+        assert!(
+            line.starts_with("data path: TUN segmentation TCP+UDP, UDP GSO on, GRO on"),
+            "{table}"
+        );
     }
     if offloads_forced_off() {
         for s in [&client, &server] {
