@@ -309,6 +309,9 @@ fn status(file: &Path, json: bool, prometheus: bool) -> Result<(), CliError> {
         mlvpn_rs::status_json::from_json(&text).map_err(|e| CliError::BadAnswer(e.to_string()))?;
     if prometheus {
         print!("{}", mlvpn_rs::prometheus::render(&s));
+        if let Some(d) = mlvpn_rs::status_json::data_path_of(&text) {
+            print!("{}", mlvpn_rs::prometheus::render_data_path(&s.interface, &d));
+        }
     } else {
         print!("{}", mlvpn_rs::status_table::render(&s));
         if let Some(d) = mlvpn_rs::status_json::data_path_of(&text) {

@@ -8,6 +8,7 @@
 
 use std::fmt::Write;
 
+use crate::io::data_path_status::DataPathStatus;
 use crate::proto::path::PathState;
 use crate::proto::stats::{PathStatus, PeerStatus, Status};
 use crate::terminal_text::is_unsafe;
@@ -195,6 +196,65 @@ pub fn render(s: &Status) -> String {
     out
 }
 
+/// The data path's families (offloads in use, batching counters), to
+/// follow [`render`] in the same exposition.
+pub fn render_data_path(interface: &str, d: &DataPathStatus) -> String {
+    let iface = format!("interface=\"{}\"", esc(interface));
+    let mut offload = family(
+        "mlvpn_data_path_offload",
+        "gauge",
+        "1 if the data path uses this kernel offload.",
+    );
+    for (name, on) in [
+        ("tun_vnet_hdr", d.tun_vnet_hdr),
+        ("tun_tso", d.tun_tso),
+        ("tun_uso", d.tun_uso),
+        ("udp_gso", d.udp_gso),
+        ("udp_gro", d.udp_gro),
+    ] {
+        offload
+            .samples
+            .push((format!("{iface},offload=\"{name}\""), f64::from(u8::from(on))));
+    }
+    let counter = |name, help, v: u64| {
+        let mut f = family(name, "counter", help);
+        f.samples.push((iface.clone(), v as f64));
+        f
+    };
+    let mut out = String::new();
+    for f in [
+        offload,
+        counter(
+            "mlvpn_udp_trains_sent_total",
+            "GSO sends of two or more datagrams.",
+            d.udp_trains_sent,
+        ),
+        counter(
+            "mlvpn_udp_datagrams_in_trains_total",
+            "Datagrams that left in GSO trains.",
+            d.udp_datagrams_in_trains,
+        ),
+        counter(
+            "mlvpn_tun_super_packets_read_total",
+            "TUN reads that were super-packets split into segments.",
+            d.tun_super_packets_read,
+        ),
+        counter(
+            "mlvpn_tun_super_packets_written_total",
+            "TUN writes that were coalesced super-packets.",
+            d.tun_super_packets_written,
+        ),
+        counter(
+            "mlvpn_tun_reads_malformed_total",
+            "TUN reads dropped: a virtio header or super-packet that made no sense.",
+            d.tun_reads_malformed,
+        ),
+    ] {
+        write_family(&mut out, f);
+    }
+    out
+}
+
 /// `interface="…",peer="…"`: the labels of a peer's samples.
 fn peer_labels(iface: &str, peer: &PeerStatus) -> String {
     format!("{iface},peer=\"{}\"", esc(&peer.public_key))
@@ -333,8 +393,25 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn every_sample_has_help_and_type_and_parses() {
-        let text = render(&sample());
+    fn the_data_path_families_parse_and_carry_the_counters() {
+        let d = DataPathStatus {
+            tun_vnet_hdr: true,
+            tun_tso: true,
+            udp_trains_sent: 478,
+            tun_super_packets_written: 578,
+            ..Default::default()
+        };
+        let text = render(&sample()) + &render_data_path("mlvpn0", &d);
+        check_exposition(&text);
+        assert!(text.contains("mlvpn_data_path_offload{interface=\"mlvpn0\",offload=\"tun_tso\"} 1"));
+        assert!(text.contains("mlvpn_data_path_offload{interface=\"mlvpn0\",offload=\"udp_gso\"} 0"));
+        assert!(text.contains("mlvpn_udp_trains_sent_total{interface=\"mlvpn0\"} 478"));
+        assert!(text.contains("mlvpn_tun_super_packets_written_total{interface=\"mlvpn0\"} 578"));
+    }
+
+    /// Every sample follows its family's TYPE, parses, and a `_total` is a
+    /// counter.
+    fn check_exposition(text: &str) {
         let mut typed = std::collections::HashSet::new();
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -354,6 +431,12 @@ pub(crate) mod tests {
                 assert!(text.contains(&format!("# TYPE {name} counter")));
             }
         }
+    }
+
+    #[test]
+    fn every_sample_has_help_and_type_and_parses() {
+        let text = render(&sample());
+        check_exposition(&text);
         assert!(text
             .contains("mlvpn_path_srtt_seconds{interface=\"mlvpn0\",peer=\"abc+/=\",path=\"dsl\"} 0.0215"));
         assert!(text.contains("path=\"lte \\\"4g\\\"\""), "quotes escaped");

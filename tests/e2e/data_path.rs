@@ -90,6 +90,14 @@ fn a_transfer_arrives_intact_through_the_offloads_asked_for() {
         .lines()
         .find(|l| l.starts_with("data path:"))
         .unwrap_or_default();
+    let metrics = t.status_text("client", &["--prometheus"]);
+    let tso = if offloads_forced_off() { 0 } else { 1 };
+    assert!(
+        metrics.contains(&format!(
+            "mlvpn_data_path_offload{{interface=\"mlvpn0\",offload=\"tun_tso\"}} {tso}"
+        )),
+        "{metrics}"
+    );
     if offloads_forced_off() {
         assert_eq!(line, "data path: plain (no kernel offloads)", "{table}");
     } else {
