@@ -166,7 +166,7 @@ impl Driver {
                 guard = self.tun.readable() => {
                     let mut guard = guard?;
                     for _ in 0..TUN_READS {
-                        let n = match TunDevice::try_recv(&mut guard, &mut self.outbound.read) {
+                        let n = match TunDevice::try_recv(&mut guard, self.outbound.read_buffer()) {
                             Some(Ok(n)) => n,
                             Some(Err(e)) => return Err(io::Error::new(e.kind(), format!("reading TUN: {e}"))),
                             None => break,

@@ -20,7 +20,7 @@ pub const TUN_READ_LEN: usize = VNET_HDR_LEN + 65536;
 pub struct TunToPaths {
     /// One read from the TUN device (with its virtio header when
     /// `vnet_hdr`).
-    pub read: Vec<u8>,
+    read: Vec<u8>,
     /// One packet being sealed: the IP packet at HEADROOM, room for the
     /// tag after it.
     out: Vec<u8>,
@@ -45,7 +45,19 @@ impl TunToPaths {
         }
     }
 
-    /// Sends the `n` bytes read into `self.read`: each packet sealed and
+    /// Where the next TUN read goes: the read buffer (a virtio header and
+    /// a super-packet to split), or, for a plain device, straight behind
+    /// the seal buffer's headroom (no copy).
+    pub fn read_buffer(&mut self) -> &mut [u8] {
+        if self.vnet_hdr {
+            &mut self.read
+        } else {
+            let cap = self.out.len() - OVERHEAD;
+            &mut self.out[HEADROOM..cap]
+        }
+    }
+
+    /// Sends the `n` bytes read into [`Self::read_buffer`]: each packet sealed and
     /// added to its path's train (sent by [`TrainSender::flush`] or when a
     /// train is full).
     pub async fn send_read(
@@ -56,8 +68,7 @@ impl TunToPaths {
     ) {
         let now = Instant::now();
         if !self.vnet_hdr {
-            self.out[HEADROOM..HEADROOM + n].copy_from_slice(&self.read[..n]);
-            self.seal_and_queue(tunnel, sockets, n, now).await;
+            seal_and_queue(&mut self.out, &mut self.trains, tunnel, sockets, n, now).await;
             return;
         }
         let Some((hdr, packet)) = self.read[..n].split_first_chunk_mut::<VNET_HDR_LEN>() else {
@@ -79,29 +90,13 @@ impl TunToPaths {
         let cap = self.out.len() - OVERHEAD;
         while let Some(r) = segs.next_into(&mut self.out[HEADROOM..cap]) {
             match r {
-                Ok(len) => {
-                    if let Some(t) = tunnel.handle_tun_packet(&mut self.out, len, now) {
-                        self.trains.push(sockets, t, &self.out[..t.len]).await;
-                    }
-                }
+                Ok(len) => seal_and_queue(&mut self.out, &mut self.trains, tunnel, sockets, len, now).await,
                 Err(e) => {
                     self.malformed += 1;
                     debug!("TUN segment dropped: {e}");
                     return;
                 }
             }
-        }
-    }
-
-    async fn seal_and_queue(
-        &mut self,
-        tunnel: &mut Tunnel,
-        sockets: &BTreeMap<SocketId, UdpSocket>,
-        len: usize,
-        now: Instant,
-    ) {
-        if let Some(t) = tunnel.handle_tun_packet(&mut self.out, len, now) {
-            self.trains.push(sockets, t, &self.out[..t.len]).await;
         }
     }
 
@@ -112,5 +107,20 @@ impl TunToPaths {
         for t in self.trains.too_big.drain(..) {
             tunnel.datagram_too_big(t);
         }
+    }
+}
+
+/// Seals the packet at `out[HEADROOM..HEADROOM + len]` for the path the
+/// core picks and adds the datagram to that path's train.
+async fn seal_and_queue(
+    out: &mut [u8],
+    trains: &mut TrainSender,
+    tunnel: &mut Tunnel,
+    sockets: &BTreeMap<SocketId, UdpSocket>,
+    len: usize,
+    now: Instant,
+) {
+    if let Some(t) = tunnel.handle_tun_packet(out, len, now) {
+        trains.push(sockets, t, &out[..t.len]).await;
     }
 }
