@@ -168,7 +168,7 @@ impl Driver {
                     for _ in 0..TUN_READS {
                         let n = match TunDevice::try_recv(&mut guard, self.outbound.read_buffer()) {
                             Some(Ok(n)) => n,
-                            Some(Err(e)) => return Err(io::Error::new(e.kind(), format!("reading TUN: {e}"))),
+                            Some(Err(e)) => return Err(tun_read_error(e)),
                             None => break,
                         };
                         self.outbound.send_read(&mut self.tunnel, &self.sockets, n).await;
@@ -187,12 +187,34 @@ impl Driver {
                 }) => {
                     rotate = rotate.wrapping_add(1);
                     self.drain_socket(id);
+                    self.answers_first().await?;
                 }
                 _ = &mut sleep => {}
                 Some(req) = ctl_rx.recv() => self.answer(req),
                 Some(r) = reloads.recv() => self.reload(r),
             }
         }
+    }
+
+    /// Sends what the local stack answered to the packets just written to
+    /// the TUN (an echo reply, TCP ACKs) before the control frames those
+    /// packets made due: the peer then gets the answer first, and the
+    /// reply does not wait for the next readiness round.
+    async fn answers_first(&mut self) -> io::Result<()> {
+        let mut read = false;
+        for _ in 0..TUN_READS {
+            let n = match self.tun.read_now(self.outbound.read_buffer()) {
+                Some(Ok(n)) => n,
+                Some(Err(e)) => return Err(tun_read_error(e)),
+                None => break,
+            };
+            read = true;
+            self.outbound.send_read(&mut self.tunnel, &self.sockets, n).await;
+        }
+        if read {
+            self.outbound.flush(&mut self.tunnel, &self.sockets).await;
+        }
+        Ok(())
     }
 
     /// Reads up to a batch of datagrams from socket `id` into the core, and
@@ -361,6 +383,10 @@ impl Driver {
         };
         let _ = req.reply.send(text);
     }
+}
+
+fn tun_read_error(e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("reading TUN: {e}"))
 }
 
 /// Sends a datagram; failures (a path whose interface is down, say) are

@@ -39,6 +39,20 @@ impl TunDevice {
             .ok()
     }
 
+    /// Reads one packet if one is there, without waiting for tokio to
+    /// learn that the device is readable: after a TUN write the local stack
+    /// often answers at once (an echo reply, a TCP ACK), and sending that
+    /// before anything else saves the peer a round of waiting. `None`: the
+    /// queue is empty (tokio's readiness, still set, is cleared by the next
+    /// [`Self::try_recv`]).
+    pub fn read_now(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        match nix::unistd::read(self.fd.get_ref(), buf) {
+            Ok(n) => Some(Ok(n)),
+            Err(nix::errno::Errno::EAGAIN) => None,
+            Err(e) => Some(Err(e.into())),
+        }
+    }
+
     /// Writes one packet now. A TUN write does not wait for the stack
     /// (the kernel queues it); a failure is logged and returned.
     pub fn write_now(&self, packet: &[u8]) -> io::Result<()> {
