@@ -76,6 +76,9 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_tgkill,
     libc::SYS_sched_getaffinity,
     libc::SYS_rseq,
+    // The data threads (started after the filter): each new thread
+    // registers its robust futex list.
+    libc::SYS_set_robust_list,
 ];
 
 fn rule(arg: u8, value: u64) -> Result<SeccompRule, SeccompError> {
@@ -103,6 +106,25 @@ pub fn worker_filter() -> Result<BpfProgram, SeccompError> {
     );
     // ioctl: only FIONBIO (what std's set_nonblocking uses); no TUN ioctls.
     rules.insert(libc::SYS_ioctl, vec![rule(1, libc::FIONBIO)?]);
+    // clone: threads only (CLONE_THREAD set: the data threads), never a
+    // new process. clone3's flags sit in memory a filter cannot read: this
+    // filter lets it through to [`clone3_filter`], installed before it,
+    // which fails it with ENOSYS (an errno outranks an allow), and libc
+    // falls back to clone.
+    rules.insert(libc::SYS_clone3, Vec::new());
+    let thread = SeccompCondition::new(
+        0,
+        SeccompCmpArgLen::Qword,
+        SeccompCmpOp::MaskedEq(libc::CLONE_THREAD as u64),
+        libc::CLONE_THREAD as u64,
+    )
+    .map_err(|e| SeccompError::Build(e.to_string()))?;
+    rules.insert(
+        libc::SYS_clone,
+        vec![SeccompRule::new(vec![thread]).map_err(|e| SeccompError::Build(e.to_string()))?],
+    );
+    // prctl: only naming a thread (std names the data threads).
+    rules.insert(libc::SYS_prctl, vec![rule(0, libc::PR_SET_NAME as u64)?]);
     let arch = std::env::consts::ARCH
         .try_into()
         .map_err(|e: seccompiler::BackendError| SeccompError::Build(e.to_string()))?;
@@ -118,9 +140,32 @@ pub fn worker_filter() -> Result<BpfProgram, SeccompError> {
         .map_err(|e: seccompiler::BackendError| SeccompError::Build(e.to_string()))
 }
 
-/// Installs the worker's filter on every thread of the process (needs
+/// A filter installed before [`worker_filter`] (which refuses the
+/// `seccomp` call that would install it after): clone3 fails with ENOSYS,
+/// which tells libc to create threads with clone, whose flags the main
+/// filter checks. Everything else it allows, leaving the decision to the
+/// main filter (the kernel takes the strictest answer of the two).
+pub fn clone3_filter() -> Result<BpfProgram, SeccompError> {
+    let arch = std::env::consts::ARCH
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| SeccompError::Build(e.to_string()))?;
+    let filter = SeccompFilter::new(
+        BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        arch,
+    )
+    .map_err(|e| SeccompError::Build(e.to_string()))?;
+    filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| SeccompError::Build(e.to_string()))
+}
+
+/// Installs the worker's filters on every thread of the process (needs
 /// no_new_privs, which [`crate::drop::drop_privileges`] set).
 pub fn restrict_worker() -> Result<(), SeccompError> {
     let program = worker_filter()?;
+    let clone3 = clone3_filter()?;
+    seccompiler::apply_filter_all_threads(&clone3).map_err(|e| SeccompError::Install(e.to_string()))?;
     seccompiler::apply_filter_all_threads(&program).map_err(|e| SeccompError::Install(e.to_string()))
 }

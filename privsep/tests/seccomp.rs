@@ -4,7 +4,7 @@
 
 use std::os::fd::AsRawFd;
 
-use mlvpn_privsep::seccomp::worker_filter;
+use mlvpn_privsep::seccomp::{clone3_filter, worker_filter};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, pipe, ForkResult};
 
@@ -13,7 +13,7 @@ fn eperm(ret: libc::c_long) -> bool {
 }
 
 /// What each check is about, by index (the child reports one byte each).
-const CHECKS: [&str; 13] = [
+const CHECKS: [&str; 17] = [
     "write on an open descriptor is allowed",
     "getpid is allowed",
     "fcntl(F_GETFL) is allowed",
@@ -27,6 +27,10 @@ const CHECKS: [&str; 13] = [
     "ioctl(TIOCSTI) is refused",
     "ptrace is refused",
     "rt_sigaction is refused",
+    "clone of a process (no CLONE_THREAD) is refused",
+    "clone3 fails with ENOSYS (libc falls back to clone)",
+    "prctl(PR_SET_NAME) is allowed",
+    "prctl(PR_SET_DUMPABLE) is refused",
 ];
 
 /// Runs in the child after the filter: one byte per check, 1 = passed.
@@ -66,6 +70,20 @@ fn checks(fd: libc::c_int) -> [u8; CHECKS.len()] {
             12,
             eperm(libc::syscall(libc::SYS_rt_sigaction, libc::SIGUSR1, 0, 0, 8)),
         );
+        // A fork-like clone (flags SIGCHLD): refused before it copies anything.
+        check(
+            13,
+            eperm(libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0)),
+        );
+        // clone3 with a null argument: ENOSYS from the filter, before the
+        // kernel reads it (EFAULT would mean the filter let it through).
+        let r = libc::syscall(libc::SYS_clone3, 0, 0);
+        check(
+            14,
+            r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS),
+        );
+        check(15, libc::prctl(libc::PR_SET_NAME, c"mlvpn-test".as_ptr()) == 0);
+        check(16, eperm(libc::prctl(libc::PR_SET_DUMPABLE, 0) as libc::c_long));
     }
     passed
 }
@@ -74,6 +92,7 @@ fn checks(fd: libc::c_int) -> [u8; CHECKS.len()] {
 fn the_worker_filter_allows_the_event_loop_and_refuses_the_rest() {
     // Compiled before the fork: the child only makes system calls.
     let program = worker_filter().expect("filter compiles for this architecture");
+    let clone3 = clone3_filter().expect("clone3 filter compiles");
     let (r, w) = pipe().unwrap();
     // SAFETY: the child makes only raw system calls (no allocation, no
     // locks another thread of the test harness could hold) and leaves with
@@ -85,7 +104,8 @@ fn the_worker_filter_allows_the_event_loop_and_refuses_the_rest() {
                 if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                     libc::_exit(100);
                 }
-                if seccompiler::apply_filter(&program).is_err() {
+                if seccompiler::apply_filter(&clone3).is_err() || seccompiler::apply_filter(&program).is_err()
+                {
                     libc::_exit(101);
                 }
                 let fd = w.as_raw_fd();

@@ -11,12 +11,12 @@
 
 pub mod control;
 pub mod data_path_status;
+pub mod data_threads;
 pub mod driver;
 pub mod kernel_offloads;
 pub mod offload;
 pub mod paths_to_tun;
-// Registering the TUN descriptor with tokio's reactor.
-#[allow(unsafe_code)]
+pub mod shared_core;
 pub mod tun_device;
 pub mod tun_to_paths;
 // recvmmsg and its control messages (nix's wrapper keeps headers whose

@@ -3,14 +3,15 @@
 //! it releases goes to the TUN device, joined into super-packets when the
 //! device takes them (GRO on the TUN side).
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Mutex;
 use std::time::Instant;
 
-use tokio::net::UdpSocket;
 use tracing::debug;
 
 use super::offload::virtio_hdr::GSO_NONE;
 use super::offload::{CoalesceConfig, Coalescer, PushError, VirtioNetHdr, VNET_HDR_LEN};
+use super::shared_core::{lock, Core};
 use super::tun_device::TunDevice;
 use super::udp_receive::{ReceiveBatch, SLOTS};
 use crate::io::kernel_offloads::TunOffloads;
@@ -55,7 +56,9 @@ impl PathsToTun {
 
     /// Reads up to a batch of datagrams from `socket` (`id`) into the core
     /// and writes what they and the resequencing queue release to `tun`.
-    pub fn drain(&mut self, tunnel: &mut Tunnel, socket: &UdpSocket, id: SocketId, tun: &TunDevice) {
+    /// The core is locked only while it handles a received batch: the
+    /// system calls run unlocked, beside the sending thread.
+    pub fn drain(&mut self, core: &Mutex<Core>, socket: &UdpSocket, id: SocketId, tun: &TunDevice) {
         for _ in 0..ROUNDS {
             let n = match self.rx.receive(socket) {
                 Ok(n) => n,
@@ -64,41 +67,49 @@ impl PathsToTun {
                     break;
                 }
             };
-            let now = Instant::now();
-            for i in 0..n {
-                let Some((r, bytes)) = self.rx.slot(i) else {
-                    continue;
-                };
-                let from = canonical(r.from);
-                for d in bytes.chunks_mut(r.segment) {
-                    if let Some(range) = tunnel.handle_datagram(id, from, d, now) {
-                        write_or_join(
-                            &mut self.coalescer,
-                            &mut self.plain,
-                            self.vnet_hdr,
-                            tun,
-                            &d[range],
-                            &mut self.super_packets,
-                        );
-                    }
-                    while let Some(n) = tunnel.poll_deliver(&mut self.released) {
-                        let packet = &self.released[..n];
-                        write_or_join(
-                            &mut self.coalescer,
-                            &mut self.plain,
-                            self.vnet_hdr,
-                            tun,
-                            packet,
-                            &mut self.super_packets,
-                        );
-                    }
-                }
+            if n > 0 {
+                let mut core = lock(core);
+                self.handle_batch(&mut core.tunnel, id, n, tun);
             }
             if n < SLOTS {
                 break;
             }
         }
         self.flush(tun);
+    }
+
+    /// The `n` messages just received on `id`, through the core.
+    fn handle_batch(&mut self, tunnel: &mut Tunnel, id: SocketId, n: usize, tun: &TunDevice) {
+        let now = Instant::now();
+        for i in 0..n {
+            let Some((r, bytes)) = self.rx.slot(i) else {
+                continue;
+            };
+            let from = canonical(r.from);
+            for d in bytes.chunks_mut(r.segment) {
+                if let Some(range) = tunnel.handle_datagram(id, from, d, now) {
+                    write_or_join(
+                        &mut self.coalescer,
+                        &mut self.plain,
+                        self.vnet_hdr,
+                        tun,
+                        &d[range],
+                        &mut self.super_packets,
+                    );
+                }
+                while let Some(n) = tunnel.poll_deliver(&mut self.released) {
+                    let packet = &self.released[..n];
+                    write_or_join(
+                        &mut self.coalescer,
+                        &mut self.plain,
+                        self.vnet_hdr,
+                        tun,
+                        packet,
+                        &mut self.super_packets,
+                    );
+                }
+            }
+        }
     }
 
     /// Writes the packets the resequencing queue released (a timer may

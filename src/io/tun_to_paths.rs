@@ -2,16 +2,14 @@
 //! (a TSO/USO super-packet into its segments), each sealed by the core for
 //! the path it picks and gathered into that path's UDP train.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
-use tokio::net::UdpSocket;
 use tracing::debug;
 
 use super::offload::{segments, VirtioNetHdr, VNET_HDR_LEN};
-use super::udp_trains::TrainSender;
+use super::udp_trains::{SocketMap, TrainSender};
 use crate::proto::tunnel::{HEADROOM, OVERHEAD};
-use crate::proto::{SocketId, Tunnel};
+use crate::proto::Tunnel;
 
 /// Largest TUN read: a virtio header and a 64 KB super-packet.
 pub const TUN_READ_LEN: usize = VNET_HDR_LEN + 65536;
@@ -60,15 +58,10 @@ impl TunToPaths {
     /// Sends the `n` bytes read into [`Self::read_buffer`]: each packet sealed and
     /// added to its path's train (sent by [`TrainSender::flush`] or when a
     /// train is full).
-    pub async fn send_read(
-        &mut self,
-        tunnel: &mut Tunnel,
-        sockets: &BTreeMap<SocketId, UdpSocket>,
-        n: usize,
-    ) {
+    pub fn send_read(&mut self, tunnel: &mut Tunnel, sockets: &SocketMap, n: usize) {
         let now = Instant::now();
         if !self.vnet_hdr {
-            seal_and_queue(&mut self.out, &mut self.trains, tunnel, sockets, n, now).await;
+            seal_and_queue(&mut self.out, &mut self.trains, tunnel, sockets, n, now);
             return;
         }
         let Some((hdr, packet)) = self.read[..n].split_first_chunk_mut::<VNET_HDR_LEN>() else {
@@ -90,7 +83,7 @@ impl TunToPaths {
         let cap = self.out.len() - OVERHEAD;
         while let Some(r) = segs.next_into(&mut self.out[HEADROOM..cap]) {
             match r {
-                Ok(len) => seal_and_queue(&mut self.out, &mut self.trains, tunnel, sockets, len, now).await,
+                Ok(len) => seal_and_queue(&mut self.out, &mut self.trains, tunnel, sockets, len, now),
                 Err(e) => {
                     self.malformed += 1;
                     debug!("TUN segment dropped: {e}");
@@ -100,10 +93,13 @@ impl TunToPaths {
         }
     }
 
-    /// Sends every gathered train and tells the core of datagrams too big
-    /// for their path.
-    pub async fn flush(&mut self, tunnel: &mut Tunnel, sockets: &BTreeMap<SocketId, UdpSocket>) {
-        self.trains.flush(sockets).await;
+    /// Sends every gathered train (without the core: no lock needed).
+    pub fn flush(&mut self, sockets: &SocketMap) {
+        self.trains.flush(sockets);
+    }
+
+    /// Tells the core of datagrams that were too big for their path.
+    pub fn report_too_big(&mut self, tunnel: &mut Tunnel) {
         for t in self.trains.too_big.drain(..) {
             tunnel.datagram_too_big(t);
         }
@@ -112,15 +108,15 @@ impl TunToPaths {
 
 /// Seals the packet at `out[HEADROOM..HEADROOM + len]` for the path the
 /// core picks and adds the datagram to that path's train.
-async fn seal_and_queue(
+fn seal_and_queue(
     out: &mut [u8],
     trains: &mut TrainSender,
     tunnel: &mut Tunnel,
-    sockets: &BTreeMap<SocketId, UdpSocket>,
+    sockets: &SocketMap,
     len: usize,
     now: Instant,
 ) {
     if let Some(t) = tunnel.handle_tun_packet(out, len, now) {
-        trains.push(sockets, t, &out[..t.len]).await;
+        trains.push(sockets, t, &out[..t.len]);
     }
 }

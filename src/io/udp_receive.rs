@@ -4,11 +4,9 @@
 
 use std::io;
 use std::mem::MaybeUninit;
+use std::net::UdpSocket;
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, RawFd};
-
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
 
 /// Messages asked for per system call.
 pub const SLOTS: usize = 8;
@@ -56,10 +54,10 @@ impl Default for ReceiveBatch {
 
 impl ReceiveBatch {
     /// Receives what `socket` has queued, up to [`SLOTS`] messages, without
-    /// waiting: `Ok(0)`, with readiness cleared, when nothing is queued.
+    /// waiting: `Ok(0)` when nothing is queued.
     pub fn receive(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         self.count = 0;
-        match socket.try_io(Interest::READABLE, || self.receive_now(socket.as_raw_fd())) {
+        match self.receive_now(socket.as_raw_fd()) {
             Ok(n) => Ok(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
             Err(e) => Err(e),

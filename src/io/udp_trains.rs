@@ -6,19 +6,28 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::Arc;
 
 use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 #[cfg(target_os = "linux")]
 use nix::sys::socket::ControlMessage;
 use nix::sys::socket::{sendmsg, MsgFlags, SockaddrStorage};
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
 use tracing::{debug, info};
 
 use crate::proto::tunnel::Transmit;
 use crate::proto::SocketId;
+
+/// The path sockets (non-blocking), by the id the parent gave each. Shared
+/// by the sending and receiving threads; a reload builds a new map.
+pub type SocketMap = BTreeMap<SocketId, Arc<UdpSocket>>;
+
+/// How long a send waits for room in a full socket buffer before the
+/// datagram is dropped (the buffers are megabytes: a path that stays
+/// full this long is congested beyond what waiting fixes).
+const SEND_WAIT_MS: u16 = 100;
 
 /// The kernel's limit on segments per GSO send (UDP_MAX_SEGMENTS).
 const MAX_SEGMENTS: usize = 64;
@@ -74,9 +83,9 @@ impl TrainSender {
 
     /// Adds datagram `bytes` (`t.len` long) to its destination's train,
     /// sending trains that cannot take it first.
-    pub async fn push(&mut self, sockets: &BTreeMap<SocketId, UdpSocket>, t: Transmit, bytes: &[u8]) {
+    pub fn push(&mut self, sockets: &SocketMap, t: Transmit, bytes: &[u8]) {
         if !self.gso {
-            self.send_one(sockets, t, bytes).await;
+            self.send_one(sockets, t, bytes);
             return;
         }
         let at = self
@@ -96,10 +105,10 @@ impl TrainSender {
                 return;
             }
             let tr = self.trains.swap_remove(i);
-            self.send_train(sockets, tr).await;
+            self.send_train(sockets, tr);
         } else if self.trains.len() == MAX_TRAINS {
             let tr = self.trains.swap_remove(0);
-            self.send_train(sockets, tr).await;
+            self.send_train(sockets, tr);
         }
         let mut buf = self
             .spare
@@ -116,17 +125,17 @@ impl TrainSender {
     }
 
     /// Sends every train gathered.
-    pub async fn flush(&mut self, sockets: &BTreeMap<SocketId, UdpSocket>) {
+    pub fn flush(&mut self, sockets: &SocketMap) {
         while let Some(tr) = self.trains.pop() {
-            self.send_train(sockets, tr).await;
+            self.send_train(sockets, tr);
         }
     }
 
-    async fn send_train(&mut self, sockets: &BTreeMap<SocketId, UdpSocket>, tr: Train) {
+    fn send_train(&mut self, sockets: &SocketMap, tr: Train) {
         let seg = tr.head.len;
         let result = match sockets.get(&tr.head.socket) {
-            Some(s) if tr.count > 1 => send(s, tr.head.dest, &tr.buf, Some(seg)).await,
-            Some(s) => send(s, tr.head.dest, &tr.buf, None).await,
+            Some(s) if tr.count > 1 => send(s, tr.head.dest, &tr.buf, Some(seg)),
+            Some(s) => send(s, tr.head.dest, &tr.buf, None),
             None => Ok(()),
         };
         match result {
@@ -145,7 +154,7 @@ impl TrainSender {
                         len: d.len(),
                         ..tr.head
                     };
-                    refused |= self.send_one(sockets, t, d).await;
+                    refused |= self.send_one(sockets, t, d);
                 }
                 if refused {
                     info!(socket = %tr.head.socket, "UDP segmentation offload refused ({e}): one datagram per send from now on");
@@ -163,11 +172,11 @@ impl TrainSender {
     }
 
     /// Sends one datagram; true when it left.
-    async fn send_one(&mut self, sockets: &BTreeMap<SocketId, UdpSocket>, t: Transmit, bytes: &[u8]) -> bool {
+    fn send_one(&mut self, sockets: &SocketMap, t: Transmit, bytes: &[u8]) -> bool {
         let Some(s) = sockets.get(&t.socket) else {
             return false;
         };
-        match send(s, t.dest, bytes, None).await {
+        match send(s, t.dest, bytes, None) {
             Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => self.too_big.push(t),
             Err(e) => debug!(socket = %t.socket, dest = %t.dest, "send failed: {e}"),
             Ok(()) => return true,
@@ -184,11 +193,12 @@ fn is_gso_refusal(e: &io::Error) -> bool {
 }
 
 /// One `sendmsg`, with UDP_SEGMENT when `segment` is given; waits only
-/// while the socket's buffer is full.
-async fn send(s: &UdpSocket, dest: SocketAddr, bytes: &[u8], segment: Option<usize>) -> io::Result<()> {
+/// while the socket's buffer is full (at most [`SEND_WAIT_MS`]).
+fn send(s: &UdpSocket, dest: SocketAddr, bytes: &[u8], segment: Option<usize>) -> io::Result<()> {
     let addr = SockaddrStorage::from(dest);
     let seg = segment.map(|s| s as u16);
-    s.async_io(Interest::WRITABLE, || {
+    let mut waited = false;
+    loop {
         let iov = [IoSlice::new(bytes)];
         let r = match &seg {
             #[cfg(target_os = "linux")]
@@ -205,12 +215,18 @@ async fn send(s: &UdpSocket, dest: SocketAddr, bytes: &[u8], segment: Option<usi
             None => sendmsg::<SockaddrStorage>(s.as_raw_fd(), &iov, &[], MsgFlags::empty(), Some(&addr)),
         };
         match r {
-            Ok(_) => Ok(()),
-            Err(Errno::EAGAIN) => Err(io::ErrorKind::WouldBlock.into()),
-            Err(e) => Err(io::Error::from(e)),
+            Ok(_) => return Ok(()),
+            Err(Errno::EAGAIN) if !waited => {
+                waited = true;
+                let mut fds = [PollFd::new(s.as_fd(), PollFlags::POLLOUT)];
+                match poll(&mut fds, PollTimeout::from(SEND_WAIT_MS)) {
+                    Ok(_) | Err(Errno::EINTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(io::Error::from(e)),
         }
-    })
-    .await
+    }
 }
 
 #[cfg(test)]
@@ -218,15 +234,15 @@ mod tests {
     use super::*;
     use crate::io::udp_receive::ReceiveBatch;
 
-    async fn pair(gro: bool) -> (BTreeMap<SocketId, UdpSocket>, UdpSocket) {
-        let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    fn pair(gro: bool) -> (SocketMap, UdpSocket) {
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.set_nonblocking(true).unwrap();
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
         if gro {
             nix::sys::socket::setsockopt(&rx, nix::sys::socket::sockopt::UdpGroSegment, &true).unwrap();
         }
         rx.set_nonblocking(true).unwrap();
-        let rx = UdpSocket::from_std(rx).unwrap();
-        (BTreeMap::from([(SocketId::new(1), tx)]), rx)
+        (BTreeMap::from([(SocketId::new(1), Arc::new(tx))]), rx)
     }
 
     fn datagram(i: usize, len: usize) -> Vec<u8> {
@@ -234,11 +250,16 @@ mod tests {
     }
 
     /// Everything `rx` has, split at the GRO segment boundaries.
-    async fn received(rx: &UdpSocket, expect: usize) -> Vec<(Vec<u8>, usize)> {
+    fn received(rx: &UdpSocket, expect: usize) -> Vec<(Vec<u8>, usize)> {
         let mut batch = ReceiveBatch::default();
         let mut out = Vec::new();
         while out.len() < expect {
-            rx.readable().await.unwrap();
+            let mut fds = [PollFd::new(rx.as_fd(), PollFlags::POLLIN)];
+            assert_eq!(
+                poll(&mut fds, PollTimeout::from(5000u16)).unwrap(),
+                1,
+                "nothing arrived in 5 s"
+            );
             let n = batch.receive(rx).unwrap();
             for i in 0..n {
                 let (r, bytes) = batch.slot(i).unwrap();
@@ -250,8 +271,8 @@ mod tests {
         out
     }
 
-    async fn send_train(gso: bool, lens: &[usize]) -> (Vec<(Vec<u8>, usize)>, bool) {
-        let (sockets, rx) = pair(true).await;
+    fn send_train(gso: bool, lens: &[usize]) -> (Vec<(Vec<u8>, usize)>, bool) {
+        let (sockets, rx) = pair(true);
         let dest = rx.local_addr().unwrap();
         let mut trains = TrainSender::new(gso);
         for (i, &len) in lens.iter().enumerate() {
@@ -261,16 +282,16 @@ mod tests {
                 len,
                 path: Some(crate::proto::ids::PathIds::default().fresh()),
             };
-            trains.push(&sockets, t, &datagram(i, len)).await;
+            trains.push(&sockets, t, &datagram(i, len));
         }
-        trains.flush(&sockets).await;
-        (received(&rx, lens.len()).await, trains.gso)
+        trains.flush(&sockets);
+        (received(&rx, lens.len()), trains.gso)
     }
 
-    #[tokio::test]
-    async fn a_train_arrives_as_its_datagrams_in_order_with_a_shorter_last() {
+    #[test]
+    fn a_train_arrives_as_its_datagrams_in_order_with_a_shorter_last() {
         let lens = [1200, 1200, 1200, 1200, 700];
-        let (got, gso_kept) = send_train(true, &lens).await;
+        let (got, gso_kept) = send_train(true, &lens);
         assert!(gso_kept, "loopback takes UDP_SEGMENT");
         let want: Vec<Vec<u8>> = lens.iter().enumerate().map(|(i, &l)| datagram(i, l)).collect();
         assert_eq!(got.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>(), want);
@@ -283,28 +304,28 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_longer_datagram_starts_a_new_train_and_nothing_is_lost() {
+    #[test]
+    fn a_longer_datagram_starts_a_new_train_and_nothing_is_lost() {
         let lens = [600, 600, 1400, 1400, 1400, 90, 1400];
-        let (got, _) = send_train(true, &lens).await;
+        let (got, _) = send_train(true, &lens);
         let want: Vec<Vec<u8>> = lens.iter().enumerate().map(|(i, &l)| datagram(i, l)).collect();
         assert_eq!(got.into_iter().map(|(d, _)| d).collect::<Vec<_>>(), want);
     }
 
-    #[tokio::test]
-    async fn without_gso_each_datagram_leaves_alone() {
+    #[test]
+    fn without_gso_each_datagram_leaves_alone() {
         let lens = [1000, 1000, 1000];
-        let (got, gso) = send_train(false, &lens).await;
+        let (got, gso) = send_train(false, &lens);
         assert!(!gso);
         let want: Vec<Vec<u8>> = lens.iter().enumerate().map(|(i, &l)| datagram(i, l)).collect();
         assert_eq!(got.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>(), want);
         assert!(got.iter().all(|(d, seg)| *seg == d.len()));
     }
 
-    #[tokio::test]
-    async fn more_datagrams_than_one_train_holds_leave_in_several() {
+    #[test]
+    fn more_datagrams_than_one_train_holds_leave_in_several() {
         let lens = vec![1000; MAX_SEGMENTS + 10];
-        let (got, _) = send_train(true, &lens).await;
+        let (got, _) = send_train(true, &lens);
         assert_eq!(got.len(), lens.len());
         for (i, (d, _)) in got.iter().enumerate() {
             assert_eq!(d, &datagram(i, 1000), "datagram {i}");

@@ -68,7 +68,11 @@ fn worker_is_unprivileged_chrooted_and_parent_keeps_no_path_socket() {
         // 2 = filter mode: the worker runs under its system-call allowlist;
         // the parent (which must run ip(8) and bind sockets) does not.
         assert_eq!(status_field(worker, "Seccomp"), "2", "{name} worker seccomp");
-        assert_eq!(status_field(worker, "Seccomp_filters"), "1");
+        assert_eq!(
+            status_field(worker, "Seccomp_filters"),
+            "2",
+            "{name} worker: clone3 filter and allowlist"
+        );
         assert_eq!(
             std::fs::read_link(format!("/proc/{worker}/root"))
                 .unwrap()

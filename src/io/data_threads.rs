@@ -1,0 +1,227 @@
+//! The two data threads. The sending thread reads the TUN device, has the
+//! core seal each packet and sends the trains; the receiving thread
+//! receives from every path socket, has the core open each datagram,
+//! writes what it releases to the TUN device and runs the core's timers.
+//! Each blocks in `poll` on its own descriptors, so a packet in either
+//! direction is handled by the thread that was waiting for it: no hop
+//! between threads, and the system calls of one direction run beside the
+//! other's.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+
+use super::paths_to_tun::PathsToTun;
+use super::shared_core::{lock, Core};
+use super::tun_device::TunDevice;
+use super::tun_to_paths::TunToPaths;
+use crate::io::kernel_offloads::KernelOffloads;
+
+/// TUN reads per wake-up before the core's timers get a turn (each may be
+/// a 64 KB super-packet).
+const TUN_READS: usize = 32;
+/// A timer the sending thread brings forward wakes the receiving thread
+/// (which runs the timers) only when it is due this much before the one
+/// that thread waits for: sending makes near deadlines all the time
+/// (reports, probes), and a poke per packet would cost a wake-up on
+/// the other core each. None of the core's timers needs this precision.
+const TIMER_SLACK: Duration = Duration::from_millis(1);
+
+/// What the threads and the control side share.
+pub struct Shared {
+    pub core: Mutex<Core>,
+    /// The sending direction's buffers: the sending thread's, and the
+    /// receiving thread's when it sends the local stack's answers at once
+    /// (one at a time, so TUN packets are sealed in the order read).
+    pub outbound: Mutex<TunToPaths>,
+    pub tun: TunDevice,
+    pub offloads: KernelOffloads,
+    stop: AtomicBool,
+    send_wake: EventFd,
+    receive_wake: EventFd,
+    /// TUN writes that were joined super-packets (the receiving thread's
+    /// count, for status).
+    pub super_packets_written: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(
+        core: Core,
+        outbound: TunToPaths,
+        tun: TunDevice,
+        offloads: KernelOffloads,
+    ) -> io::Result<Shared> {
+        let wake = || EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC);
+        Ok(Shared {
+            core: Mutex::new(core),
+            outbound: Mutex::new(outbound),
+            tun,
+            offloads,
+            stop: AtomicBool::new(false),
+            send_wake: wake()?,
+            receive_wake: wake()?,
+            super_packets_written: AtomicU64::new(0),
+        })
+    }
+
+    /// Wakes the receiving thread: the sockets or the core's timers changed.
+    pub fn poke_receiver(&self) {
+        let _ = self.receive_wake.write(1);
+    }
+
+    /// Asks both threads to return.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.send_wake.write(1);
+        let _ = self.receive_wake.write(1);
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    fn outbound(&self) -> MutexGuard<'_, TunToPaths> {
+        self.outbound
+            .lock()
+            .expect("a data thread panicked while sending")
+    }
+}
+
+/// The sending thread: TUN → core → path sockets, until stopped.
+pub fn send_loop(shared: &Shared) -> io::Result<()> {
+    loop {
+        if shared.stopping() {
+            return Ok(());
+        }
+        let mut fds = [
+            PollFd::new(shared.tun.fd(), PollFlags::POLLIN),
+            PollFd::new(shared.send_wake.as_fd(), PollFlags::POLLIN),
+        ];
+        wait(&mut fds, PollTimeout::NONE)?;
+        if fds[1].any().unwrap_or(false) {
+            let _ = shared.send_wake.read();
+        }
+        send_burst(shared, &mut shared.outbound())?;
+    }
+}
+
+/// Reads what the TUN device has (up to [`TUN_READS`] reads), seals it
+/// and sends the trains. Returns whether anything was read.
+fn send_burst(shared: &Shared, outbound: &mut TunToPaths) -> io::Result<bool> {
+    let mut sockets = None;
+    for _ in 0..TUN_READS {
+        let n = match shared.tun.read_now(outbound.read_buffer()) {
+            Some(r) => r?,
+            None => break,
+        };
+        let mut core = lock(&shared.core);
+        let s = sockets.get_or_insert_with(|| core.sockets.clone());
+        outbound.send_read(&mut core.tunnel, s, n);
+    }
+    let Some(sockets) = sockets else {
+        return Ok(false);
+    };
+    outbound.flush(&sockets);
+    let mut core = lock(&shared.core);
+    outbound.report_too_big(&mut core.tunnel);
+    // Handshakes the packets started, say.
+    let now = Instant::now();
+    core.flush_control(now);
+    let due = core.tunnel.poll_timeout();
+    if let Some(due) = due {
+        if core.timer_armed.is_none_or(|armed| due + TIMER_SLACK < armed) {
+            core.timer_armed = Some(due);
+            drop(core);
+            shared.poke_receiver();
+        }
+    }
+    Ok(true)
+}
+
+/// The receiving thread: path sockets → core → TUN, and the core's
+/// timers, until stopped.
+pub fn receive_loop(shared: &Shared) -> io::Result<()> {
+    let mut inbound = PathsToTun::new(shared.offloads.tun);
+    let mut rotate = 0usize;
+    loop {
+        if shared.stopping() {
+            return Ok(());
+        }
+        let (sockets, due) = {
+            let mut core = lock(&shared.core);
+            let now = Instant::now();
+            core.housekeeping(now);
+            inbound.deliver_released(&mut core.tunnel, &shared.tun);
+            let due = core.tunnel.poll_timeout();
+            core.timer_armed = due;
+            (core.sockets.clone(), due)
+        };
+        shared
+            .super_packets_written
+            .store(inbound.super_packets, Ordering::Relaxed);
+        let timeout = match due {
+            None => PollTimeout::NONE,
+            Some(due) => {
+                // Rounded up: waking early would only spin.
+                let us = due.saturating_duration_since(Instant::now()).as_micros();
+                PollTimeout::try_from(us.div_ceil(1000).min(60_000) as i32).unwrap_or(PollTimeout::NONE)
+            }
+        };
+        let mut fds = Vec::with_capacity(sockets.len() + 1);
+        fds.push(PollFd::new(shared.receive_wake.as_fd(), PollFlags::POLLIN));
+        fds.extend(
+            sockets
+                .values()
+                .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN)),
+        );
+        wait(&mut fds, timeout)?;
+        if fds[0].any().unwrap_or(false) {
+            let _ = shared.receive_wake.read();
+        }
+        // Starting one further each time: no socket starves the others.
+        let n = sockets.len().max(1);
+        rotate = rotate.wrapping_add(1);
+        for (i, (id, socket)) in sockets
+            .iter()
+            .enumerate()
+            .cycle()
+            .skip(rotate % n)
+            .take(sockets.len())
+        {
+            if !fds[i + 1].any().unwrap_or(false) {
+                continue;
+            }
+            inbound.drain(&shared.core, socket, *id, &shared.tun);
+            answers_first(shared)?;
+        }
+    }
+}
+
+/// Sends what the local stack answered to the packets just written to
+/// the TUN (an echo reply, TCP ACKs) at once, from this thread, before
+/// the control frames those packets made due: the answer does not wait
+/// for the sending thread to wake. Skipped while the sending thread is
+/// at it.
+fn answers_first(shared: &Shared) -> io::Result<()> {
+    if let Ok(mut outbound) = shared.outbound.try_lock() {
+        send_burst(shared, &mut outbound)?;
+    }
+    Ok(())
+}
+
+/// `poll`, retried when a signal interrupts it.
+fn wait(fds: &mut [PollFd<'_>], timeout: PollTimeout) -> io::Result<()> {
+    loop {
+        match poll(fds, timeout) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(io::Error::new(io::Error::from(e).kind(), format!("poll: {e}"))),
+        }
+    }
+}
