@@ -24,6 +24,14 @@ pub struct PacketCipher {
     key: WipedKey,
 }
 
+// Shared (`Arc`) between a session and the seal and open jobs that run on
+// other threads (`seal_job.rs`, `open_job.rs`): `seal` and `open` take
+// `&self`, and ring's key is plain data (`WipedKey` is a box of it).
+const _: fn() = || {
+    fn shared_across_threads<T: Send + Sync>() {}
+    shared_across_threads::<PacketCipher>();
+};
+
 fn nonce(counter: u64) -> Nonce {
     let mut n = [0u8; 12];
     n[4..].copy_from_slice(&counter.to_le_bytes());

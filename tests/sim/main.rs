@@ -10,6 +10,7 @@ mod net;
 mod reload;
 mod restart;
 mod routing;
+mod split;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};

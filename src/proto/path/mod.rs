@@ -24,7 +24,10 @@ use std::time::{Duration, Instant};
 use super::ids::{PathId, SocketId};
 use super::resend::InFlightLog;
 use super::scheduler::Candidate;
+use super::seal_job::SealJob;
 use super::stats::PathStatus;
+use super::tunnel::Transmit;
+use super::wire::{DATA_HEADER_LEN, TAG_LEN};
 
 mod estimation;
 mod feedback;
@@ -207,18 +210,32 @@ impl Path {
         }
     }
 
-    /// Encrypts the frame at `buf[DATA_HEADER_LEN..][..frame_len]` with the
-    /// current session and accounts for it; returns where it goes and its
-    /// length.
-    pub fn seal(&mut self, buf: &mut [u8], frame_len: usize, now: Instant) -> Option<(SocketAddr, usize)> {
+    /// Reserves a counter of the current session for the frame at
+    /// `buf[DATA_HEADER_LEN..][..frame_len]`, writes the data header and
+    /// accounts for the datagram; what is left is the encryption, the
+    /// returned job's. `None`: no endpoint, no session, or the session's
+    /// counters are exhausted.
+    pub fn prepare_seal(&mut self, buf: &mut [u8], frame_len: usize, now: Instant) -> Option<SealJob> {
         let dest = self.endpoint?;
         let session = self.sessions.current.as_mut()?;
-        let n = session.seal(buf, frame_len).ok()?;
+        let (cipher, counter) = session.reserve(buf).ok()?;
+        let job = SealJob::new(
+            cipher,
+            counter,
+            frame_len,
+            Transmit {
+                socket: self.socket,
+                dest,
+                len: DATA_HEADER_LEN + frame_len + TAG_LEN,
+                path: Some(self.id),
+            },
+        );
+        let n = job.transmit().len;
         self.liveness.last_tx = Some(now);
         self.counters.tx_bytes += n as u64;
         self.counters.tx_packets += 1;
         self.estimation.estimator.on_send(now, self.counters.tx_packets);
-        Some((dest, n))
+        Some(job)
     }
 
     /// Keeps a copy of data packet `seq` about to go out, for a re-send

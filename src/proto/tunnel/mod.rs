@@ -7,7 +7,11 @@
 //!   from the TUN, placed at [`HEADROOM`] in a buffer: framed and encrypted
 //!   in place), [`Tunnel::handle_datagram`] (a datagram from a socket:
 //!   decrypted in place, it may yield an IP packet for the TUN),
-//!   [`Tunnel::handle_timeout`] (timers that are due);
+//!   [`Tunnel::handle_timeout`] (timers that are due); the first two also
+//!   split so the AEAD can run without `&mut Tunnel`, outside a lock:
+//!   [`Tunnel::prepare_tun_packet`] then [`SealJob::seal`](crate::proto::SealJob::seal),
+//!   [`Tunnel::prepare_open`] then [`OpenJob::open`](crate::proto::OpenJob::open)
+//!   then [`Tunnel::accept_opened`];
 //! - output, `poll_*`: [`Tunnel::poll_transmit`] (control messages:
 //!   handshakes, keepalives, re-sends), [`Tunnel::poll_deliver`] (packets
 //!   the resequencer released), [`Tunnel::poll_timeout`] (when to call

@@ -8,6 +8,7 @@ use super::{Peer, Pending, Transmit, Tunnel, HEADROOM, OVERHEAD};
 use crate::proto::frame::{self, DATA_FRAME_HEADER_LEN, KEEPALIVE_LEN};
 use crate::proto::ip;
 use crate::proto::path::any_normal_usable;
+use crate::proto::seal_job::SealJob;
 use crate::proto::wire::{DATA_HEADER_LEN, TAG_LEN};
 use crate::proto::Mode;
 
@@ -15,8 +16,20 @@ impl Tunnel {
     /// Frames and encrypts the IP packet at `buf[HEADROOM..HEADROOM + len]`
     /// for the path the scheduler picks. `buf` needs `len + OVERHEAD` bytes.
     /// Returns the datagram (`buf[..t.len]`) or `None` if it was dropped
-    /// (counted).
+    /// (counted). [`Tunnel::prepare_tun_packet`], then [`SealJob::seal`].
     pub fn handle_tun_packet(&mut self, buf: &mut [u8], len: usize, now: Instant) -> Option<Transmit> {
+        let job = self.prepare_tun_packet(buf, len, now)?;
+        Some(job.seal(buf))
+    }
+
+    /// Everything [`Tunnel::handle_tun_packet`] does but the encryption:
+    /// the packet is routed, its path picked, its frame header and the
+    /// data header written (a session counter reserved), the path's
+    /// accounting done. The returned job encrypts `buf` in place
+    /// ([`SealJob::seal`]) and needs no `&mut Tunnel`: a driver sharing the
+    /// tunnel between threads runs it outside its lock. `None`: dropped
+    /// (counted as `handle_tun_packet` counts it).
+    pub fn prepare_tun_packet(&mut self, buf: &mut [u8], len: usize, now: Instant) -> Option<SealJob> {
         self.now = self.now.max(now);
         let Some(summary) = ip::summarize(&buf[HEADROOM..HEADROOM + len]) else {
             self.drops.malformed += 1;
@@ -44,9 +57,10 @@ impl Tunnel {
         let times = self.peers[peer_idx].paths[path_idx].timestamps(self.clock, now);
         frame::encode_data_header(&mut buf[DATA_HEADER_LEN..HEADROOM], times, seq);
         self.log_in_flight(peer_idx, path_idx, seq, &buf[HEADROOM..HEADROOM + len]);
-        let t = self.seal_on_path(peer_idx, path_idx, buf, DATA_FRAME_HEADER_LEN + len, now)?;
-        self.peers[peer_idx].paths[path_idx].data_sent(now);
-        Some(t)
+        let path = &mut self.peers[peer_idx].paths[path_idx];
+        let job = path.prepare_seal(buf, DATA_FRAME_HEADER_LEN + len, now)?;
+        path.data_sent(now);
+        Some(job)
     }
 
     /// A datagram `t` could not leave: larger than its path's MTU. Later
@@ -109,14 +123,8 @@ impl Tunnel {
         frame_len: usize,
         now: Instant,
     ) -> Option<Transmit> {
-        let path = &mut self.peers[peer_idx].paths[path_idx];
-        let (dest, len) = path.seal(buf, frame_len, now)?;
-        Some(Transmit {
-            socket: path.socket(),
-            dest,
-            len,
-            path: Some(path.id()),
-        })
+        let job = self.peers[peer_idx].paths[path_idx].prepare_seal(buf, frame_len, now)?;
+        Some(job.seal(buf))
     }
 
     /// Next control datagram to send, written into `buf` (at least 256 bytes).
