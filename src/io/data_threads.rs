@@ -114,20 +114,24 @@ pub fn send_loop(shared: &Shared) -> io::Result<()> {
 /// Reads what the TUN device has (up to [`TUN_READS`] reads), seals it
 /// and sends the trains. Returns whether anything was read.
 fn send_burst(shared: &Shared, outbound: &mut TunToPaths) -> io::Result<bool> {
+    let mut read = false;
     let mut sockets = None;
     for _ in 0..TUN_READS {
         let n = match shared.tun.read_now(outbound.read_buffer()) {
             Some(r) => r?,
             None => break,
         };
-        let mut core = lock(&shared.core);
-        let s = sockets.get_or_insert_with(|| core.sockets.clone());
-        outbound.send_read(&mut core.tunnel, s, n);
+        read = true;
+        if let Some(s) = outbound.send_read(&shared.core, n) {
+            sockets = Some(s);
+        }
     }
-    let Some(sockets) = sockets else {
+    if !read {
         return Ok(false);
-    };
-    outbound.flush(&sockets);
+    }
+    if let Some(sockets) = sockets {
+        outbound.flush(&sockets);
+    }
     let mut core = lock(&shared.core);
     outbound.report_too_big(&mut core.tunnel);
     // Handshakes the packets started, say.

@@ -4,6 +4,7 @@
 //! device takes them (GRO on the TUN side).
 
 use std::net::{SocketAddr, UdpSocket};
+use std::ops::Range;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -15,7 +16,8 @@ use super::shared_core::{lock, Core};
 use super::tun_device::TunDevice;
 use super::udp_receive::{ReceiveBatch, SLOTS};
 use crate::io::kernel_offloads::TunOffloads;
-use crate::proto::{SocketId, Tunnel};
+use crate::proto::session::OpenError;
+use crate::proto::{OpenStep, SocketId, Tunnel};
 
 /// Receive system calls per readiness event before other sources get a turn.
 const ROUNDS: usize = 8;
@@ -32,6 +34,10 @@ pub struct PathsToTun {
     /// header, then the packet.
     plain: Vec<u8>,
     vnet_hdr: bool,
+    /// What the core made of each datagram of a batch, and what opening
+    /// it gave (reused: no allocation per batch once grown).
+    steps: Vec<OpenStep>,
+    opened: Vec<Result<Range<usize>, OpenError>>,
     /// TUN writes that were joined super-packets.
     pub super_packets: u64,
 }
@@ -50,14 +56,17 @@ impl PathsToTun {
             coalescer,
             plain: vec![0; VNET_HDR_LEN + 65536],
             vnet_hdr: tun.vnet_hdr,
+            steps: Vec::new(),
+            opened: Vec::new(),
             super_packets: 0,
         }
     }
 
     /// Reads up to a batch of datagrams from `socket` (`id`) into the core
     /// and writes what they and the resequencing queue release to `tun`.
-    /// The core is locked only while it handles a received batch: the
-    /// system calls run unlocked, beside the sending thread.
+    /// The system calls and the decryption run without the core's lock:
+    /// it is held to check each datagram's session and replay window, and
+    /// again to accept what opened.
     pub fn drain(&mut self, core: &Mutex<Core>, socket: &UdpSocket, id: SocketId, tun: &TunDevice) {
         for _ in 0..ROUNDS {
             let n = match self.rx.receive(socket) {
@@ -68,8 +77,7 @@ impl PathsToTun {
                 }
             };
             if n > 0 {
-                let mut core = lock(core);
-                self.handle_batch(&mut core.tunnel, id, n, tun);
+                self.handle_batch(core, id, n, tun);
             }
             if n < SLOTS {
                 break;
@@ -78,16 +86,54 @@ impl PathsToTun {
         self.flush(tun);
     }
 
-    /// The `n` messages just received on `id`, through the core.
-    fn handle_batch(&mut self, tunnel: &mut Tunnel, id: SocketId, n: usize, tun: &TunDevice) {
+    /// The `n` messages just received on `id`: prepared, opened, accepted.
+    /// Each pass walks the datagrams in the same order (slot by slot, GRO
+    /// segment by segment).
+    fn handle_batch(&mut self, core: &Mutex<Core>, id: SocketId, n: usize, tun: &TunDevice) {
         let now = Instant::now();
+        self.steps.clear();
+        self.opened.clear();
+        {
+            let mut core = lock(core);
+            for i in 0..n {
+                if let Some((r, bytes)) = self.rx.slot(i) {
+                    for d in bytes.chunks_mut(r.segment) {
+                        self.steps.push(core.tunnel.prepare_open(d, now));
+                    }
+                }
+            }
+        }
+        let mut k = 0;
+        for i in 0..n {
+            if let Some((r, bytes)) = self.rx.slot(i) {
+                for d in bytes.chunks_mut(r.segment) {
+                    self.opened.push(match &self.steps[k] {
+                        OpenStep::Open(job) => job.open(d),
+                        // Not looked at: only an `Open` step's result is.
+                        _ => Err(OpenError::Auth),
+                    });
+                    k += 1;
+                }
+            }
+        }
+        let mut core = lock(core);
+        let tunnel = &mut core.tunnel;
+        let mut k = 0;
         for i in 0..n {
             let Some((r, bytes)) = self.rx.slot(i) else {
                 continue;
             };
             let from = canonical(r.from);
             for d in bytes.chunks_mut(r.segment) {
-                if let Some(range) = tunnel.handle_datagram(id, from, d, now) {
+                let delivered = match &self.steps[k] {
+                    OpenStep::Open(job) => {
+                        tunnel.accept_opened(id, from, job, d, self.opened[k].clone(), now)
+                    }
+                    OpenStep::NotData => tunnel.handle_datagram(id, from, d, now),
+                    OpenStep::Dropped => None,
+                };
+                k += 1;
+                if let Some(range) = delivered {
                     write_or_join(
                         &mut self.coalescer,
                         &mut self.plain,
@@ -98,18 +144,19 @@ impl PathsToTun {
                     );
                 }
                 while let Some(n) = tunnel.poll_deliver(&mut self.released) {
-                    let packet = &self.released[..n];
                     write_or_join(
                         &mut self.coalescer,
                         &mut self.plain,
                         self.vnet_hdr,
                         tun,
-                        packet,
+                        &self.released[..n],
                         &mut self.super_packets,
                     );
                 }
             }
         }
+        // The jobs hold their sessions' keys: not past the batch.
+        self.steps.clear();
     }
 
     /// Writes the packets the resequencing queue released (a timer may
