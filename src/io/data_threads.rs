@@ -26,11 +26,9 @@ use crate::io::kernel_offloads::KernelOffloads;
 /// TUN reads per wake-up before the core's timers get a turn (each may be
 /// a 64 KB super-packet).
 const TUN_READS: usize = 32;
-/// A timer the sending thread brings forward wakes the receiving thread
-/// (which runs the timers) only when it is due this much before the one
-/// that thread waits for: sending makes near deadlines all the time
-/// (reports, probes), and a poke per packet would cost a wake-up on
-/// the other core each. None of the core's timers needs this precision.
+/// A deadline the sending thread brings forward concerns the receiving
+/// thread (which runs the timers) only when it is due this much before the
+/// one that thread waits for. None of the core's timers needs better.
 const TIMER_SLACK: Duration = Duration::from_millis(1);
 
 /// What the threads and the control side share.
@@ -95,6 +93,9 @@ impl Shared {
 
 /// The sending thread: TUN → core → path sockets, until stopped.
 pub fn send_loop(shared: &Shared) -> io::Result<()> {
+    // A core deadline this thread brought forward that the receiving
+    // thread (which runs the timers) was not told of yet.
+    let mut untold: Option<Instant> = None;
     loop {
         if shared.stopping() {
             return Ok(());
@@ -103,17 +104,40 @@ pub fn send_loop(shared: &Shared) -> io::Result<()> {
             PollFd::new(shared.tun.fd(), PollFlags::POLLIN),
             PollFd::new(shared.send_wake.as_fd(), PollFlags::POLLIN),
         ];
-        wait(&mut fds, PollTimeout::NONE)?;
+        wait(&mut fds, timeout_until(untold))?;
         if fds[1].any().unwrap_or(false) {
             let _ = shared.send_wake.read();
         }
-        send_burst(shared, &mut shared.outbound())?;
+        if let Some(due) = untold {
+            if Instant::now() >= due {
+                untold = None;
+                tell_receiver(shared, due);
+            }
+        }
+        if let Some(due) = send_burst(shared, &mut shared.outbound())? {
+            untold = Some(untold.map_or(due, |u| u.min(due)));
+        }
+    }
+}
+
+/// Wakes the receiving thread for deadline `due` unless it already waits
+/// for one as early (it re-arms whenever it wakes, which a reply to what
+/// was sent usually makes it do long before `due`).
+fn tell_receiver(shared: &Shared, due: Instant) {
+    let mut core = lock(&shared.core);
+    if core.timer_armed.is_none_or(|armed| due + TIMER_SLACK < armed) {
+        core.timer_armed = Some(due);
+        drop(core);
+        shared.poke_receiver();
     }
 }
 
 /// Reads what the TUN device has (up to [`TUN_READS`] reads), seals it
-/// and sends the trains. Returns whether anything was read.
-fn send_burst(shared: &Shared, outbound: &mut TunToPaths) -> io::Result<bool> {
+/// and sends the trains. Returns the core's next deadline when sending
+/// brought it before the one the receiving thread waits for: the caller
+/// tells that thread when the deadline comes (not now: a wake-up of the
+/// other thread per packet would cost more than the sending).
+fn send_burst(shared: &Shared, outbound: &mut TunToPaths) -> io::Result<Option<Instant>> {
     let mut read = false;
     let mut sockets = None;
     for _ in 0..TUN_READS {
@@ -127,7 +151,7 @@ fn send_burst(shared: &Shared, outbound: &mut TunToPaths) -> io::Result<bool> {
         }
     }
     if !read {
-        return Ok(false);
+        return Ok(None);
     }
     if let Some(sockets) = sockets {
         outbound.flush(&sockets);
@@ -138,14 +162,7 @@ fn send_burst(shared: &Shared, outbound: &mut TunToPaths) -> io::Result<bool> {
     let now = Instant::now();
     core.flush_control(now);
     let due = core.tunnel.poll_timeout();
-    if let Some(due) = due {
-        if core.timer_armed.is_none_or(|armed| due + TIMER_SLACK < armed) {
-            core.timer_armed = Some(due);
-            drop(core);
-            shared.poke_receiver();
-        }
-    }
-    Ok(true)
+    Ok(due.filter(|&due| core.timer_armed.is_none_or(|armed| due + TIMER_SLACK < armed)))
 }
 
 /// The receiving thread: path sockets → core → TUN, and the core's
@@ -169,14 +186,7 @@ pub fn receive_loop(shared: &Shared) -> io::Result<()> {
         shared
             .super_packets_written
             .store(inbound.super_packets, Ordering::Relaxed);
-        let timeout = match due {
-            None => PollTimeout::NONE,
-            Some(due) => {
-                // Rounded up: waking early would only spin.
-                let us = due.saturating_duration_since(Instant::now()).as_micros();
-                PollTimeout::try_from(us.div_ceil(1000).min(60_000) as i32).unwrap_or(PollTimeout::NONE)
-            }
-        };
+        let timeout = timeout_until(due);
         let mut fds = Vec::with_capacity(sockets.len() + 1);
         fds.push(PollFd::new(shared.receive_wake.as_fd(), PollFlags::POLLIN));
         fds.extend(
@@ -207,6 +217,16 @@ pub fn receive_loop(shared: &Shared) -> io::Result<()> {
     }
 }
 
+/// A `poll` timeout until `due` (none: wait for a descriptor), rounded
+/// up to whole milliseconds: waking early would only spin.
+fn timeout_until(due: Option<Instant>) -> PollTimeout {
+    let Some(due) = due else {
+        return PollTimeout::NONE;
+    };
+    let us = due.saturating_duration_since(Instant::now()).as_micros();
+    PollTimeout::try_from(us.div_ceil(1000).min(60_000) as i32).unwrap_or(PollTimeout::NONE)
+}
+
 /// Sends what the local stack answered to the packets just written to
 /// the TUN (an echo reply, TCP ACKs) at once, from this thread, before
 /// the control frames those packets made due: the answer does not wait
@@ -214,6 +234,8 @@ pub fn receive_loop(shared: &Shared) -> io::Result<()> {
 /// at it.
 fn answers_first(shared: &Shared) -> io::Result<()> {
     if let Ok(mut outbound) = shared.outbound.try_lock() {
+        // This thread runs the timers: it re-arms for what the burst
+        // brought forward before it waits again.
         send_burst(shared, &mut outbound)?;
     }
     Ok(())
