@@ -34,9 +34,8 @@ const TIMER_SLACK: Duration = Duration::from_millis(1);
 /// What the threads and the control side share.
 pub struct Shared {
     pub core: Mutex<Core>,
-    /// The sending direction's buffers: the sending thread's, and the
-    /// receiving thread's when it sends the local stack's answers at once
-    /// (one at a time, so TUN packets are sealed in the order read).
+    /// The sending direction's buffers (the sending thread's; locked
+    /// apart from the core so that status can read its counters).
     pub outbound: Mutex<TunToPaths>,
     pub tun: TunDevice,
     pub offloads: KernelOffloads,
@@ -212,7 +211,6 @@ pub fn receive_loop(shared: &Shared) -> io::Result<()> {
                 continue;
             }
             inbound.drain(&shared.core, socket, *id, &shared.tun);
-            answers_first(shared)?;
         }
     }
 }
@@ -225,20 +223,6 @@ fn timeout_until(due: Option<Instant>) -> PollTimeout {
     };
     let us = due.saturating_duration_since(Instant::now()).as_micros();
     PollTimeout::try_from(us.div_ceil(1000).min(60_000) as i32).unwrap_or(PollTimeout::NONE)
-}
-
-/// Sends what the local stack answered to the packets just written to
-/// the TUN (an echo reply, TCP ACKs) at once, from this thread, before
-/// the control frames those packets made due: the answer does not wait
-/// for the sending thread to wake. Skipped while the sending thread is
-/// at it.
-fn answers_first(shared: &Shared) -> io::Result<()> {
-    if let Ok(mut outbound) = shared.outbound.try_lock() {
-        // This thread runs the timers: it re-arms for what the burst
-        // brought forward before it waits again.
-        send_burst(shared, &mut outbound)?;
-    }
-    Ok(())
 }
 
 /// `poll`, retried when a signal interrupts it.
