@@ -3,113 +3,216 @@
 #
 #   sudo tests/bench/bonding.sh [SECONDS]
 #
-# Topology: site A (client) has two uplinks into an "internet" namespace I,
-# where one linkemu relay per uplink shapes the link (rate, delay, loss) and
-# NATs towards site B (server). For each scenario, one iperf3 TCP stream runs
-# through the tunnel over link 1 alone, link 2 alone (the other cut), and both:
-# efficiency = both / (link 1 alone + link 2 alone), all in the same run, so
-# tunnel overhead cancels out. Also: retransmits, packets delivered out of
-# order by the resequencing queue, and a mid-transfer blackhole.
+# Topology: site A (client) has three uplinks into an "internet" namespace I,
+# where one linkemu relay per uplink shapes the link (rate, delay, jitter,
+# loss, queue) and NATs towards site B (server). A scenario gives each link
+# it uses a spec; the others are cut (blackholed). For each scenario and each
+# congestion control, one iperf3 TCP stream runs through the tunnel over
+# each link alone (the others cut) and over all of them: efficiency = all /
+# (sum of each alone), in the same run, so tunnel overhead cancels out. Also:
+# retransmits, packets the resequencing queue delivered late (after skipping
+# their hole), a link whose rate steps, a voice-like flow beside a bulk
+# stream, and a mid-transfer blackhole. Kernel defaults throughout (the TCP
+# metrics cache is flushed before each transfer, not switched off).
+#
+# Knobs (environment):
+#   TCP_CC="cubic bbr"  congestion controls, each measured in every scenario
+#   REPEAT=3            transfers over all links per figure (the mean counts)
+#   OMIT=0              seconds at the start of each stream left out (-O)
+#   ONLY=<regex>        scenarios whose name matches ("60 ms", "voice")
 set -euo pipefail
 secs=${1:-10}
-# Congestion control of the measured stream: cubic is what most end hosts run
-# (Linux, Windows and macOS defaults); TCP_CC=bbr measures BBR instead
-# (not CC: that names the C compiler ring's build script runs).
-cc=${TCP_CC:-cubic}
-# Seconds at the start of each stream left out of its figure (iperf3 -O):
-# OMIT=10 measures the steady state after TCP's ramp-up.
+# (TCP_CC, not CC: CC names the C compiler ring's build script runs.)
+ccs=${TCP_CC:-cubic bbr}
 omit=${OMIT:-0}
 # One TCP stream's ramp over a large-BDP bond varies a lot from run to run
-# (10/60 ms: 86-100 % between consecutive runs): "both" is measured REPEAT
-# times (default 3) and the mean is the figure; each run is printed too.
+# (10/60 ms: 86-100 % between consecutive runs): the bond is measured REPEAT
+# times and the mean is the figure; each run is printed too.
 repeat=${REPEAT:-3}
-# ONLY=<regex>: the scenarios whose name matches ("60 ms", "30 %|failover").
+cc=${ccs%% *}
+LINKS=3
 . "$(dirname "$0")/lib.sh"
-qdrops() { # $1 = link: packets dropped by its full queue, towards the server
-  local port=$((7000 + $1))
-  ip netns exec $I python3 -c 'import socket,sys,json; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(1); s.sendto(b"stats",("127.0.0.1",int(sys.argv[1]))); print(json.loads(s.recv(4096))["up"]["dropped_queue"])' $port
-}
 
 late() { ip netns exec $B "$bin" status --json -c $work/s.toml | python3 -c 'import json,sys; r=json.load(sys.stdin)["peers"][0]["reorder"]; print(r["late"], r["in_order"]+r["reordered"]+r["late"])'; }
 
-start_tunnel
-
-scenario() { # $1 = name, $2 = link 1 spec, $3 = link 2 spec
-  [[ "$1" =~ ${ONLY:-.} ]] || return 0
-  for l in 1 2; do spec=$2; [ $l = 2 ] && spec=$3; ctl $l "set both $spec"; ctl $l restore both; done
-  wait_paths 2
-  ctl 2 cut both; wait_paths 1
-  read -r one r1 < <(iperf_json "" | mbps)
-  ctl 2 restore both; wait_paths 2; ctl 1 cut both; wait_paths 1
-  read -r two r2 < <(iperf_json "" | mbps)
-  ctl 1 restore both; wait_paths 2
-  read -r l0 n0 < <(late)
-  q10=$(qdrops 1); q20=$(qdrops 2)
-  if [ -n "${VERBOSE:-}" ]; then
-    ( for t in $(seq $((secs - 1))); do sleep 1
-      ip netns exec $A ss -tin dst 10.42.0.1 | grep -oE "(cwnd|rtt|retrans|rwnd_limited|sndbuf_limited|unacked|lost|delivery_rate|pacing_rate)[: ][^ ]*" | tail -n +3 | tr "\n" " "; echo
-      for s in c s; do
-        ip netns exec $A "$bin" status --json -c $work/$s.toml | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["mode"][0], " | ".join("%s %s srtt %.1f loss %s rate %s tx %d rx %d" % (p["name"], p["state"], p["srtt_ms"] or 0, p["loss"] and round(p["loss"],3), p["rate_mbps"] and round(p["rate_mbps"],1), p["tx_packets"], p["rx_packets"]) for p in d["peers"][0]["paths"]))'
-      done; done ) >&2 &
-  fi
-  runs=""; rb=0
-  for r in $(seq $repeat); do
-    iperf_json "" > $work/both.json; [ -n "${VERBOSE:-}" ] && python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(\"iperf:\", d.get(\"error\",\"ok\"), [round(i[\"sum\"][\"bits_per_second\"]/1e6,1) for i in d.get(\"intervals\",[])])" $work/both.json >&2
-    read -r b1 r1 < <(mbps < $work/both.json)
-    runs="$runs $b1"; rb=$((rb + r1))
+# Gives link i spec ${specs[i-1]} (cut when there is none) and waits until
+# the paths of the links in $1 (a list like "1 3") are the ones up.
+use_links() { # $1 = links to keep up, rest = specs of links 1..n
+  local keep=$1 i n=0; shift
+  local specs=("$@")
+  for i in $(seq $links); do
+    # Settings apply on top of the link's current ones: reset them all.
+    if [ $i -le ${#specs[@]} ]; then ctl $i "set both delay=0ms jitter=0ms loss=0 reorder=0 ${specs[$((i - 1))]}"; fi
+    if [[ " $keep " == *" $i "* ]]; then ctl $i restore both; n=$((n + 1)); else ctl $i cut both; fi
   done
-  read -r l1 n1 < <(late)
-  [ -n "${VERBOSE:-}" ] && echo "queue drops during 'both': link1 $(( $(qdrops 1) - q10 )) link2 $(( $(qdrops 2) - q20 ))" >&2
-  python3 - "$1" "$one" "$two" "$rb" "$((l1 - l0))" "$((n1 - n0))" $runs <<'PY'
-import sys
-name, (one, two, retr, late, total), runs = sys.argv[1], map(float, sys.argv[2:7]), [float(r) for r in sys.argv[7:]]
-both = sum(runs) / len(runs)
-eff = 100 * both / (one + two) if one + two > 0 else 0
-ooo = 100 * late / total if total else 0
-print(f"  {name:<34} link1 {one:6.1f}  link2 {two:6.1f}  both {both:6.1f} Mbit/s  efficiency {eff:5.1f} %  retransmits {int(retr / len(runs)):5d}  out-of-order {ooo:.3f} %")
-if len(runs) > 1:
-    effs = [100 * r / (one + two) if one + two > 0 else 0 for r in runs]
-    print(f"  {'':<34} {len(runs)} runs of 'both': " + " ".join(f"{e:.0f}" for e in effs) + f" %  (min {min(effs):.0f}, max {max(effs):.0f})")
+  wait_paths $n
+}
+
+# Receiver-side goodput per 0.1 s of a JSON report (--get-server-output):
+# prints "Mbit/s longest-stretch-below-$2-Mbit/s".
+stalls() { # $1 = report, $2 = threshold Mbit/s
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+srv = d.get("server_output_json", {}).get("intervals") or d.get("intervals", [])
+iv = [i["sum"]["bits_per_second"] / 1e6 for i in srv]
+worst = run = 0.0
+for m in iv[10:]:  # the first second is slow start
+    run = run + 0.1 if m < float(sys.argv[2]) else 0.0
+    worst = max(worst, run)
+print(f"{d['end']['sum_received']['bits_per_second'] / 1e6:.1f} {worst:.1f}")
 PY
 }
 
-echo "one TCP stream ($cc), ${secs}s per measurement after ${omit}s left out (goodput through the tunnel)"
-scenario "2 x 50 Mbit/s, 10 ms each"        "rate=50mbit delay=10ms loss=0" "rate=50mbit delay=10ms loss=0"
-scenario "80 + 20 Mbit/s, 10 ms each"       "rate=80mbit delay=10ms loss=0" "rate=20mbit delay=10ms loss=0"
-scenario "50 + 50 Mbit/s, 10 ms / 60 ms"    "rate=50mbit delay=10ms loss=0" "rate=50mbit delay=60ms loss=0"
-scenario "50 clean + 50 with 30 % loss"     "rate=50mbit delay=10ms loss=0" "rate=50mbit delay=10ms loss=0.3"
+scenario() { # $1 = name, rest = spec of link 1, 2, (3)
+  [[ "$1" =~ ${ONLY:-.} ]] || return 0
+  local name=$1; shift
+  local specs=("$@") n=$# i all alone r b1 r1 runs rb l0 n0 l1 n1
+  all=$(seq -s ' ' $n)
+  for cc in $ccs; do
+    alone=()
+    for i in $all; do
+      use_links "$i" "${specs[@]}"
+      read -r b1 r1 < <(iperf_json "" | mbps)
+      alone+=("$b1")
+    done
+    use_links "$all" "${specs[@]}"
+    read -r l0 n0 < <(late)
+    runs=""; rb=0
+    for r in $(seq $repeat); do
+      iperf_json "" > $work/all.json
+      read -r b1 r1 < <(mbps < $work/all.json)
+      runs="$runs $b1"; rb=$((rb + r1))
+    done
+    read -r l1 n1 < <(late)
+    python3 - "$name" "$cc" "$rb" "$((l1 - l0))" "$((n1 - n0))" "${alone[*]}" $runs <<'PY'
+import sys
+name, cc, retr, late, total = sys.argv[1], sys.argv[2], *map(float, sys.argv[3:6])
+alone = [float(a) for a in sys.argv[6].split()]
+runs = [float(r) for r in sys.argv[7:]]
+both = sum(runs) / len(runs)
+s = sum(alone)
+eff = lambda x: 100 * x / s if s > 0 else 0
+print(f"  {name:<40} {cc:<5} alone " + " + ".join(f"{a:.1f}" for a in alone)
+      + f"  all {both:6.1f} Mbit/s  efficiency {eff(both):5.1f} % (runs " + " ".join(f"{eff(r):.0f}" for r in runs)
+      + f")  retransmits {int(retr / len(runs))}  late {100 * late / total if total else 0:.3f} %")
+PY
+  done
+}
+
+# A link whose rate steps 50 -> 10 -> 50 Mbit/s every 5 s beside a steady
+# one: goodput against what the links offered (each link's own goodput alone
+# at 50 Mbit/s, the stepping one weighted by its mean rate over the run), and
+# the longest stretch below 10 Mbit/s.
+rate_steps() {
+  local name="50 Mbit/s stepping 50/10/50 every 5 s + 50"
+  [[ "$name" =~ ${ONLY:-.} ]] || return 0
+  local steady="rate=50mbit delay=10ms" spec1="rate=50mbit delay=20ms" one two got stall t mean
+  local steps=$(( (secs + 4) / 5 ))
+  for cc in $ccs; do
+    use_links "1" "$spec1" "$steady"; read -r one _ < <(iperf_json "" | mbps)
+    use_links "2" "$spec1" "$steady"; read -r two _ < <(iperf_json "" | mbps)
+    use_links "1 2" "$spec1" "$steady"
+    ( for t in $(seq 1 $((steps - 1))); do
+        sleep 5
+        if [ $((t % 2)) = 1 ]; then ctl 1 "set both rate=10mbit"; else ctl 1 "set both rate=50mbit"; fi
+      done ) &
+    local stepper=$!
+    iperf_json "-i 0.1 --get-server-output" "-J -i 0.1" > $work/steps.json
+    kill $stepper 2>/dev/null || true; wait $stepper 2>/dev/null || true
+    ctl 1 "set both rate=50mbit"
+    read -r got stall < <(stalls $work/steps.json 10)
+    python3 - "$name" "$cc" "$one" "$two" "$got" "$stall" "$secs" <<'PY'
+import sys
+name, cc, one, two, got, stall, secs = sys.argv[1], sys.argv[2], *map(float, sys.argv[3:])
+# Seconds at 50 and at 10 Mbit/s on link 1 over the run (steps of 5 s).
+t, at10, s = 0.0, 0.0, 0
+while t < secs:
+    d = min(5.0, secs - t)
+    if s % 2 == 1:
+        at10 += d
+    t += d; s += 1
+mean = (50 * (secs - at10) + 10 * at10) / secs
+offered = one * mean / 50 + two
+print(f"  {name:<40} {cc:<5} offered {offered:6.1f}  got {got:6.1f} Mbit/s  {100 * got / offered:5.1f} %  longest stretch below 10 Mbit/s {stall:.1f} s")
+PY
+  done
+}
+
+# A voice-like flow (50 datagrams/s of 160 bytes, A -> B) beside one bulk
+# stream: its one-way delay p50 alone and p99 beside the bulk stream (both
+# namespaces share the host's monotonic clock), and the bulk stream's
+# goodput with and without it.
+voice() {
+  local name="voice beside bulk, 50 + 20 Mbit/s"
+  [[ "$name" =~ ${ONLY:-.} ]] || return 0
+  local l1="rate=50mbit delay=10ms" l2="rate=20mbit delay=10ms" bulk alone idle busy
+  cat > $work/voice.py <<'PY'
+import socket, struct, sys, time
+role, secs = sys.argv[1], float(sys.argv[2])
+if role == "rx":
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("10.42.0.1", 5999)); s.settimeout(secs + 5)
+    d = []
+    try:
+        while True:
+            b = s.recv(2048)
+            if b == b"end":
+                break
+            d.append((time.clock_gettime(time.CLOCK_MONOTONIC) - struct.unpack("d", b[:8])[0]) * 1000)
+    except socket.timeout:
+        pass
+    d.sort()
+    q = lambda p: d[min(len(d) - 1, int(p * len(d)))] if d else float("nan")
+    print(f"{q(0.5):.2f} {q(0.99):.2f} {len(d)}")
+else:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        s.sendto(struct.pack("d", time.clock_gettime(time.CLOCK_MONOTONIC)) + b"v" * 152, ("10.42.0.1", 5999))
+        time.sleep(0.02)
+    for _ in range(3):
+        s.sendto(b"end", ("10.42.0.1", 5999)); time.sleep(0.05)
+PY
+  voice_run() { # $1 = seconds; prints "p50 p99 count"
+    ip netns exec $B python3 $work/voice.py rx "$1" > $work/voice.out &
+    local rx=$!
+    for _ in $(seq 100); do ip netns exec $B ss -lun | grep -q 10.42.0.1:5999 && break; sleep 0.05; done
+    ip netns exec $A python3 $work/voice.py tx "$1"
+    wait $rx; cat $work/voice.out
+  }
+  use_links "1 2" "$l1" "$l2"
+  read -r idle _ _ < <(voice_run 5)
+  for cc in $ccs; do
+    read -r alone _ < <(iperf_json "" | mbps)
+    ( voice_run $((secs - 2)) > $work/voice.busy ) &
+    local vp=$!
+    read -r bulk _ < <(iperf_json "" | mbps)
+    wait $vp
+    read -r _ busy n < $work/voice.busy
+    python3 -c "import sys; n,cc,idle,busy,cnt,alone,bulk=sys.argv[1:]; print(f'  {n:<40} {cc:<5} voice one-way p50 idle {float(idle):.1f} ms, p99 beside bulk {float(busy):.1f} ms ({cnt} datagrams); bulk {float(bulk):.1f} of {float(alone):.1f} Mbit/s alone ({100*float(bulk)/float(alone):.0f} %)')" "$name" "$cc" "$idle" "$busy" "$n" "$alone" "$bulk"
+  done
+}
+
+start_tunnel
+echo "one TCP stream per figure (${ccs}), ${secs}s per transfer after ${omit}s left out, mean of ${repeat} over all links (goodput through the tunnel)"
+scenario "2 x 50 Mbit/s, 10 ms each"              "rate=50mbit delay=10ms" "rate=50mbit delay=10ms"
+scenario "80 + 20 Mbit/s, 10 ms each"             "rate=80mbit delay=10ms" "rate=20mbit delay=10ms"
+scenario "50 + 50 Mbit/s, 10 ms / 60 ms"          "rate=50mbit delay=10ms" "rate=50mbit delay=60ms"
+scenario "DSL 50/10ms + LTE 30/40ms+-5 + sat 20/300ms" "rate=50mbit delay=10ms" "rate=30mbit delay=40ms jitter=5ms" "rate=20mbit delay=300ms"
+scenario "50 + 50 at 30 ms"                        "rate=50mbit delay=10ms" "rate=50mbit delay=30ms"
+scenario "50 + 50 at 30 +- 15 ms reordering"       "rate=50mbit delay=10ms" "rate=50mbit delay=30ms jitter=15ms reorder=1"
+scenario "50 clean + 50 with 30 % loss"           "rate=50mbit delay=10ms" "rate=50mbit delay=10ms loss=0.3"
+rate_steps
+voice
 
 [[ failover =~ ${ONLY:-.} ]] || exit 0
 # Failover: 2 x 50 Mbit/s; blackhole link 1 (both directions) mid-transfer,
 # restore it later; report the longest stretch below 50 % of link 2's rate.
-for l in 1 2; do ctl $l "set both rate=50mbit delay=10ms loss=0"; ctl $l restore both; done
-wait_paths 2
-( sleep $((secs / 3)); ctl 1 cut both; sleep $((secs / 3)); ctl 1 restore both ) &
-iperf_json "-i 0.1 --get-server-output" "-J -i 0.1" > $work/failover.json
-python3 - $work/failover.json "$secs" <<'PY'
-import json, os, sys
-d = json.load(open(sys.argv[1]))
-# The receiver's intervals: goodput. The sender's count what the
-# application could write into its socket buffer, which after a stall
-# refills only once half of it was acknowledged: they showed stalls up to
-# 0.4 s longer than the receiver saw.
-srv = d.get("server_output_json", {}).get("intervals")
-iv = [(i["sum"]["start"], i["sum"]["bits_per_second"] / 1e6) for i in (srv or d["intervals"])]
-if not srv:
-    print("  (no receiver intervals: sender's used)", file=sys.stderr)
-worst, run, start = 0.0, 0.0, None
-for t, mbps in iv[5:]:  # skip slow start
-    if mbps < 25.0:
-        run += 0.1
-        worst = max(worst, run)
-    else:
-        run = 0.0
-end = d["end"]
-if os.environ.get("VERBOSE"):
-    print("  Mbit/s per 0.1 s: " + " ".join(f"{t:.1f}:{m:.0f}" for t, m in iv), file=sys.stderr)
-print(f"  failover (link 1 blackholed at {int(sys.argv[2])//3}s, restored at {2*int(sys.argv[2])//3}s): "
-      f"goodput {end['sum_received']['bits_per_second']/1e6:.1f} Mbit/s, longest stretch below 25 Mbit/s {worst:.1f} s, "
-      f"retransmits {end['sum_sent'].get('retransmits', 0)}, error: {d.get('error', 'none')}")
-PY
-echo "  packets re-sent from the dead path: $(ip netns exec $A "$bin" status --json -c $work/c.toml | python3 -c 'import json,sys; print(json.load(sys.stdin)["peers"][0].get("resent", 0))')"
-echo "  path events:"; grep -hE "path (up|down)" $work/c.log | sed 's/^/    /' | tail -6
+for cc in $ccs; do
+  use_links "1 2" "rate=50mbit delay=10ms loss=0" "rate=50mbit delay=10ms loss=0"
+  ( sleep $((secs / 3)); ctl 1 cut both; sleep $((secs / 3)); ctl 1 restore both ) &
+  iperf_json "-i 0.1 --get-server-output" "-J -i 0.1" > $work/failover.json
+  read -r got stall < <(stalls $work/failover.json 25)
+  echo "  failover ($cc; link 1 blackholed at $((secs / 3))s, restored at $((2 * secs / 3))s): goodput $got Mbit/s, longest stretch below 25 Mbit/s $stall s"
+done
+echo "  packets re-sent from dead paths: $(ip netns exec $A "$bin" status --json -c $work/c.toml | python3 -c 'import json,sys; print(json.load(sys.stdin)["peers"][0].get("resent", 0))')"

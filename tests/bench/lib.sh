@@ -1,10 +1,13 @@
 # Shared by the benchmarks: the two-site topology with emulated links.
 #
-# Site A (client) has two uplinks into an "internet" namespace I, where one
-# linkemu relay per uplink shapes the link (rate, delay, loss) and NATs
-# towards site B (server). Sourced after the caller set $secs, $omit and
-# $cc; defines $A $I $B, $work, $bin, $emu, the keys ($spub, $cpub), both
-# configs and the helpers below. The EXIT trap removes everything it made.
+# Site A (client) has $LINKS uplinks (default 2) into an "internet"
+# namespace I, where one linkemu relay per uplink shapes the link (rate,
+# delay, jitter, loss) and NATs towards site B (server). Sourced after the
+# caller set $secs, $omit and $cc; defines $A $I $B, $links, $work, $bin,
+# $emu, the keys ($spub, $cpub), both configs and the helpers below. The
+# EXIT trap removes everything it made. Kernel defaults are kept: the TCP
+# metrics cache is flushed before each transfer (iperf_json), never
+# switched off, so figures are what users see.
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "$(basename "$0"): needs root" >&2; exit 1; }
 for p in iperf3 ip python3; do command -v $p >/dev/null || { echo "missing $p" >&2; exit 1; }; done
@@ -34,11 +37,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+links=${LINKS:-2}
+[[ $links =~ ^[1-9]$ ]] || { echo "LINKS: 1 to 9" >&2; exit 2; }
 for ns in $A $I $B; do ip netns add $ns; ip -n $ns link set lo up; done
-# Each measured transfer starts from the same TCP state: no metrics (ssthresh,
-# RTT) cached from the previous one, which ran over other links.
-for ns in $A $B; do ip netns exec $ns sysctl -qw net.ipv4.tcp_no_metrics_save=1; done
-for i in 1 2; do
+for i in $(seq $links); do
   ip -n $A link add va$i type veth peer name ia$i netns $I
   ip -n $A addr add 10.10$i.0.1/24 dev va$i; ip -n $I addr add 10.10$i.0.254/24 dev ia$i
   ip -n $A link set va$i up; ip -n $I link set ia$i up
@@ -59,13 +61,10 @@ control_socket = "$work/s.sock"
 [[peer]]
 public_key = "$cpub"
 allowed_ips = ["10.42.0.2/32"]
-[[path]]
-name = "isp1"
-bind = "10.201.0.2:5080"
-[[path]]
-name = "isp2"
-bind = "10.201.0.2:5081"
 EOF
+for i in $(seq $links); do
+  printf '[[path]]\nname = "isp%d"\nbind = "10.201.0.2:%d"\n' $i $((5079 + i)) >> $work/s.toml
+done
 cat > $work/c.toml <<EOF
 mode = "client"
 [interface]
@@ -76,17 +75,12 @@ control_socket = "$work/c.sock"
 [[peer]]
 public_key = "$spub"
 allowed_ips = ["10.42.0.0/30"]
-[[path]]
-name = "link1"
-bind = "10.101.0.1:0"
-endpoint = "10.101.0.254:5080"
-[[path]]
-name = "link2"
-bind = "10.102.0.1:0"
-endpoint = "10.102.0.254:5081"
 EOF
+for i in $(seq $links); do
+  printf '[[path]]\nname = "link%d"\nbind = "10.10%d.0.1:0"\nendpoint = "10.10%d.0.254:%d"\n' $i $i $i $((5079 + i)) >> $work/c.toml
+done
 
-ctl() { # $1 = link (1|2), rest = command
+ctl() { # $1 = link (1..$links), rest = command
   local port=$((7000 + $1)); shift
   ip netns exec $I bash -c "exec 3<>/dev/udp/127.0.0.1/$port; echo '$*' >&3; timeout 1 head -c 200 <&3 >/dev/null || true"
 }
@@ -106,6 +100,10 @@ wait_paths() { # $1 = number of paths that must be up
 }
 
 iperf_json() { # $1 = extra args, $2 = extra server args; prints the JSON report
+  # Each transfer starts from the same TCP state: nothing (ssthresh, RTT)
+  # cached from the previous one, which ran over other links.
+  ip -n $A tcp_metrics flush all 2>/dev/null || true
+  ip -n $B tcp_metrics flush all 2>/dev/null || true
   ip netns exec $B iperf3 -s -1 -B 10.42.0.1 ${2:-} >/dev/null 2>&1 &
   local sp=$!
   for _ in $(seq 100); do ip netns exec $B ss -ltn | grep -q 10.42.0.1:5201 && break; sleep 0.05; done
@@ -115,10 +113,10 @@ iperf_json() { # $1 = extra args, $2 = extra server args; prints the JSON report
 
 mbps() { python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.1f %d" % (d["end"]["sum_received"]["bits_per_second"]/1e6, d["end"]["sum_sent"].get("retransmits",0)))'; }
 
-start_tunnel() { # server, both links with spec $1, client; waits for both paths
+start_tunnel() { # server, every link with spec $1, client; waits for every path
   ip netns exec $B "$bin" run -c $work/s.toml 2> $work/s.log & pids+=($!)
-  start_link 1 "${1:-rate=50mbit delay=10ms}"
-  start_link 2 "${1:-rate=50mbit delay=10ms}"
+  local i
+  for i in $(seq $links); do start_link $i "${1:-rate=50mbit delay=10ms}"; done
   ip netns exec $A "$bin" run -c $work/c.toml 2> $work/c.log & pids+=($!)
-  wait_paths 2
+  wait_paths $links
 }
