@@ -184,7 +184,7 @@ pub fn receive_loop(shared: &Shared) -> io::Result<()> {
         };
         shared
             .super_packets_written
-            .store(inbound.super_packets, Ordering::Relaxed);
+            .store(inbound.super_packets(), Ordering::Relaxed);
         let timeout = timeout_until(due);
         let mut fds = Vec::with_capacity(sockets.len() + 1);
         fds.push(PollFd::new(shared.receive_wake.as_fd(), PollFlags::POLLIN));

@@ -25,6 +25,16 @@ const ROUNDS: usize = 8;
 /// The receiving direction's buffers, allocated once.
 pub struct PathsToTun {
     rx: ReceiveBatch,
+    out: TunWriter,
+    /// What the core made of each datagram of a batch, and what opening
+    /// it gave (reused: no allocation per batch once grown).
+    steps: Vec<OpenStep>,
+    opened: Vec<Result<Range<usize>, OpenError>>,
+}
+
+/// Writes to the TUN: joined into super-packets where the device takes
+/// them, else one by one (behind a plain virtio header when it has them).
+struct TunWriter {
     /// A packet the resequencing queue releases.
     released: Vec<u8>,
     /// Pending TUN writes, joined where they can be (with a virtio
@@ -34,12 +44,8 @@ pub struct PathsToTun {
     /// header, then the packet.
     plain: Vec<u8>,
     vnet_hdr: bool,
-    /// What the core made of each datagram of a batch, and what opening
-    /// it gave (reused: no allocation per batch once grown).
-    steps: Vec<OpenStep>,
-    opened: Vec<Result<Range<usize>, OpenError>>,
     /// TUN writes that were joined super-packets.
-    pub super_packets: u64,
+    super_packets: u64,
 }
 
 impl PathsToTun {
@@ -52,14 +58,21 @@ impl PathsToTun {
         });
         PathsToTun {
             rx: ReceiveBatch::default(),
-            released: vec![0; 65536],
-            coalescer,
-            plain: vec![0; VNET_HDR_LEN + 65536],
-            vnet_hdr: tun.vnet_hdr,
+            out: TunWriter {
+                released: vec![0; 65536],
+                coalescer,
+                plain: vec![0; VNET_HDR_LEN + 65536],
+                vnet_hdr: tun.vnet_hdr,
+                super_packets: 0,
+            },
             steps: Vec::new(),
             opened: Vec::new(),
-            super_packets: 0,
         }
+    }
+
+    /// TUN writes that were joined super-packets.
+    pub fn super_packets(&self) -> u64 {
+        self.out.super_packets
     }
 
     /// Reads up to a batch of datagrams from `socket` (`id`) into the core
@@ -83,7 +96,7 @@ impl PathsToTun {
                 break;
             }
         }
-        self.flush(tun);
+        self.out.flush(tun);
     }
 
     /// The `n` messages just received on `id`: prepared, opened, accepted.
@@ -134,25 +147,9 @@ impl PathsToTun {
                 };
                 k += 1;
                 if let Some(range) = delivered {
-                    write_or_join(
-                        &mut self.coalescer,
-                        &mut self.plain,
-                        self.vnet_hdr,
-                        tun,
-                        &d[range],
-                        &mut self.super_packets,
-                    );
+                    self.out.write(tun, &d[range]);
                 }
-                while let Some(n) = tunnel.poll_deliver(&mut self.released) {
-                    write_or_join(
-                        &mut self.coalescer,
-                        &mut self.plain,
-                        self.vnet_hdr,
-                        tun,
-                        &self.released[..n],
-                        &mut self.super_packets,
-                    );
-                }
+                self.out.write_released(tunnel, tun);
             }
         }
         // The jobs hold their sessions' keys: not past the batch.
@@ -162,23 +159,48 @@ impl PathsToTun {
     /// Writes the packets the resequencing queue released (a timer may
     /// release them too) and everything pending.
     pub fn deliver_released(&mut self, tunnel: &mut Tunnel, tun: &TunDevice) {
-        self.released_to(tunnel, tun);
-        self.flush(tun);
+        self.out.write_released(tunnel, tun);
+        self.out.flush(tun);
     }
+}
 
-    fn released_to(&mut self, tunnel: &mut Tunnel, tun: &TunDevice) {
-        while let Some(n) = tunnel.poll_deliver(&mut self.released) {
-            write_or_join(
-                &mut self.coalescer,
-                &mut self.plain,
-                self.vnet_hdr,
-                tun,
-                &self.released[..n],
-                &mut self.super_packets,
-            );
+impl TunWriter {
+    /// What the resequencing queue released, in order.
+    fn write_released(&mut self, tunnel: &mut Tunnel, tun: &TunDevice) {
+        let TunWriter {
+            released,
+            coalescer,
+            plain,
+            vnet_hdr,
+            super_packets,
+        } = self;
+        let mut out = OutParts {
+            coalescer,
+            plain,
+            vnet_hdr: *vnet_hdr,
+            super_packets,
+        };
+        while let Some(n) = tunnel.poll_deliver(released) {
+            write_or_join(&mut out, tun, &released[..n]);
         }
     }
 
+    /// Hands `packet` to the coalescer (flushing it when full), or writes
+    /// it now.
+    fn write(&mut self, tun: &TunDevice, packet: &[u8]) {
+        write_or_join(&mut self.out_parts(), tun, packet);
+    }
+
+    fn out_parts(&mut self) -> OutParts<'_> {
+        OutParts {
+            coalescer: &mut self.coalescer,
+            plain: &mut self.plain,
+            vnet_hdr: self.vnet_hdr,
+            super_packets: &mut self.super_packets,
+        }
+    }
+
+    /// Writes what the coalescer holds.
     fn flush(&mut self, tun: &TunDevice) {
         if let Some(c) = &mut self.coalescer {
             flush(c, tun, &mut self.super_packets);
@@ -186,8 +208,15 @@ impl PathsToTun {
     }
 }
 
-/// Hands `packet` to the coalescer (flushing it when full), or writes it
-/// now: behind a plain virtio header on a device that has them.
+/// The writer's parts other than the released-packet buffer (so a released
+/// packet can be written from it).
+struct OutParts<'a> {
+    coalescer: &'a mut Option<Coalescer>,
+    plain: &'a mut [u8],
+    vnet_hdr: bool,
+    super_packets: &'a mut u64,
+}
+
 /// Writes what `c` holds, counting the super-packets (a virtio header
 /// with a GSO type).
 fn flush(c: &mut Coalescer, tun: &TunDevice, super_packets: &mut u64) {
@@ -199,19 +228,14 @@ fn flush(c: &mut Coalescer, tun: &TunDevice, super_packets: &mut u64) {
     });
 }
 
-fn write_or_join(
-    coalescer: &mut Option<Coalescer>,
-    plain: &mut [u8],
-    vnet_hdr: bool,
-    tun: &TunDevice,
-    packet: &[u8],
-    super_packets: &mut u64,
-) {
-    if let Some(c) = coalescer {
+/// Hands `packet` to the coalescer (flushing it when full), or writes it
+/// now: behind a plain virtio header on a device that has them.
+fn write_or_join(o: &mut OutParts<'_>, tun: &TunDevice, packet: &[u8]) {
+    if let Some(c) = o.coalescer {
         match c.push(packet) {
             Ok(()) => return,
             Err(PushError::Full) => {
-                flush(c, tun, super_packets);
+                flush(c, tun, o.super_packets);
                 if c.push(packet).is_ok() {
                     return;
                 }
@@ -219,14 +243,14 @@ fn write_or_join(
             Err(PushError::TooLong(_)) => return,
         }
     }
-    if vnet_hdr {
+    if o.vnet_hdr {
         let end = VNET_HDR_LEN + packet.len();
-        if end > plain.len() {
+        if end > o.plain.len() {
             return;
         }
-        plain[..VNET_HDR_LEN].copy_from_slice(&VirtioNetHdr::default().encode());
-        plain[VNET_HDR_LEN..end].copy_from_slice(packet);
-        let _ = tun.write_now(&plain[..end]);
+        o.plain[..VNET_HDR_LEN].copy_from_slice(&VirtioNetHdr::default().encode());
+        o.plain[VNET_HDR_LEN..end].copy_from_slice(packet);
+        let _ = tun.write_now(&o.plain[..end]);
     } else {
         let _ = tun.write_now(packet);
     }

@@ -95,8 +95,11 @@ start_link() { # $1 = link, $2 = spec (both directions)
 
 paths_up() { ip netns exec $A "$bin" status --json -c $work/c.toml 2>/dev/null | grep -oE '"state":"(up|lossy)"' | wc -l; }
 wait_paths() { # $1 = number of paths that must be up
-  for _ in $(seq 200); do [ "$(paths_up)" = "$1" ] && return 0; sleep 0.05; done
-  echo "paths did not reach $1 up" >&2; return 1
+  # An idle path that was cut is noticed by its probes (seconds).
+  for _ in $(seq 600); do [ "$(paths_up)" = "$1" ] && return 0; sleep 0.05; done
+  echo "paths did not reach $1 up within 30 s:" >&2
+  ip netns exec $A "$bin" status -c $work/c.toml >&2 || true
+  return 1
 }
 
 iperf_json() { # $1 = extra args, $2 = extra server args; prints the JSON report
