@@ -36,7 +36,7 @@ pub struct Shared {
     pub core: Mutex<Core>,
     /// The sending direction's buffers (the sending thread's; locked
     /// apart from the core so that status can read its counters).
-    pub outbound: Mutex<TunToPaths>,
+    outbound: Mutex<TunToPaths>,
     pub tun: TunDevice,
     pub offloads: KernelOffloads,
     stop: AtomicBool,
@@ -83,7 +83,8 @@ impl Shared {
         self.stop.load(Ordering::SeqCst)
     }
 
-    fn outbound(&self) -> MutexGuard<'_, TunToPaths> {
+    /// The sending direction's buffers and counters.
+    pub fn outbound(&self) -> MutexGuard<'_, TunToPaths> {
         self.outbound
             .lock()
             .expect("a data thread panicked while sending")
@@ -113,7 +114,7 @@ pub fn send_loop(shared: &Shared) -> io::Result<()> {
                 tell_receiver(shared, due);
             }
         }
-        if let Some(due) = send_burst(shared, &mut shared.outbound())? {
+        if let Some(due) = send_burst(shared)? {
             untold = Some(untold.map_or(due, |u| u.min(due)));
         }
     }
@@ -136,7 +137,8 @@ fn tell_receiver(shared: &Shared, due: Instant) {
 /// brought it before the one the receiving thread waits for: the caller
 /// tells that thread when the deadline comes (not now: a wake-up of the
 /// other thread per packet would cost more than the sending).
-fn send_burst(shared: &Shared, outbound: &mut TunToPaths) -> io::Result<Option<Instant>> {
+fn send_burst(shared: &Shared) -> io::Result<Option<Instant>> {
+    let mut outbound = shared.outbound();
     let mut read = false;
     let mut sockets = None;
     for _ in 0..TUN_READS {

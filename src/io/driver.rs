@@ -152,10 +152,7 @@ fn spawn_data_thread(
 
 fn data_path_status(shared: &Shared) -> DataPathStatus {
     let o = shared.offloads;
-    let outbound = shared
-        .outbound
-        .lock()
-        .expect("a data thread panicked while sending");
+    let outbound = shared.outbound();
     let trains = &outbound.trains;
     DataPathStatus {
         tun_vnet_hdr: o.tun.vnet_hdr,
